@@ -1,0 +1,1 @@
+"""Benchmarks of hwprof itself. Run all with ``python -m benchmarks`` (or ``make bench``)."""

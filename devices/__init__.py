@@ -1,0 +1,1 @@
+"""Device adapters (CPU, GPU, simulated NPU/DSP/VPU) and their profiles."""

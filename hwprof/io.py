@@ -1,0 +1,105 @@
+"""File helpers: atomic writes and reading architecture files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from hwprof.arch import Arch
+from hwprof.errors import HwprofError
+
+
+def _check_parent(path: Path) -> None:
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise HwprofError(f"cannot write {path}: {parent} is a file, not a directory",
+                          "choose another output path")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwprofError(f"cannot create directory {parent}: {exc.strerror}",
+                          "choose a writable output path") from None
+    if path.is_dir():
+        raise HwprofError(f"cannot write {path}: it is a directory", "give a file path")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and a rename.
+
+    Readers never see a half-written file; an interrupted write leaves the old
+    file (if any) untouched.
+
+    Raises:
+        HwprofError: if the location is not writable.
+    """
+    path = Path(path)
+    _check_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise HwprofError(f"cannot write to {path.parent}: {exc.strerror}",
+                          "choose a writable output path") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_archs(path: str | os.PathLike, archs: Iterable[Arch]) -> None:
+    """Write architectures as JSON Lines (one arch per line), atomically."""
+    atomic_write_text(path, "".join(a.to_json() + "\n" for a in archs))
+
+
+def read_archs(path: str | os.PathLike) -> list[Arch]:
+    """Read architectures from a ``.json`` file (one arch, or a list) or ``.jsonl`` file.
+
+    Raises:
+        HwprofError: naming the file (and line) if it is missing or malformed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HwprofError(f"architecture file not found: {path}",
+                          "check the path, or create one with `nas sample --out FILE.jsonl`")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HwprofError(f"cannot read {path}: {exc}") from None
+    if path.suffix == ".jsonl":
+        archs = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                archs.append(Arch.from_json(line))
+            except HwprofError as exc:
+                raise HwprofError(f"{path}:{lineno}: {exc.message}", exc.hint) from None
+        if not archs:
+            raise HwprofError(f"{path} holds no architectures")
+        return archs
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HwprofError(f"{path}: malformed JSON: {exc}",
+                          "an arch file holds one object from `nas sample` or `nas export`") from None
+    items = data if isinstance(data, list) else [data]
+    archs = []
+    for i, item in enumerate(items):
+        try:
+            archs.append(Arch.from_dict(item))
+        except HwprofError as exc:
+            where = f"{path}" if len(items) == 1 else f"{path}[{i}]"
+            raise HwprofError(f"{where}: {exc.message}", exc.hint) from None
+    return archs

@@ -1,0 +1,56 @@
+"""Count MACs and trainable parameters of any ONNX model from its graph alone.
+
+Independent of the IR: it reads shapes by ONNX shape inference, so it also
+checks models made by other tools.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import shape_inference
+
+# (op type, input index) slots that hold trainable tensors.
+_TRAINABLE_SLOTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "BatchNormalization": (1, 2)}
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    inferred = shape_inference.infer_shapes(model)
+    shapes: dict[str, list[int]] = {}
+    for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
+    for init in model.graph.initializer:
+        shapes[init.name] = list(init.dims)
+    return shapes
+
+
+def count_params(model: onnx.ModelProto) -> int:
+    """Trainable parameters: Conv/Gemm/MatMul weights and biases, BatchNorm scale and shift."""
+    sizes = {init.name: int(np.prod(init.dims)) for init in model.graph.initializer}
+    seen: set[str] = set()
+    for node in model.graph.node:
+        for slot in _TRAINABLE_SLOTS.get(node.op_type, ()):
+            if slot < len(node.input) and node.input[slot] in sizes:
+                seen.add(node.input[slot])
+    return sum(sizes[name] for name in seen)
+
+
+def count_macs(model: onnx.ModelProto) -> int:
+    """Multiply-accumulates of Conv, Gemm and MatMul nodes (batch as given in the graph)."""
+    shapes = _shapes(model)
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            w = shapes[node.input[1]]
+            out = shapes[node.output[0]]
+            total += int(np.prod(out)) * int(np.prod(w[1:]))
+        elif node.op_type == "Gemm":
+            a, b = shapes[node.input[0]], shapes[node.input[1]]
+            trans_b = next((at.i for at in node.attribute if at.name == "transB"), 0)
+            n_out = b[0] if trans_b else b[1]
+            total += a[0] * a[1] * n_out
+        elif node.op_type == "MatMul":
+            a, b = shapes[node.input[0]], shapes[node.input[1]]
+            total += int(np.prod(a)) * b[-1]
+    return total

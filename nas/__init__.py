@@ -1,0 +1,1 @@
+"""nas: search spaces, searchers and accuracy estimators for hardware-aware NAS."""

@@ -1,0 +1,113 @@
+"""Build a ``torch.nn.Module`` from the IR.
+
+The module interprets the same primitive layers as the ONNX builder
+(:mod:`hwprof.layers`), so torch and ONNX agree with the IR on shapes,
+parameters and MACs by construction; tests check all three independently.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hwprof.arch import Arch, Block
+from hwprof.errors import HwprofError
+from hwprof.layers import Layer
+
+_ACTS = {
+    "none": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish,
+    "hsigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid, "swish": nn.SiLU,
+}
+
+
+def _module_for(layer: Layer) -> nn.Module | None:
+    if layer.kind == "conv":
+        k = layer.kernel
+        parts: list[nn.Module] = [nn.Conv2d(layer.c_in, layer.c_out, k, layer.stride, k // 2,
+                                            groups=layer.groups, bias=layer.bias)]
+        if layer.bn:
+            parts.append(nn.BatchNorm2d(layer.c_out))
+        parts.append(_ACTS[layer.act]())
+        return nn.Sequential(*parts)
+    if layer.kind == "linear":
+        return nn.Sequential(nn.Flatten(1), nn.Linear(layer.c_in, layer.c_out))
+    if layer.kind == "act":
+        return _ACTS[layer.act]()
+    if layer.kind == "maxpool":
+        return nn.MaxPool2d(layer.kernel, layer.stride, layer.kernel // 2)
+    if layer.kind == "avgpool":
+        return nn.AvgPool2d(layer.kernel, layer.stride, ceil_mode=True, count_include_pad=False)
+    if layer.kind == "gap":
+        return nn.AdaptiveAvgPool2d(1)
+    return None  # add, mul, concat, split, shuffle: functional
+
+
+class TorchNet(nn.Module):
+    """An ``nn.Module`` executing an architecture's primitive layers in order.
+
+    Args:
+        layers: Primitive layers (from :attr:`Arch.layers` or :meth:`Block.layers`).
+        output: Name of the value the module returns.
+    """
+
+    def __init__(self, layers: tuple[Layer, ...], output: str) -> None:
+        super().__init__()
+        self.layers = layers
+        self.output = output
+        self.mods = nn.ModuleDict()
+        for layer in layers:
+            module = _module_for(layer)
+            if module is not None:
+                self.mods[_key(layer.name)] = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = {"input": x}
+        for layer in self.layers:
+            ins = [values[i] for i in layer.inputs]
+            kind = layer.kind
+            if kind == "add":
+                out = ins[0] + ins[1]
+            elif kind == "mul":
+                out = ins[0] * ins[1]
+            elif kind == "concat":
+                out = torch.cat(ins, dim=1)
+            elif kind == "split":
+                for name, part in zip(layer.outputs, torch.split(ins[0], list(layer.sizes), dim=1)):
+                    values[name] = part
+                continue
+            elif kind == "shuffle":
+                n, c, h, w = ins[0].shape
+                g = layer.groups
+                out = ins[0].reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+            else:
+                out = self.mods[_key(layer.name)](ins[0])
+            values[layer.outputs[0]] = out
+        return values[self.output]
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def build_torch(target: Arch | Block) -> TorchNet:
+    """Build a torch module for a whole network or a single block.
+
+    Args:
+        target: An :class:`Arch` or a :class:`Block`.
+
+    Returns:
+        A module mapping an NCHW float tensor to the network's output.
+    """
+    if isinstance(target, Arch):
+        layers, output = target.graph
+    elif isinstance(target, Block):
+        layers = target.layers()
+        output = layers[-1].outputs[0]
+    else:
+        raise HwprofError(f"cannot build a torch module from {type(target).__name__}")
+    return TorchNet(layers, output)
+
+
+def count_torch_params(module: nn.Module) -> int:
+    """Trainable parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

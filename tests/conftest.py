@@ -1,0 +1,38 @@
+"""Shared fixtures: a few sampled networks per space (seeded)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.spaces import get_space, space_names
+
+SPACES = ["ofa", "proxyless", "resnet", "fbnet", "s3nas", "hurricane"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def samples(space: str, n: int, seed: int = 0):
+    """``n`` seeded samples of ``space``."""
+    sp = get_space(space)
+    rng = np.random.default_rng(seed)
+    return [sp.sample(rng) for _ in range(n)]
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """Run a console script (``hwprof`` or ``nas``) of this environment as a user would."""
+    exe = Path(sys.executable).parent / args[0]
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run([str(exe), *args[1:]], capture_output=True, text=True, cwd=cwd, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def all_space_names():
+    return space_names()
