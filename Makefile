@@ -21,6 +21,8 @@ demo: $(STAMP)
 	$(BIN)/nas spaces
 	$(BIN)/nas sample --space ofa -n 5 --seed 0 --out demo-out/ofa.jsonl
 	$(BIN)/nas export demo-out/ofa.jsonl --onnx demo-out/onnx
+	$(BIN)/hwprof devices
+	$(BIN)/hwprof measure --device kirin-npu --space ofa --samples 200 --seed 0 --out demo-out/runs/npu
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -166,7 +166,7 @@ def build_onnx(target: Arch | Block, dtype: str = "float32") -> onnx.ModelProto:
         layers, last = target.graph
         in_shape, out_shape = list(target.input_shape), list(target.output_shape)
         meta = {"hwprof.arch_hash": target.hash, "hwprof.space": target.space,
-                "hwprof.genes": ",".join(map(str, target.genes))}
+                "hwprof.arch_json": target.to_json()}
         graph_name = f"{target.space or 'arch'}_{target.hash}"
     else:
         layers = target.layers()
@@ -177,9 +177,19 @@ def build_onnx(target: Arch | Block, dtype: str = "float32") -> onnx.ModelProto:
         meta = {"hwprof.block_key": target.key(), "hwprof.block_op": target.op}
         graph_name = f"block_{target.op}_{target.key()}"
     em = _Emitter(dtype)
+    shapes: dict[str, list[int]] = {}
     for layer in layers:
         outs = ["output" if o == last else o for o in layer.outputs]
+        first = len(em.nodes)
         em.layer(layer, list(layer.inputs), outs if layer.kind == "split" else outs[0])
+        for node in em.nodes[first:]:
+            for name in node.output:
+                shapes[name] = _value_shape(layer, name, outs)
+    # Record every intermediate shape so consumers (simulated devices) skip shape inference.
+    model_vi = em.model.graph.value_info
+    for name, shape in shapes.items():
+        if name != "output":
+            model_vi.append(helper.make_tensor_value_info(name, em.onnx_dtype, shape))
     model = em.model
     model.graph.name = graph_name
     model.graph.input.append(helper.make_tensor_value_info("input", em.onnx_dtype, in_shape))
@@ -189,6 +199,20 @@ def build_onnx(target: Arch | Block, dtype: str = "float32") -> onnx.ModelProto:
     model.ir_version = IR_VERSION
     helper.set_model_props(model, meta)
     return model
+
+
+def _value_shape(layer: Layer, name: str, outs: list[str]) -> list[int]:
+    """Shape of a value produced while lowering ``layer``."""
+    c, r = layer.c_out, layer.res_out
+    if layer.kind == "split":
+        return [1, layer.sizes[outs.index(name)], r, r]
+    if layer.kind == "shuffle" and name.endswith("/r1"):
+        return [1, layer.groups, c // layer.groups, r, r]
+    if layer.kind == "shuffle" and name.endswith("/t"):
+        return [1, c // layer.groups, layer.groups, r, r]
+    if layer.kind == "linear":
+        return [1, layer.c_in] if name.endswith("/flat") else [1, c]
+    return [1, c, r, r]
 
 
 def save_onnx(model: onnx.ModelProto, path) -> None:

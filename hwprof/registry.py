@@ -112,3 +112,8 @@ SPACES: Registry = Registry(
     builtin_modules=("nas.spaces.ofa", "nas.spaces.proxyless", "nas.spaces.resnet",
                      "nas.spaces.fbnet", "nas.spaces.s3nas", "nas.spaces.hurricane"),
     list_command="nas spaces")
+
+DEVICES: Registry = Registry(
+    "hwprof.devices", "device",
+    builtin_modules=("devices.cpu", "devices.gpu", "devices.simulated"),
+    list_command="hwprof devices")

@@ -1,0 +1,127 @@
+"""The device protocol every adapter follows.
+
+A device turns an ONNX model into a :class:`Session` (compile/load once), and a
+session runs the model ``n`` times and returns per-inference seconds. The
+measurement protocol (:mod:`hwprof.measure`) drives sessions; adapters only
+time single inferences as precisely as their backend allows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import onnx
+
+from hwprof.errors import HwprofError
+
+
+class Session(ABC):
+    """A model loaded on a device, ready to run."""
+
+    @abstractmethod
+    def run(self, n: int) -> np.ndarray:
+        """Run ``n`` inferences; return their latencies in seconds (float64, length ``n``)."""
+
+    def close(self) -> None:
+        """Release device resources."""
+
+
+class Device(ABC):
+    """A place where models run and are timed.
+
+    Attributes:
+        name: Registry name, e.g. ``"cpu"`` or ``"kirin-npu"``.
+        kind: cpu | gpu | npu | dsp | vpu.
+        simulated: True for analytic models of a chip; every output says so.
+    """
+
+    name: str = ""
+    kind: str = ""
+    simulated: bool = False
+
+    @abstractmethod
+    def is_available(self) -> bool:
+        """Whether models can run on this device here and now."""
+
+    def unavailable_reason(self) -> str:
+        """Why :meth:`is_available` is False (for error messages)."""
+        return f"device '{self.name}' is not available on this machine"
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """Details for ``hwprof devices`` and dataset rows (host, versions, profile)."""
+
+    def settings(self) -> dict[str, Any]:
+        """Options that change measurements (threads, dtype, ...); recorded with every row."""
+        return {}
+
+    def profile_hash(self) -> str:
+        """Hash identifying the device's model/profile ('' for real hardware)."""
+        return ""
+
+    @abstractmethod
+    def load(self, model: onnx.ModelProto) -> Session:
+        """Compile/load ``model`` for timing."""
+
+    def run(self, model: onnx.ModelProto, n: int) -> np.ndarray:
+        """Load ``model`` and time ``n`` inferences (seconds). Convenience for one-off use."""
+        session = self.load(model)
+        try:
+            return session.run(n)
+        finally:
+            session.close()
+
+    def require_available(self) -> None:
+        """Raise a clear error if the device cannot be used here."""
+        if not self.is_available():
+            raise HwprofError(self.unavailable_reason(),
+                              "run `hwprof devices` to see what is available")
+
+    def settings_hash(self) -> str:
+        """Short hash of :meth:`settings` plus the profile hash."""
+        text = json.dumps({"settings": self.settings(), "profile": self.profile_hash()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def host_info() -> dict[str, Any]:
+    """Facts about the host machine recorded with measurements."""
+    import os
+
+    cpu_model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"hostname": platform.node(), "os": f"{platform.system()} {platform.release()}",
+            "machine": platform.machine(), "cpu_model": cpu_model, "cores": os.cpu_count(),
+            "python": platform.python_version()}
+
+
+def model_input(model: onnx.ModelProto) -> tuple[str, tuple[int, ...], np.dtype]:
+    """Name, static shape and numpy dtype of a model's single input.
+
+    Raises:
+        HwprofError: if the model has several inputs or a dynamic dimension.
+    """
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise HwprofError(f"the model has {len(inputs)} inputs; hwprof measures single-input models")
+    tensor = inputs[0].type.tensor_type
+    dims = []
+    for d in tensor.shape.dim:
+        if not d.HasField("dim_value") or d.dim_value <= 0:
+            raise HwprofError(f"input '{inputs[0].name}' has a dynamic dimension",
+                              "give a static shape with --input-shape")
+        dims.append(d.dim_value)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+    return inputs[0].name, tuple(dims), dtype

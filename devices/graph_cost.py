@@ -1,0 +1,200 @@
+"""Analytic per-op latency of an ONNX graph on a simulated chip.
+
+Walks the graph node by node (DESIGN.md, "Simulated devices"):
+
+* time per op = max(compute / (peak for the op class * kernel efficiency),
+  bytes moved / bandwidth) + dispatch overhead;
+* channels are padded to the chip's lane width, so latency is a staircase in
+  channel count;
+* an activation larger than on-chip SRAM moves at DRAM bandwidth;
+* Conv -> BatchNorm -> activation fuse into one op when the chip supports the
+  activation;
+* ops the chip lacks run on the host CPU, paying a transfer both ways;
+* a fixed per-inference overhead and the input/output transfer are added once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import onnx
+from onnx import shape_inference
+
+from devices.profile import Profile
+
+_ELEMENTWISE = {"Add", "Mul", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Sub", "Div",
+                "BatchNormalization", "LeakyRelu", "PRelu", "Tanh", "Erf"}
+_FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Constant", "Shape"}
+_MOVE = {"Concat", "Split", "Transpose", "Slice", "Pad", "Gather"}
+_FUSABLE_POST = {"BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu"}
+
+
+@dataclass
+class OpCost:
+    """Simulated cost of one ONNX node (seconds)."""
+
+    node: str
+    op_type: str
+    op_class: str
+    macs: int
+    bytes: int
+    time_s: float
+    fused: bool = False
+    fallback: bool = False
+
+
+def _dims(vi: onnx.ValueInfoProto) -> list[int]:
+    return [d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim]
+
+
+def tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """Shapes of every tensor; runs shape inference (without weights) only if needed."""
+    shapes = {i.name: list(i.dims) for i in model.graph.initializer}
+    for vi in (*model.graph.input, *model.graph.value_info, *model.graph.output):
+        shapes[vi.name] = _dims(vi)
+    if all(o in shapes for n in model.graph.node for o in n.output if o):
+        return shapes
+    light = onnx.ModelProto()
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    light.graph.node.extend(model.graph.node)
+    light.graph.input.extend(model.graph.input)
+    light.graph.output.extend(model.graph.output)
+    for init in model.graph.initializer:  # dims only; keep integer constants (shapes, splits)
+        tensor = light.graph.initializer.add()
+        if init.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+            tensor.CopyFrom(init)
+        else:
+            tensor.name, tensor.data_type = init.name, init.data_type
+            tensor.dims.extend(init.dims)
+    inferred = shape_inference.infer_shapes(light)
+    for vi in (*inferred.graph.value_info, *inferred.graph.output):
+        shapes[vi.name] = _dims(vi)
+    return shapes
+
+
+def _pad(c: int, lane: int) -> int:
+    return math.ceil(c / lane) * lane
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+class GraphCostModel:
+    """Computes per-op costs of ONNX graphs under one :class:`Profile`."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.p = profile
+
+    def _move_time(self, nbytes: float) -> float:
+        """Time to move one activation tensor: SRAM if it fits, else DRAM."""
+        bw = self.p.sram_gbps if nbytes <= self.p.sram_bytes else self.p.dram_gbps
+        return nbytes / (bw * 1e9)
+
+    def _fallback_time(self, in_bytes: float, out_bytes: float, elements: float) -> float:
+        p = self.p
+        transfer = (in_bytes + out_bytes) / (p.host_link_gbps * 1e9)
+        return transfer + elements / (p.host_cpu_gops * 1e9) + p.fallback_sync_us * 1e-6
+
+    def op_costs(self, model: onnx.ModelProto) -> list[OpCost]:
+        """Per-node costs, in graph order."""
+        p = self.p
+        shapes = tensor_shapes(model)
+        eb = p.bytes_per_element
+        initializers = {i.name for i in model.graph.initializer}
+        consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in model.graph.node:
+            for i in node.input:
+                consumers.setdefault(i, []).append(node)
+        fused_into: set[str] = set()
+        costs: list[OpCost] = []
+        for node in model.graph.node:
+            op = node.op_type
+            out = node.output[0] if node.output else ""
+            out_shape = shapes.get(out, [1])
+            out_elems = math.prod(out_shape)
+            in_shape = shapes.get(node.input[0], [1]) if node.input else [1]
+            in_elems = math.prod(in_shape)
+            name = node.name or f"{op}_{len(costs)}"
+            if node.name in fused_into:
+                costs.append(OpCost(name, op, "fused", 0, 0, 0.0, fused=True))
+                continue
+            unsupported = op in p.unsupported_ops
+            if op == "Conv":
+                w = shapes[node.input[1]]
+                group = int(_attr(node, "group", 1))
+                c_out, c_in_g, k = w[0], w[1], w[2]
+                c_in = c_in_g * group
+                hw = out_shape[2] * out_shape[3] if len(out_shape) == 4 else 1
+                if group > 1 and group == c_in == c_out:
+                    cls = "dwconv"
+                    eff_macs = hw * _pad(c_out, p.lane) * k * k
+                elif group > 1:
+                    cls = "gconv"
+                    eff_macs = hw * _pad(c_out, p.lane) * _pad(c_in_g, p.lane) * k * k
+                else:
+                    cls = "pwconv" if k == 1 else "conv"
+                    if hw == 1:
+                        cls = "fc"  # 1x1 conv on a 1x1 map (SE, head) is a matrix-vector product
+                    eff_macs = hw * _pad(c_out, p.lane) * _pad(c_in, p.lane) * k * k
+                macs = hw * c_out * c_in_g * k * k
+                eff = p.kernel_efficiency(cls, k)
+                compute = eff_macs / (p.peak_gmacs(cls) * 1e9 * eff)
+                act_bytes = (in_elems + out_elems) * eb
+                w_bytes = math.prod(w) * eb
+                memory = (self._move_time(in_elems * eb) + self._move_time(out_elems * eb)
+                          + w_bytes / (p.dram_gbps * 1e9))
+                time = max(compute, memory) + p.dispatch_us * 1e-6
+                # fuse following BatchNorm / supported activation (single consumer chain)
+                tail = out
+                while len(consumers.get(tail, ())) == 1:
+                    nxt = consumers[tail][0]
+                    if nxt.op_type not in _FUSABLE_POST or nxt.op_type in p.unsupported_ops:
+                        break
+                    fused_into.add(nxt.name)
+                    tail = nxt.output[0]
+                costs.append(OpCost(name, op, cls, macs, int(act_bytes + w_bytes), time))
+            elif op in ("Gemm", "MatMul"):
+                w = shapes[node.input[1]]
+                macs = math.prod(w)
+                compute = _pad(w[0], p.lane) * _pad(w[1], p.lane) / (p.peak_gmacs("fc") * 1e9)
+                memory = math.prod(w) * eb / (p.dram_gbps * 1e9)
+                costs.append(OpCost(name, op, "fc", macs, int(math.prod(w) * eb),
+                                    max(compute, memory) + p.dispatch_us * 1e-6))
+            elif op in _FREE:
+                costs.append(OpCost(name, op, "free", 0, 0, 0.0))
+            else:
+                if op in ("MaxPool", "AveragePool"):
+                    k = _attr(node, "kernel_shape", [1, 1])
+                    cls, work = "pool", out_elems * k[0] * k[1]
+                elif op == "GlobalAveragePool":
+                    cls, work = "pool", in_elems
+                elif op in _MOVE:
+                    cls, work = "move", 0
+                else:
+                    cls, work = "elementwise", out_elems
+                in_bytes = sum(math.prod(shapes.get(i, [0])) for i in node.input
+                               if i and i not in initializers) * eb
+                out_bytes = sum(math.prod(shapes.get(o, [0])) for o in node.output) * eb
+                if unsupported:
+                    time = self._fallback_time(in_bytes, out_bytes, work)
+                else:
+                    compute = work / (p.peak_gmacs(cls) * 1e9)
+                    memory = self._move_time(in_bytes) + self._move_time(out_bytes)
+                    time = max(compute, memory) + p.dispatch_us * 1e-6
+                costs.append(OpCost(name, op, cls, 0, int(in_bytes + out_bytes), time, fallback=unsupported))
+        return costs
+
+    def latency(self, model: onnx.ModelProto) -> tuple[float, list[OpCost]]:
+        """Noise-free latency in seconds of one inference, and the per-op breakdown."""
+        costs = self.op_costs(model)
+        shapes = tensor_shapes(model)
+        io_bytes = sum(math.prod(shapes[v.name]) for v in (*model.graph.input, *model.graph.output)
+                       if v.name in shapes) * self.p.bytes_per_element
+        overhead = self.p.fixed_overhead_us * 1e-6 + io_bytes / (self.p.host_link_gbps * 1e9)
+        return overhead + sum(c.time_s for c in costs), costs

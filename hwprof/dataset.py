@@ -1,0 +1,114 @@
+"""Append-only parquet dataset of measurements.
+
+A dataset is a directory of parquet part files, one per flush. A part is
+written to a hidden temp file and renamed into place, so a killed process
+leaves only complete parts (readers skip hidden files). The directory reads
+with plain ``pandas.read_parquet(path)``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hwprof.errors import HwprofError
+
+KEY_COLUMNS = ("arch_hash", "block_key", "device", "settings_hash")
+
+SCHEMA = pa.schema([
+    ("arch_hash", pa.string()), ("space", pa.string()), ("block_key", pa.string()),
+    ("block_op", pa.string()), ("arch_json", pa.string()), ("block_json", pa.string()),
+    ("macs", pa.int64()), ("params", pa.int64()), ("resolution", pa.int32()),
+    ("device", pa.string()), ("device_kind", pa.string()), ("simulated", pa.bool_()),
+    ("profile_hash", pa.string()), ("settings", pa.string()), ("settings_hash", pa.string()),
+    ("protocol", pa.string()),
+    ("median_ms", pa.float64()), ("mean_ms", pa.float64()), ("std_ms", pa.float64()),
+    ("p10_ms", pa.float64()), ("p90_ms", pa.float64()), ("iqr_ms", pa.float64()),
+    ("ci_low_ms", pa.float64()), ("ci_high_ms", pa.float64()), ("n", pa.int32()),
+    ("n_rejected", pa.int32()), ("warmup", pa.int32()), ("converged", pa.bool_()),
+    ("samples_ms", pa.list_(pa.float64())), ("warmup_ms", pa.list_(pa.float64())),
+    ("host", pa.string()), ("hwprof_version", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")),
+])
+
+
+class Dataset:
+    """A measurement dataset directory.
+
+    Args:
+        path: Directory holding parquet parts (created on first write).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise HwprofError(f"dataset path {self.path} is a file, not a directory",
+                              "give a directory for --out (parts are written inside it)")
+
+    def parts(self) -> list[Path]:
+        """Complete part files, oldest first."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p for p in self.path.glob("*.parquet") if not p.name.startswith((".", "_")))
+
+    def read(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """All rows as a DataFrame (empty with the schema's columns if none).
+
+        Raises:
+            HwprofError: naming the first part that cannot be read.
+        """
+        frames = []
+        for part in self.parts():
+            try:
+                frames.append(pq.read_table(part, columns=columns).to_pandas())
+            except Exception as exc:  # pyarrow raises several error types for damaged files
+                raise HwprofError(f"corrupt dataset part {part}: {str(exc).splitlines()[0]}",
+                                  "move that file out of the dataset directory and rerun") from None
+        if not frames:
+            return SCHEMA.empty_table().to_pandas() if columns is None else \
+                SCHEMA.empty_table().select(columns).to_pandas()
+        return pd.concat(frames, ignore_index=True)
+
+    def keys(self) -> set[tuple[str, ...]]:
+        """(arch_hash, block_key, device, settings_hash) of every stored row."""
+        df = self.read(columns=list(KEY_COLUMNS))
+        return set(map(tuple, df[list(KEY_COLUMNS)].itertuples(index=False, name=None)))
+
+    def append(self, rows: list[dict]) -> Path | None:
+        """Write rows as a new part, atomically. Returns the part's path."""
+        if not rows:
+            return None
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HwprofError(f"cannot create dataset directory {self.path}: {exc.strerror}",
+                              "choose a writable --out path") from None
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
+        name = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
+        final = self.path / name
+        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".parquet")
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return final
+
+    def clean_temp_files(self) -> int:
+        """Remove temp files left by a killed writer; returns how many."""
+        if not self.path.is_dir():
+            return 0
+        stale = list(self.path.glob(".tmp-*.parquet"))
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)

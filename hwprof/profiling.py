@@ -1,0 +1,173 @@
+"""Measuring many networks and blocks on one device into a dataset, resumably."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+import hwprof
+from devices.base import Device, host_info
+from hwprof.arch import Arch, Block
+from hwprof.build_onnx import build_onnx
+from hwprof.dataset import Dataset
+from hwprof.errors import HwprofError
+from hwprof.measure import Measurement, Protocol, measure_session
+from hwprof.registry import DEVICES
+
+MODES = ("e2e", "blocks", "both")
+
+
+def get_device(name: str, **options) -> Device:
+    """Create a device by registry name or from a profile TOML path.
+
+    Options a device does not take (e.g. ``threads`` for a simulated chip) are ignored.
+    """
+    if name.endswith(".toml"):
+        from devices.simulated import SimulatedDevice
+
+        return SimulatedDevice.from_file(name, seed=options.get("seed", 0))
+    factory = DEVICES.factory(name)
+    params = inspect.signature(factory).parameters
+    accepted = {k: v for k, v in options.items() if k in params}
+    return factory(**accepted)
+
+
+def device_label(device: Device) -> str:
+    """Name for display, marking simulated devices."""
+    return f"{device.name} (simulated)" if device.simulated else device.name
+
+
+@dataclass(frozen=True)
+class Task:
+    """One thing to measure: a whole network (e2e) or one block configuration."""
+
+    target: Arch | Block
+    arch: Arch | None  # for e2e: the network; for a block: the first network using it
+
+    @property
+    def is_e2e(self) -> bool:
+        return isinstance(self.target, Arch)
+
+    @property
+    def arch_hash(self) -> str:
+        return self.target.hash if self.is_e2e else ""
+
+    @property
+    def block_key(self) -> str:
+        return "e2e" if self.is_e2e else self.target.key()
+
+
+def plan(archs: Iterable[Arch], mode: str) -> list[Task]:
+    """Tasks for ``archs``: each network once (e2e) and each distinct block once (blocks)."""
+    if mode not in MODES:
+        raise HwprofError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    for arch in archs:
+        if mode in ("e2e", "both") and arch.hash not in seen:
+            seen.add(arch.hash)
+            tasks.append(Task(arch, arch))
+        if mode in ("blocks", "both"):
+            for block in arch.blocks:
+                key = "b:" + block.key()
+                if key not in seen:
+                    seen.add(key)
+                    tasks.append(Task(block, arch))
+    return tasks
+
+
+def _row(task: Task, m: Measurement, device: Device, protocol: Protocol, host: str, now: datetime) -> dict:
+    target = task.target
+    return {
+        "arch_hash": task.arch_hash, "space": task.arch.space if task.arch else "",
+        "block_key": task.block_key, "block_op": "e2e" if task.is_e2e else target.op,
+        "arch_json": target.to_json() if task.is_e2e else "",
+        "block_json": "" if task.is_e2e else json.dumps(target.to_dict(), sort_keys=True),
+        "macs": target.macs, "params": target.params, "resolution": target.resolution,
+        "device": device.name, "device_kind": device.kind, "simulated": device.simulated,
+        "profile_hash": device.profile_hash(), "settings": json.dumps(device.settings(), sort_keys=True),
+        "settings_hash": device.settings_hash(), "protocol": json.dumps(protocol.as_dict(), sort_keys=True),
+        "median_ms": m.median_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms, "p10_ms": m.p10_ms,
+        "p90_ms": m.p90_ms, "iqr_ms": m.iqr_ms, "ci_low_ms": m.ci_low_ms, "ci_high_ms": m.ci_high_ms,
+        "n": m.n, "n_rejected": m.n_rejected, "warmup": len(m.warmup_ms), "converged": m.converged,
+        "samples_ms": m.samples_ms.tolist(), "warmup_ms": m.warmup_ms.tolist(), "host": host,
+        "hwprof_version": hwprof.__version__, "timestamp": now,
+    }
+
+
+@dataclass
+class RunSummary:
+    """What a measurement run did."""
+
+    planned: int
+    skipped: int
+    measured: int
+    e2e_rows: int
+    block_rows: int
+    inference_s: float
+    wall_s: float
+    unconverged: int
+
+
+def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str = "both",
+                 protocol: Protocol = Protocol(), flush_rows: int = 50, flush_seconds: float = 5.0,
+                 on_start: Callable[[int, int], None] | None = None,
+                 on_progress: Callable[[Task], None] | None = None) -> RunSummary:
+    """Measure what ``dataset`` lacks for ``archs`` on ``device`` and append it.
+
+    Rows already present for (arch hash, block key, device, settings) are skipped,
+    so rerunning after an interruption resumes. Rows are flushed in atomic parts
+    every ``flush_rows`` rows or ``flush_seconds`` seconds.
+    """
+    start = time.perf_counter()
+    device.require_available()
+    dataset.clean_temp_files()
+    tasks = plan(archs, mode)
+    settings_hash = device.settings_hash()
+    done = dataset.keys()
+    todo = [t for t in tasks if (t.arch_hash, t.block_key, device.name, settings_hash) not in done]
+    if on_start:
+        on_start(len(tasks), len(tasks) - len(todo))
+    host = json.dumps({**host_info(), **{k: v for k, v in device.info().items() if k != "sources"}},
+                      sort_keys=True, default=str)
+    pending: list[dict] = []
+    last_flush = time.monotonic()
+    inference = 0.0
+    summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0)
+    for task in todo:
+        session = device.load(build_onnx(task.target))
+        try:
+            m = measure_session(session, protocol)
+        finally:
+            session.close()
+        inference += (m.samples_ms.sum() + m.warmup_ms.sum()) / 1e3
+        pending.append(_row(task, m, device, protocol, host, datetime.now(timezone.utc)))
+        summary.measured += 1
+        summary.e2e_rows += task.is_e2e
+        summary.block_rows += not task.is_e2e
+        summary.unconverged += not m.converged
+        if len(pending) >= flush_rows or time.monotonic() - last_flush >= flush_seconds:
+            dataset.append(pending)
+            pending, last_flush = [], time.monotonic()
+        if on_progress:
+            on_progress(task)
+    dataset.append(pending)
+    summary.inference_s = inference
+    summary.wall_s = time.perf_counter() - start
+    return summary
+
+
+def check_output_dir(path: Path) -> None:
+    """Fail early and clearly if ``path`` cannot hold a dataset."""
+    if path.exists() and not path.is_dir():
+        raise HwprofError(f"output path {path} is a file", "give a directory for --out")
+    probe = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
+    import os
+
+    if not os.access(probe, os.W_OK):
+        raise HwprofError(f"output path {path} is not writable", "choose a writable --out directory")
