@@ -101,10 +101,10 @@ class GraphCostModel:
         transfer = (in_bytes + out_bytes) / (p.host_link_gbps * 1e9)
         return transfer + elements / (p.host_cpu_gops * 1e9) + p.fallback_sync_us * 1e-6
 
-    def op_costs(self, model: onnx.ModelProto) -> list[OpCost]:
-        """Per-node costs, in graph order."""
+    def op_costs(self, model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None) -> list[OpCost]:
+        """Per-node costs, in graph order (``shapes`` from :func:`tensor_shapes` if already known)."""
         p = self.p
-        shapes = tensor_shapes(model)
+        shapes = shapes if shapes is not None else tensor_shapes(model)
         eb = p.bytes_per_element
         initializers = {i.name for i in model.graph.initializer}
         consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -192,8 +192,8 @@ class GraphCostModel:
 
     def latency(self, model: onnx.ModelProto) -> tuple[float, list[OpCost]]:
         """Noise-free latency in seconds of one inference, and the per-op breakdown."""
-        costs = self.op_costs(model)
         shapes = tensor_shapes(model)
+        costs = self.op_costs(model, shapes)
         io_bytes = sum(math.prod(shapes[v.name]) for v in (*model.graph.input, *model.graph.output)
                        if v.name in shapes) * self.p.bytes_per_element
         overhead = self.p.fixed_overhead_us * 1e-6 + io_bytes / (self.p.host_link_gbps * 1e9)
