@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The main job. Grows with the pipeline: measure -> fit -> search on simulated kirin-npu.
+# The main job: measure -> fit -> search on the simulated kirin-npu (about 2 minutes).
+DEMO := demo-out
 demo: $(STAMP)
-	$(BIN)/nas spaces
-	$(BIN)/nas sample --space ofa -n 5 --seed 0 --out demo-out/ofa.jsonl
-	$(BIN)/nas export demo-out/ofa.jsonl --onnx demo-out/onnx
 	$(BIN)/hwprof devices
-	$(BIN)/hwprof measure --device kirin-npu --space ofa --samples 200 --seed 0 --out demo-out/runs/npu
+	$(BIN)/hwprof measure --device kirin-npu --space ofa --samples 300 --seed 0 --out $(DEMO)/runs/npu
+	$(BIN)/hwprof measure --device kirin-npu --space ofa --samples 100 --seed 1 --mode e2e --out $(DEMO)/runs/npu-test
+	$(BIN)/hwprof fit-predictor --data $(DEMO)/runs/npu --out $(DEMO)/npu.pred
+	$(BIN)/hwprof evaluate --predictor $(DEMO)/npu.pred --data $(DEMO)/runs/npu-test --plot $(DEMO)/npu-eval.png
+	HWPROF_CACHE=$(DEMO)/cache $(BIN)/nas search --space ofa --target kirin-npu --predictor $(DEMO)/npu.pred \
+		--latency-ms 4 --out $(DEMO)/search
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

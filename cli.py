@@ -197,6 +197,168 @@ def measure(
     console.print(table)
 
 
+def _parse_params(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> dict, values parsed as JSON where they can be."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise HwprofError(f"--param '{pair}' is not KEY=VALUE", "e.g. --param n_estimators=100")
+        try:
+            params[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.replace("-", "_")] = value
+    return params
+
+
+def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
+    table = Table(title=title)
+    for col, justify in (("model", "left"), ("n", "right"), ("RMSE ms", "right"), ("MAPE", "right"),
+                         ("within ±5%", "right"), ("within ±10%", "right"), ("Kendall τ", "right"),
+                         ("Spearman ρ", "right")):
+        table.add_column(col, justify=justify)
+    for name, m in rows.items():
+        table.add_row(name, str(m["n"]), f"{m['rmse_ms']:.3f}", f"{m['mape']:.2%}", f"{m['within_5pct']:.1%}",
+                      f"{m['within_10pct']:.1%}", f"{m['kendall_tau']:.3f}", f"{m['spearman_rho']:.3f}")
+    return table
+
+
+@hwprof_app.command("predictors")
+def predictors(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List the latency predictors that fit-predictor can train."""
+    from hwprof.registry import PREDICTORS
+
+    rows = []
+    for name in PREDICTORS.names():
+        cls = PREDICTORS.factory(name)
+        rows.append({"name": name, "needs_blocks": bool(getattr(cls, "needs_blocks", False)),
+                     "cost_table_exact": bool(getattr(cls, "layer_additive", False)),
+                     "description": (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")})
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table(title="Latency predictors")
+    for col in ("name", "needs block rows", "exact cost table", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["needs_blocks"] else "no", "yes" if r["cost_table_exact"] else "approx.",
+                      r["description"])
+    console.print(table)
+
+
+@hwprof_app.command("fit-predictor")
+def fit_predictor(
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory written by `hwprof measure`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictor file to write (e.g. npu.pred).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Predictor (see `hwprof predictors`); auto: lut with a kernel-rf fallback when block rows exist, else additive.")] = "auto",
+    test_fraction: Annotated[float, typer.Option(help="Share of networks held out to report test metrics (0: none).")] = 0.2,
+    refit: Annotated[bool, typer.Option(help="After testing, refit on all networks for the saved predictor.")] = True,
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device to use when the dataset holds several.")] = None,
+    space: Annotated[Optional[str], typer.Option("--space", "-s", help="Space to use when the dataset holds several.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. fallback=kernel-rf.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the hold-out split and the fit.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Fit a latency predictor to measured latencies and save it (JSON + npz / skops, no pickle).
+
+    Example: hwprof fit-predictor --data runs/npu --model kernel-rf --out npu.pred
+    """
+    from rich.status import Status
+
+    from hwprof.predictors import store
+    from hwprof.predictors.data import load_measurements
+    from hwprof.predictors.training import evaluate, fit_on
+    from hwprof.registry import PREDICTORS
+
+    params = _parse_params(param or [])
+    if out.is_dir():
+        raise HwprofError(f"--out {out} is a directory", "give a file name, e.g. --out npu.pred")
+    measured = load_measurements(data, device=device, space=space)
+    if model == "auto":
+        model, params = ("lut", {"fallback": "kernel-rf", **params}) if measured.blocks else ("additive", params)
+    PREDICTORS.factory(model)  # unknown names fail before any work
+    status = Status(f"fitting {model} on {measured.label}", console=Console(stderr=True))
+    metrics = None
+    if not json_out:
+        status.start()
+    try:
+        if test_fraction > 0:
+            train, test = measured.split(test_fraction, seed)
+            status.update(f"fitting {model} on {len(train.archs)} of {len(measured.archs)} networks ({measured.label})")
+            predictor = fit_on(model, train, seed=seed, **params)
+            metrics, _ = evaluate(predictor, test)
+            if refit:
+                status.update(f"refitting {model} on all {len(measured.archs)} networks ({measured.label})")
+                predictor = fit_on(model, measured, seed=seed, **params)
+        else:
+            predictor = fit_on(model, measured, seed=seed, **params)
+    finally:
+        status.stop()
+    if metrics is not None:
+        predictor.provenance_["test_metrics"] = metrics
+        predictor.provenance_["test_fraction"] = test_fraction
+    predictor.provenance_["refit_on_all"] = bool(refit or test_fraction <= 0)
+    store.save(predictor, out)
+    result = {"predictor": model, "params": predictor.get_params(), "out": str(out), "device": measured.device,
+              "simulated": measured.simulated, "space": measured.space, "networks": len(measured.archs),
+              "blocks": len(measured.blocks), "test_metrics": metrics}
+    if json_out:
+        _print_json(result)
+        return
+    console.print(f"fitted [bold]{model}[/] on {len(measured.archs)} networks and {len(measured.blocks)} blocks "
+                  f"measured on {measured.label} (space {measured.space or '-'})")
+    if metrics is not None:
+        sim = " - SIMULATED device" if measured.simulated else ""
+        console.print(_metrics_table(f"Held-out test: {metrics['n']} networks ({test_fraction:.0%}){sim}",
+                                     {model: metrics}))
+        if refit:
+            console.print("the saved predictor was then refitted on all networks")
+    console.print(f"saved {out}")
+
+
+@hwprof_app.command("evaluate")
+def evaluate_cmd(
+    predictor_path: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file from `hwprof fit-predictor`.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset directory with end-to-end measurements to test on.")],
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write predicted-vs-measured scatter (PNG) here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Score a predictor on measured networks: RMSE, MAPE, within ±5/10%, Kendall τ, Spearman ρ.
+
+    Example: hwprof evaluate --predictor npu.pred --data runs/npu-test --plot npu.png
+    """
+    from hwprof.io import atomic_write_bytes
+    from hwprof.predictors import store
+    from hwprof.predictors.data import load_measurements
+    from hwprof.predictors.metrics import plot_predictions
+    from hwprof.predictors.training import check_compatible, evaluate
+
+    predictor = store.load(predictor_path)
+    prov = predictor.provenance_
+    measured = load_measurements(data, device=prov.get("device"), space=prov.get("space") or None)
+    check_compatible(predictor, measured)
+    metrics, predicted = evaluate(predictor, measured)
+    if plot is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            png = Path(tmp) / "plot.png"
+            plot_predictions(measured.latency_ms, predicted, str(png),
+                             f"{predictor.name} on {measured.label}, {measured.space}")
+            atomic_write_bytes(plot, png.read_bytes())
+    result = {"predictor": predictor.name, "device": measured.device, "simulated": measured.simulated,
+              "space": measured.space, "data": str(data), "metrics": metrics,
+              "plot": str(plot) if plot else None}
+    if json_out:
+        _print_json(result)
+        return
+    sim = " - SIMULATED device" if measured.simulated else ""
+    console.print(_metrics_table(f"{predictor_path.name} on {data} ({measured.label}, {measured.space}){sim}",
+                                 {predictor.name: metrics}))
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+
+
 # --- nas -------------------------------------------------------------------------------
 
 
@@ -289,6 +451,167 @@ def export(
             console.print(f"{arch.hash}: {arch.macs / 1e6:.1f} MMACs, {arch.params / 1e6:.2f} M params -> {path}")
     if not single and len(archs) >= 5:
         console.print(f"exported {len(archs)} networks to {onnx_out}/")
+
+
+def _plugin_table(title: str, registry, json_out: bool) -> None:
+    rows = [{"name": n, "description": (registry.factory(n).__doc__ or "").strip().splitlines()[0].replace("``", "")}
+            for n in registry.names()]
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table(title=title)
+    table.add_column("name")
+    table.add_column("description")
+    for r in rows:
+        table.add_row(r["name"], r["description"])
+    console.print(table)
+
+
+@nas_app.command("searchers")
+def searchers(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List the searchers `nas search --searcher` accepts."""
+    from hwprof.registry import SEARCHERS
+
+    _plugin_table("Searchers", SEARCHERS, json_out)
+
+
+@nas_app.command("estimators")
+def estimators(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List the accuracy estimators `nas search --estimator` accepts (proxies are labelled proxies)."""
+    from hwprof.registry import ESTIMATORS
+
+    _plugin_table("Accuracy estimators", ESTIMATORS, json_out)
+
+
+@nas_app.command("search")
+def search(
+    target: Annotated[str, typer.Option("--target", "-t", help="Device to search for (see `hwprof devices`).")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")] = "ofa",
+    latency_ms: Annotated[Optional[float], typer.Option("--latency-ms", help="Latency constraint in ms; omit for the whole Pareto front.")] = None,
+    searcher: Annotated[str, typer.Option(help="random | evolutionary | hurricane (see `nas searchers`).")] = "evolutionary",
+    estimator: Annotated[str, typer.Option(help="synflow | naswot (zero-cost proxies), predictor, train (see `nas estimators`).")] = "synflow",
+    predictor_path: Annotated[Optional[Path], typer.Option("--predictor", help="Latency predictor file; omit to use (or build and cache) one for this target and space.")] = None,
+    accuracy_data: Annotated[Optional[Path], typer.Option(help="CSV/JSONL of (arch, accuracy) pairs for --estimator predictor.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Image folder DIR/<class>/<image> for --estimator train.")] = None,
+    budget: Annotated[int, typer.Option(help="Distinct networks to score.")] = 400,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same result.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default runs/search-SPACE-TARGET).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Searcher setting KEY=VALUE (repeatable), e.g. population=50.")] = None,
+    measure_best: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure the best network on the target at the end.")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Search a space for accurate networks that are fast on a target device.
+
+    Writes best.json, best.onnx, pareto.csv, history.parquet, pareto.png and
+    summary.json to --out, then measures the best network on the target.
+
+    Example: nas search --space ofa --target kirin-npu --latency-ms 4
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from hwprof.build_onnx import build_onnx
+    from hwprof.measure import Protocol, measure_session
+    from hwprof.predictors import store
+    from hwprof.predictors.cache import cached_predictor
+    from hwprof.profiling import device_label, get_device
+    from hwprof.registry import SEARCHERS
+    from nas.accuracy import create_estimator
+    from nas.results import check_constraint, latency_range, write_outputs
+    from nas.searchers import Constraint
+    from nas.spaces import get_space
+
+    start = time.perf_counter()
+    err = Console(stderr=True)
+    say = (lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]"))
+    sp = get_space(space)
+    dev = get_device(target, seed=seed)
+    SEARCHERS.factory(searcher)  # unknown names fail before any work
+    search_impl = SEARCHERS.create(searcher, **_parse_params(param or []))
+    est = create_estimator(estimator, accuracy_data=accuracy_data, data=data, seed=seed)
+    label = device_label(dev)
+    if predictor_path is not None:
+        latency_model = store.load(predictor_path)
+        prov = latency_model.provenance_
+        for field, ours in (("device", dev.name), ("space", sp.name)):
+            if prov.get(field) not in (None, ours):
+                raise HwprofError(f"{predictor_path} was fitted for {field} '{prov[field]}', not '{ours}'",
+                                  f"fit one with `hwprof fit-predictor` on {field} '{ours}' or omit --predictor")
+        predictor_source = str(predictor_path)
+    else:
+        latency_model, cached_path, built = cached_predictor(dev, sp, status=say)
+        predictor_source = str(cached_path)
+        say(f"{'built and cached' if built else 'using cached'} latency predictor {cached_path}")
+    fastest, slowest = latency_range(sp, latency_model)
+    check_constraint(latency_ms, fastest, slowest, label)
+    constraint = Constraint(latency_ms)
+    out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[best]}"), TimeElapsedColumn(), console=err, disable=json_out)
+
+    with progress:
+        bar = progress.add_task(f"{searcher} on {label}", total=budget, best="")
+
+        def on_progress(ev) -> None:
+            feasible = [c for c in ev.history if constraint.feasible(c.latency_ms)]
+            best_c = max(feasible, key=lambda c: c.score) if feasible else None
+            text = f"step {ev.step}  best {est.kind} {best_c.score:.3f} @ {best_c.latency_ms:.2f} ms" if best_c else ""
+            progress.update(bar, completed=len(ev.history), best=text)
+
+        result = search_impl.search(sp, latency_model, est, constraint, budget, seed, on_progress)
+
+    summary = {
+        "space": sp.name, "target": dev.name, "simulated": dev.simulated, "searcher": searcher,
+        "searcher_settings": result.settings, "estimator": estimator, "score_label": result.estimator,
+        "score_kind": est.kind, "predictor": latency_model.name, "predictor_file": predictor_source,
+        "latency_constraint_ms": latency_ms, "feasible_range_ms": [fastest, slowest], "budget": budget,
+        "seed": seed, "evaluated": len(result.history), "pareto_size": len(result.pareto),
+        "hypervolume": result.hypervolume, "hypervolume_reference": list(result.reference),
+        "search_wall_s": result.wall_s, "extra": result.extra, "best": None,
+    }
+    if result.best is not None:
+        best = result.best
+        summary["best"] = {"arch_hash": best.arch.hash, "score": best.score, "predicted_latency_ms": best.latency_ms,
+                           "macs": best.arch.macs, "params": best.arch.params, "genes": sp.describe(best.arch)}
+        if measure_best:
+            say(f"measuring the best network on {label}")
+            session = dev.load(build_onnx(best.arch))
+            try:
+                m = measure_session(session, Protocol(min_time_s=0.0 if dev.simulated else 0.25))
+            finally:
+                session.close()
+            summary["best"]["measured_latency_ms"] = m.median_ms
+            summary["best"]["prediction_error"] = best.latency_ms / m.median_ms - 1
+            summary["best"]["meets_constraint_measured"] = None if latency_ms is None else m.median_ms <= latency_ms
+    summary["wall_s"] = time.perf_counter() - start
+    title = f"{searcher} on {label}, {sp.name}" + (f", ≤ {latency_ms:g} ms" if latency_ms else "")
+    summary["files"] = write_outputs(out, result, summary, title)
+    if json_out:
+        _print_json(summary)
+        return
+    sim = " - SIMULATED device" if dev.simulated else ""
+    table = Table(title=f"nas search: {sp.name} on {label}{sim}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("searcher / budget", f"{searcher} / {len(result.history)} networks scored")
+    table.add_row("score", result.estimator)
+    table.add_row("latency predictor", f"{latency_model.name} ({predictor_source})")
+    table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")
+    table.add_row("latency constraint, ms", "none (whole front)" if latency_ms is None else f"{latency_ms:g}")
+    table.add_row("Pareto front size / hypervolume", f"{len(result.pareto)} / {result.hypervolume:.4g}")
+    if result.best is not None:
+        b = summary["best"]
+        table.add_row("best network", b["arch_hash"])
+        table.add_row(f"best {est.kind}", f"{b['score']:.4f}")
+        table.add_row("best latency, predicted ms", f"{b['predicted_latency_ms']:.3f}")
+        if "measured_latency_ms" in b:
+            table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f} "
+                          f"(prediction {b['prediction_error']:+.1%})")
+        table.add_row("MACs / params", f"{b['macs'] / 1e6:.1f} M / {b['params'] / 1e6:.2f} M")
+    else:
+        table.add_row("best network", "none met the constraint")
+    table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
+    table.add_row("outputs", str(out))
+    console.print(table)
 
 
 # --- entry points ----------------------------------------------------------------------

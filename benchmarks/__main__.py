@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["benchmarks.bench_build_onnx"]
+BENCHMARKS = ["benchmarks.bench_build_onnx", "benchmarks.bench_measure"]
 
 for name in BENCHMARKS:
     print(f"== {name}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import MISSING, dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from hwprof.errors import HwprofError
@@ -125,6 +125,14 @@ class Block:
         """Stable identifier of this block configuration (for block-level datasets)."""
         return _digest(self.to_dict())
 
+    def describe(self) -> str:
+        """Short human-readable form, e.g. ``mbconv 40->40 k5 s1 mid240 se @28px``."""
+        kernels = "+".join(map(str, self.kernel))
+        text = f"{self.op} {self.c_in}->{self.c_out} k{kernels} s{self.stride}"
+        text += f" mid{self.mid}" if self.mid else ""
+        text += " se" if self.se else ""
+        return f"{text} {self.act} @{self.resolution}px"
+
     def expand(self, w: GraphWriter, x: str, name: str) -> str:
         """Append this block's primitive layers to ``w``; return the output value."""
         return _EXPANDERS[self.op](self, w, x, name)
@@ -139,12 +147,12 @@ class Block:
     @property
     def macs(self) -> int:
         """Multiply-accumulates of this block (conv + linear)."""
-        return sum(layer.macs for layer in self.layers())
+        return _block_counts(self)[0]
 
     @property
     def params(self) -> int:
         """Trainable parameters of this block."""
-        return sum(layer.params for layer in self.layers())
+        return _block_counts(self)[1]
 
 
 @dataclass(frozen=True)
@@ -210,13 +218,13 @@ class Arch:
 
     @cached_property
     def macs(self) -> int:
-        """Multiply-accumulates at batch 1 (conv + linear, as the OFA reference counts)."""
-        return sum(layer.macs for layer in self.layers)
+        """Multiply-accumulates at batch 1 (conv + linear, as the OFA reference counts), summed over blocks."""
+        return sum(b.macs for b in self.blocks)
 
     @cached_property
     def params(self) -> int:
-        """Trainable parameters (weights, biases, BatchNorm scale and shift)."""
-        return sum(layer.params for layer in self.layers)
+        """Trainable parameters (weights, biases, BatchNorm scale and shift), summed over blocks."""
+        return sum(b.params for b in self.blocks)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with schema version and hash."""
@@ -275,6 +283,12 @@ class Arch:
         except json.JSONDecodeError as exc:
             raise HwprofError(f"malformed architecture JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+@lru_cache(maxsize=65536)
+def _block_counts(block: Block) -> tuple[int, int]:
+    layers = block.layers()
+    return sum(layer.macs for layer in layers), sum(layer.params for layer in layers)
 
 
 def _digest(obj: Any) -> str:

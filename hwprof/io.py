@@ -26,6 +26,12 @@ def _check_parent(path: Path) -> None:
         raise HwprofError(f"cannot write {path}: it is a directory", "give a file path")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory and a rename.
 
@@ -47,6 +53,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -103,3 +110,11 @@ def read_archs(path: str | os.PathLike) -> list[Arch]:
             where = f"{path}" if len(items) == 1 else f"{path}[{i}]"
             raise HwprofError(f"{where}: {exc.message}", exc.hint) from None
     return archs
+
+
+def cache_dir() -> Path:
+    """hwprof's cache directory: ``$HWPROF_CACHE``, else ``$XDG_CACHE_HOME/hwprof``, else ``~/.cache/hwprof``."""
+    if os.environ.get("HWPROF_CACHE"):
+        return Path(os.environ["HWPROF_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hwprof"

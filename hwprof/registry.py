@@ -117,3 +117,19 @@ DEVICES: Registry = Registry(
     "hwprof.devices", "device",
     builtin_modules=("devices.cpu", "devices.gpu", "devices.simulated"),
     list_command="hwprof devices")
+
+PREDICTORS: Registry = Registry(
+    "hwprof.predictors", "predictor",
+    builtin_modules=("hwprof.predictors.linear", "hwprof.predictors.lut", "hwprof.predictors.kernel_rf",
+                     "hwprof.predictors.gbm"),
+    list_command="hwprof predictors")
+
+SEARCHERS: Registry = Registry(
+    "nas.searchers", "searcher",
+    builtin_modules=("nas.searchers.random_search", "nas.searchers.evolutionary", "nas.searchers.hurricane"),
+    list_command="nas searchers")
+
+ESTIMATORS: Registry = Registry(
+    "nas.estimators", "accuracy estimator",
+    builtin_modules=("nas.accuracy.proxies", "nas.accuracy.predictor", "nas.accuracy.train"),
+    list_command="nas estimators")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -47,6 +47,12 @@ class Variable:
         return self.options.index(SKIP) if SKIP in self.options else None
 
 
+@lru_cache(maxsize=131072)
+def _make_block(op: str, c_in: int, c_out: int, resolution: int, kwargs: tuple) -> Block:
+    """Blocks are immutable and validated on creation: build each configuration once."""
+    return Block(op, c_in, c_out, resolution, **dict(kwargs))
+
+
 class Chain:
     """Helper that appends blocks while tracking channels and resolution."""
 
@@ -56,7 +62,7 @@ class Chain:
         self.resolution = resolution
 
     def add(self, op: str, c_out: int, **kwargs: Any) -> None:
-        block = Block(op, self.channels, c_out, self.resolution, **kwargs)
+        block = _make_block(op, self.channels, c_out, self.resolution, tuple(sorted(kwargs.items())))
         self.blocks.append(block)
         self.channels, self.resolution = c_out, block.out_resolution
 
@@ -71,6 +77,10 @@ class SearchSpace(ABC):
     name: str = ""
     description: str = ""
     reference: str = ""
+    #: True when a layer's block depends only on its own choice and the global
+    #: choices (not on neighbouring layers' widths): then per-(layer, choice)
+    #: cost tables of block-additive predictors are exact.
+    separable: bool = True
 
     # --- what a space defines ---------------------------------------------------------
 
@@ -105,6 +115,28 @@ class SearchSpace(ABC):
     def layer_choices(self) -> list[Variable]:
         """Per-layer choice sets, in network order (for single-path and two-stage search)."""
         return [v for v in self.variables if v.kind == "layer"]
+
+    def layer_variants(self, genes: Sequence[int]) -> list[tuple[int, ...]]:
+        """``genes`` followed by every single-layer change of it (each layer variable x each option).
+
+        Not canonicalised: the point is to vary one position at a time.
+        """
+        base = tuple(int(g) for g in genes)
+        out = [base]
+        for i, v in enumerate(self.variables):
+            if v.kind == "layer":
+                out.extend(base[:i] + (o,) + base[i + 1:] for o in range(len(v.options)))
+        return out
+
+    def layer_deltas(self, values: Sequence[float]) -> list[np.ndarray]:
+        """Split values computed on :meth:`layer_variants` into per-layer changes from the first value."""
+        values = np.asarray(values, dtype=float)
+        out, k = [], 1
+        for v in self.variables:
+            if v.kind == "layer":
+                out.append(values[k:k + len(v.options)] - values[0])
+                k += len(v.options)
+        return out
 
     @property
     def n_variables(self) -> int:
@@ -173,33 +205,61 @@ class SearchSpace(ABC):
 
     # --- search operators -------------------------------------------------------------
 
-    def sample(self, rng: np.random.Generator) -> Arch:
-        """Draw an architecture uniformly per choice; depth of each skip group uniform."""
-        genes = [int(rng.integers(len(v.options))) for v in self.variables]
+    def _allowed(self, allowed: Sequence[Sequence[int]] | None) -> list[list[int]]:
+        if allowed is None:
+            return [list(range(len(v.options))) for v in self.variables]
+        if len(allowed) != self.n_variables or any(len(a) == 0 for a in allowed):
+            raise HwprofError(f"an option mask for space '{self.name}' needs a non-empty list per variable")
+        return [list(a) for a in allowed]
+
+    def sample_genes(self, rng: np.random.Generator, allowed: Sequence[Sequence[int]] | None = None) -> tuple[int, ...]:
+        """A canonical genotype drawn uniformly per choice; depth of each skip group uniform.
+
+        Args:
+            rng: Random generator.
+            allowed: Optional option indices allowed per variable (a reduced space).
+        """
+        allow = self._allowed(allowed)
+        genes = [allow[i][int(rng.integers(len(allow[i])))] for i in range(self.n_variables)]
         for group in self.skip_groups:
+            skip = self.variables[group[0]].skip_index
+            if any(skip not in allow[i] for i in group):
+                continue  # depth is not free in this reduced space
             kept = int(rng.integers(len(group) + 1))
             for pos, i in enumerate(group):
-                v = self.variables[i]
-                if pos < kept:
-                    non_skip = [j for j in range(len(v.options)) if j != v.skip_index]
+                non_skip = [j for j in allow[i] if j != skip]
+                if pos < kept and non_skip:
                     genes[i] = non_skip[int(rng.integers(len(non_skip)))]
                 else:
-                    genes[i] = v.skip_index
-        return self.to_arch(genes)
+                    genes[i] = skip
+        return self.canonical(tuple(genes))
+
+    def sample(self, rng: np.random.Generator, allowed: Sequence[Sequence[int]] | None = None) -> Arch:
+        """Draw an architecture uniformly per choice; depth of each skip group uniform."""
+        return self.to_arch(self.sample_genes(rng, allowed))
+
+    def mutate_genes(self, genes: Sequence[int], rng: np.random.Generator, p: float = 0.1,
+                     allowed: Sequence[Sequence[int]] | None = None) -> tuple[int, ...]:
+        """Resample each choice with probability ``p`` (within ``allowed``); canonical result."""
+        allow = self._allowed(allowed)
+        out = list(genes)
+        for i in range(self.n_variables):
+            if rng.random() < p:
+                out[i] = allow[i][int(rng.integers(len(allow[i])))]
+        return self.canonical(tuple(out))
 
     def mutate(self, arch: Arch, rng: np.random.Generator, p: float = 0.1) -> Arch:
         """Resample each choice with probability ``p``."""
-        genes = list(self.genes_of(arch))
-        for i, v in enumerate(self.variables):
-            if rng.random() < p:
-                genes[i] = int(rng.integers(len(v.options)))
-        return self.to_arch(genes)
+        return self.to_arch(self.mutate_genes(self.genes_of(arch), rng, p))
+
+    def crossover_genes(self, a: Sequence[int], b: Sequence[int], rng: np.random.Generator) -> tuple[int, ...]:
+        """Uniform crossover of two genotypes (canonical result)."""
+        pick = rng.random(self.n_variables) < 0.5
+        return self.canonical(tuple(int(x) if p else int(y) for x, y, p in zip(a, b, pick)))
 
     def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
         """Uniform crossover: each choice from either parent with equal probability."""
-        ga, gb = self.genes_of(a), self.genes_of(b)
-        pick = rng.random(self.n_variables) < 0.5
-        return self.to_arch([x if p else y for x, y, p in zip(ga, gb, pick)])
+        return self.to_arch(self.crossover_genes(self.genes_of(a), self.genes_of(b), rng))
 
     def encode(self, arch: Arch) -> np.ndarray:
         """Fixed-length integer vector (option index per variable)."""

@@ -1,0 +1,60 @@
+"""A predictor per (device, settings, profile, space), built on first use and cached.
+
+``nas search`` without ``--predictor`` uses this: it measures a sample of the
+space on the target (resumably, into the cache), fits the default predictor,
+and saves it, so later searches on the same target start at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from devices.base import Device
+from hwprof.dataset import Dataset
+from hwprof.io import cache_dir
+from hwprof.measure import Protocol
+from hwprof.predictors import store
+from hwprof.predictors.base import LatencyPredictor
+from hwprof.predictors.data import load_measurements
+from hwprof.predictors.training import fit_on
+from hwprof.profiling import measure_into
+
+SIMULATED_SAMPLES = 300
+REAL_SAMPLES = 60
+REAL_MIN_TIME_S = 0.05
+
+
+def cache_key(device: Device, space_name: str) -> str:
+    """File-name-safe key of a device (with its settings and profile) and a space."""
+    return f"{device.name}-{space_name}-{device.settings_hash()}-{device.profile_hash()}"
+
+
+def cached_predictor(device: Device, space, seed: int = 0,
+                     status: Callable[[str], None] = lambda _m: None) -> tuple[LatencyPredictor, Path, bool]:
+    """The cached predictor for ``device`` and ``space``, building it if missing.
+
+    Returns:
+        (predictor, its file, whether it was built now).
+    """
+    root = cache_dir() / "predictors"
+    key = cache_key(device, space.name)
+    path = root / f"{key}.pred"
+    if path.exists():
+        return store.load(path), path, False
+    device.require_available()
+    n = SIMULATED_SAMPLES if device.simulated else REAL_SAMPLES
+    rng = np.random.default_rng(seed)
+    archs = [space.sample(rng) for _ in range(n)]
+    data_dir = root / f"{key}.data"
+    status(f"no cached predictor for {key}: measuring {n} {space.name} networks and their blocks on the target")
+    protocol = Protocol(min_time_s=0.0 if device.simulated else REAL_MIN_TIME_S, time_cap_s=2.0)
+    measure_into(Dataset(data_dir), device, archs, mode="both", protocol=protocol)
+    status(f"fitting the default predictor (lut with kernel-rf fallback) on {n} networks")
+    predictor = fit_on("lut", load_measurements(data_dir, device=device.name, space=space.name), seed=seed,
+                       fallback="kernel-rf")
+    root.mkdir(parents=True, exist_ok=True)
+    store.save(predictor, path)
+    return predictor, path, True

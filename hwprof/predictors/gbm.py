@@ -1,0 +1,65 @@
+"""Gradient-boosted trees on the space's encoding plus MACs, params and resolution."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from hwprof.arch import Arch, Block
+from hwprof.predictors.base import LatencyPredictor, single_space
+from hwprof.registry import PREDICTORS
+
+
+@PREDICTORS.register("gbm")
+class GBMPredictor(LatencyPredictor):
+    """scikit-learn HistGradientBoosting on (choice indices, MACs, params, resolution).
+
+    Choice indices are categorical features; the target is log latency, so the
+    loss is on relative error.
+
+    Args:
+        max_iter: Boosting iterations.
+        learning_rate: Shrinkage.
+        max_leaf_nodes: Leaves per tree.
+    """
+
+    name = "gbm"
+
+    def __init__(self, max_iter: int = 600, learning_rate: float = 0.05, max_leaf_nodes: int = 15) -> None:
+        super().__init__()
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+
+    def get_params(self) -> dict[str, Any]:
+        return {"max_iter": self.max_iter, "learning_rate": self.learning_rate, "max_leaf_nodes": self.max_leaf_nodes}
+
+    def _features(self, space, archs: Sequence[Arch]) -> np.ndarray:
+        genes = np.array([space.genes_of(a) for a in archs], dtype=float).reshape(-1, space.n_variables)
+        extra = np.array([[a.macs / 1e6, a.params / 1e6, a.resolution] for a in archs], dtype=float).reshape(-1, 3)
+        return np.hstack([genes, extra])
+
+    def fit(self, archs: Sequence[Arch], latency_ms: np.ndarray,
+            block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0) -> GBMPredictor:
+        self.space_, space = single_space(archs, "gbm")
+        categorical = [len(v.options) <= 255 and v.kind == "layer" for v in space.variables] + [False] * 3
+        model = HistGradientBoostingRegressor(
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+            categorical_features=categorical, early_stopping=False, random_state=seed)
+        self.model_ = model.fit(self._features(space, archs), np.log(np.asarray(latency_ms, dtype=float)))
+        return self
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        from nas.spaces import get_space
+
+        self._check_fitted()
+        return np.exp(self.model_.predict(self._features(get_space(self.space_), archs)))
+
+    def get_state(self):
+        return {"space": self.space_}, {}, {"model": self.model_}
+
+    def set_state(self, meta, arrays, models) -> None:
+        self.space_ = meta["space"]
+        self.model_ = models["model"]

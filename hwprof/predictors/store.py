@@ -1,0 +1,131 @@
+"""Saving and loading predictors without pickle.
+
+A predictor file is a zip archive:
+
+- ``manifest.json``: format and version, predictor name and parameters, its
+  JSON state, provenance (device, profile hash, space, training-set hash) and
+  the SHA-256 of every other member and of the manifest itself;
+- ``arrays.npz``: numpy arrays, loaded with ``allow_pickle=False``;
+- ``models.skops``: scikit-learn estimators (trees), loaded by skops with only
+  scikit-learn and numpy types trusted.
+
+A damaged or edited file fails its checksums and is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import hwprof
+from hwprof.errors import HwprofError
+from hwprof.io import atomic_write_bytes
+from hwprof.predictors.base import LatencyPredictor
+
+FORMAT = "hwprof.predictor"
+VERSION = 1
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")
+# HistGradientBoosting keeps functools.partial(sklearn.utils.validation.check_array);
+# skops vets the wrapped function separately, so a partial alone cannot smuggle code.
+_TRUSTED_TYPES = {"functools.partial"}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return _sha(json.dumps(body, sort_keys=True).encode())
+
+
+def dumps(predictor: LatencyPredictor) -> bytes:
+    """Serialise a fitted predictor to the bytes of a predictor file."""
+    predictor._check_fitted()
+    meta, arrays, models = predictor.get_state()
+    members: dict[str, bytes] = {}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    members["arrays.npz"] = buf.getvalue()
+    if models:
+        import skops.io as sio
+
+        members["models.skops"] = sio.dumps(models)
+    manifest = {
+        "format": FORMAT, "version": VERSION, "predictor": predictor.name, "params": predictor.get_params(),
+        "state": meta, "provenance": predictor.provenance_, "hwprof_version": hwprof.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "members": {name: _sha(data) for name, data in members.items()},
+    }
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def save(predictor: LatencyPredictor, path: str | Path) -> None:
+    """Write a predictor file atomically (temp file, then rename)."""
+    atomic_write_bytes(path, dumps(predictor))
+
+
+def load(path: str | Path) -> LatencyPredictor:
+    """Read a predictor file written by :func:`save`.
+
+    Raises:
+        HwprofError: if the file is missing, not a predictor, of a newer format,
+            corrupt, or edited after saving.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HwprofError(f"predictor file {path} does not exist", "fit one with `hwprof fit-predictor`")
+    bad = f"{path} is not a valid hwprof predictor file"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+            members = {name: zf.read(name) for name in manifest.get("members", {})}
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise HwprofError(f"{bad} ({exc})", "refit it with `hwprof fit-predictor`") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise HwprofError(bad, "refit it with `hwprof fit-predictor`")
+    if manifest.get("version", 0) > VERSION:
+        raise HwprofError(f"{path} uses predictor format {manifest.get('version')}, newer than this hwprof reads "
+                          f"({VERSION})", "upgrade hwprof")
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest) or any(
+            _sha(data) != manifest["members"][name] for name, data in members.items()):
+        raise HwprofError(f"{path} is corrupt or was modified after saving (checksum mismatch)",
+                          "refit it with `hwprof fit-predictor`")
+    try:
+        with np.load(io.BytesIO(members["arrays.npz"]), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        models = _load_models(members["models.skops"]) if "models.skops" in members else {}
+        from hwprof.predictors import create_predictor
+
+        predictor = create_predictor(manifest["predictor"], **manifest.get("params", {}))
+        predictor.set_state(manifest.get("state", {}), arrays, models)
+    except HwprofError:
+        raise
+    except Exception as exc:  # any failure to rebuild the state means a bad file
+        raise HwprofError(f"{bad} ({type(exc).__name__}: {exc})", "refit it with `hwprof fit-predictor`") from None
+    predictor.provenance_ = manifest.get("provenance", {})
+    return predictor
+
+
+def _load_models(data: bytes) -> dict[str, Any]:
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=data)
+    refused = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) and t not in _TRUSTED_TYPES]
+    if refused:
+        raise HwprofError(f"predictor file holds objects of untrusted types: {', '.join(refused[:3])}",
+                          "only load predictor files that hwprof wrote")
+    return sio.loads(data, trusted=untrusted)

@@ -1,0 +1,138 @@
+"""Multi-objective evolutionary search: NSGA-II over (score, latency).
+
+Deb et al., "A fast and elitist multiobjective genetic algorithm: NSGA-II",
+IEEE TEVC 2002. Defaults follow the evolutionary search of Once-for-All (Cai et
+al., ICLR 2020; also used by GoldenNAS): population 100, parents ratio 0.25,
+mutation ratio 0.5, per-choice mutation probability 0.1. The latency
+constraint is a feasibility rule (Deb): feasible beats infeasible, and among
+infeasible networks the smaller violation wins. Children are redrawn while the
+predictor says they break the constraint, as OFA does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from hwprof.errors import HwprofError
+from hwprof.registry import SEARCHERS
+from nas.searchers.base import Candidate, Constraint, Evaluator, Searcher, crowding_distance, non_dominated_sort
+from nas.searchers.sampling import feasible_samples, redraw_infeasible
+
+
+def _objectives(pop: list[Candidate], constraint: Constraint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lat = np.array([c.latency_ms for c in pop])
+    score = np.array([c.score for c in pop])
+    limit = constraint.latency_ms
+    violation = np.maximum(lat - limit, 0.0) if limit is not None else np.zeros(len(pop))
+    return lat, score, violation
+
+
+def nsga2_select(pop: list[Candidate], k: int, constraint: Constraint) -> tuple[list[Candidate], np.ndarray]:
+    """The ``k`` survivors by front rank then crowding distance, and their ranks/crowding keys."""
+    lat, score, violation = _objectives(pop, constraint)
+    chosen: list[int] = []
+    keys = np.zeros((len(pop), 2))
+    for rank, front in enumerate(non_dominated_sort(lat, score, violation)):
+        crowd = crowding_distance(lat[front], score[front])
+        keys[front, 0], keys[front, 1] = rank, -crowd
+        order = front[np.lexsort((-crowd,))]
+        chosen.extend(order[: k - len(chosen)].tolist())
+        if len(chosen) >= k:
+            break
+    return [pop[i] for i in chosen], keys[chosen]
+
+
+def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator, population: int,
+           parents_ratio: float, mutation_ratio: float, mutate_prob: float,
+           allowed: Sequence[Sequence[int]] | None = None, fixed: dict[int, int] | None = None,
+           budget: int | None = None) -> list[Candidate]:
+    """Run NSGA-II until ``budget`` evaluations (default: all remaining) are spent.
+
+    Args:
+        allowed: Option indices allowed per variable (a reduced space).
+        fixed: Variable index -> option held fixed (the other variables evolve).
+
+    Returns:
+        The final population.
+    """
+    space = evaluator.space
+    stop_at = len(evaluator.history) + (budget if budget is not None else evaluator.remaining)
+    allow = [list(a) for a in allowed] if allowed is not None else [list(range(len(v.options))) for v in space.variables]
+    for i, o in (fixed or {}).items():
+        allow[i] = [o]
+
+    def fix(genes: tuple[int, ...]) -> tuple[int, ...]:
+        return space.canonical(tuple(allow[i][0] if len(allow[i]) == 1 else g for i, g in enumerate(genes)))
+
+    def spend(genotypes: list[tuple[int, ...]]) -> list[Candidate]:
+        room = stop_at - len(evaluator.history)
+        fresh = [g for g in dict.fromkeys(genotypes) if space.canonical(g) not in evaluator.cache]
+        if len(fresh) > room:  # stay within this call's budget: drop the extra new ones
+            keep = set(fresh[:max(room, 0)])
+            genotypes = [g for g in genotypes if g in keep or space.canonical(g) in evaluator.cache]
+        return evaluator.evaluate(genotypes) if genotypes else []
+
+    pop = spend(feasible_samples(evaluator, constraint, rng, population, allow))
+    n_parents = max(2, int(round(parents_ratio * population)))
+    while len(evaluator.history) < stop_at and evaluator.remaining > 0:
+        evaluator.step += 1
+        parents, keys = nsga2_select(pop, min(n_parents, len(pop)), constraint)
+
+        def tournament() -> Candidate:
+            i, j = rng.integers(len(parents), size=2)
+            return parents[i] if tuple(keys[i]) <= tuple(keys[j]) else parents[j]
+
+        n_mut = int(round(mutation_ratio * population))
+
+        def mutant() -> tuple[int, ...]:
+            return fix(space.mutate_genes(tournament().arch.genes, rng, mutate_prob, allow))
+
+        def child() -> tuple[int, ...]:
+            return fix(space.crossover_genes(tournament().arch.genes, tournament().arch.genes, rng))
+
+        offspring = redraw_infeasible(evaluator, constraint, mutant, n_mut)
+        offspring += redraw_infeasible(evaluator, constraint, child, population - n_mut)
+        before = len(evaluator.history)
+        pop = list({id(c): c for c in pop + spend(offspring)}.values())
+        pop, _ = nsga2_select(pop, population, constraint)
+        if len(evaluator.history) == before:  # converged: every child already seen; inject fresh blood
+            extra = spend(feasible_samples(evaluator, constraint, rng, max(1, population // 4), allow))
+            if not extra or len(evaluator.history) == before:
+                break
+            pop, _ = nsga2_select(list({id(c): c for c in pop + extra}.values()), population, constraint)
+    return pop
+
+
+@SEARCHERS.register("evolutionary")
+class EvolutionarySearcher(Searcher):
+    """NSGA-II over (score, latency) with the space's mutation and crossover.
+
+    Args:
+        population: Networks per generation (OFA: 100).
+        parents_ratio: Share of the population kept as parents (OFA: 0.25).
+        mutation_ratio: Share of children made by mutation, the rest by crossover (OFA: 0.5).
+        mutate_prob: Per-choice mutation probability (OFA: 0.1).
+    """
+
+    name = "evolutionary"
+
+    def __init__(self, population: int = 100, parents_ratio: float = 0.25, mutation_ratio: float = 0.5,
+                 mutate_prob: float = 0.1) -> None:
+        if population < 4 or not 0 < parents_ratio <= 1 or not 0 <= mutation_ratio <= 1 or not 0 < mutate_prob <= 1:
+            raise HwprofError("evolutionary settings out of range",
+                              "population >= 4, 0 < parents_ratio <= 1, 0 <= mutation_ratio <= 1, 0 < mutate_prob <= 1")
+        self.population = population
+        self.parents_ratio = parents_ratio
+        self.mutation_ratio = mutation_ratio
+        self.mutate_prob = mutate_prob
+
+    def settings(self) -> dict[str, Any]:
+        return {"population": self.population, "parents_ratio": self.parents_ratio,
+                "mutation_ratio": self.mutation_ratio, "mutate_prob": self.mutate_prob}
+
+    def run(self, evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator) -> dict[str, Any]:
+        population = min(self.population, max(4, evaluator.budget // 5))
+        evolve(evaluator, constraint, rng, population, self.parents_ratio, self.mutation_ratio, self.mutate_prob)
+        return {"population_used": population}

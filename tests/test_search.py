@@ -1,0 +1,189 @@
+"""Searchers, accuracy estimators and `nas search`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hwprof.dataset import Dataset
+from hwprof.errors import HwprofError
+from hwprof.predictors import store
+from hwprof.predictors.data import load_measurements
+from hwprof.predictors.training import fit_on
+from hwprof.profiling import get_device, measure_into
+from nas.accuracy import create_estimator
+from nas.accuracy.base import ScoreCache
+from nas.accuracy.predictor import AccuracyPredictorEstimator
+from nas.accuracy.proxies import NaswotProxy, SynflowProxy, at_resolution
+from nas.searchers import Constraint, create_searcher
+from nas.searchers.base import hypervolume, non_dominated_sort, pareto_indices
+from nas.searchers.hurricane import hardware_aware_space
+from nas.spaces import get_space
+from tests.conftest import run_cli, samples
+
+
+class MacsScore:
+    """Cheap deterministic stand-in estimator for searcher tests (a proxy, labelled so)."""
+
+    name, kind, label = "log-macs", "proxy", "log-macs proxy"
+
+    def score(self, archs):
+        return np.log([a.macs for a in archs])
+
+
+def _measured(tmp_path_factory, device: str, n: int = 150):
+    path = tmp_path_factory.mktemp(device)
+    measure_into(Dataset(path), get_device(device, seed=0), samples("ofa", n, seed=5), mode="both")
+    return path
+
+
+@pytest.fixture(scope="module")
+def npu_dir(tmp_path_factory):
+    return _measured(tmp_path_factory, "kirin-npu")
+
+
+@pytest.fixture(scope="module")
+def npu_lut(npu_dir):
+    return fit_on("lut", load_measurements(npu_dir), fallback="kernel-rf")
+
+
+@pytest.fixture(scope="module")
+def dsp_lut(tmp_path_factory):
+    return fit_on("lut", load_measurements(_measured(tmp_path_factory, "hexagon-dsp")), fallback="kernel-rf")
+
+
+def test_pareto_and_hypervolume_on_known_points():
+    lat = np.array([1.0, 2.0, 3.0, 2.5])
+    score = np.array([1.0, 3.0, 4.0, 2.0])
+    assert pareto_indices(lat, score) == [0, 1, 2]
+    # reference (4, 0): 3*1 + 2*(3-1) + 1*(4-3) = 8
+    assert hypervolume(lat, score, (4.0, 0.0)) == pytest.approx(8.0)
+    fronts = non_dominated_sort(lat, score, np.array([0.0, 0.0, 0.5, 0.0]))
+    assert sorted(fronts[0].tolist()) == [0, 1] and 2 in fronts[-1].tolist()
+
+
+@pytest.mark.parametrize("name", ["random", "evolutionary", "hurricane"])
+def test_searchers_respect_budget_constraint_and_seed(name, npu_lut):
+    space = get_space("ofa")
+    constraint = Constraint(4.0)
+    result = create_searcher(name).search(space, npu_lut, MacsScore(), constraint, budget=120, seed=3)
+    assert 0 < len(result.history) <= 120
+    assert len({c.arch.hash for c in result.history}) == len(result.history)
+    assert result.best is not None and result.best.latency_ms <= 4.0
+    lat = np.array([c.latency_ms for c in result.pareto])
+    assert np.all(np.diff(lat) >= 0) and np.all(np.diff([c.score for c in result.pareto]) > 0)
+    again = create_searcher(name).search(space, npu_lut, MacsScore(), constraint, budget=120, seed=3)
+    assert [c.arch.hash for c in again.history] == [c.arch.hash for c in result.history]
+
+
+def test_evolution_beats_random_on_hypervolume(npu_lut):
+    space = get_space("ofa")
+    runs = {n: create_searcher(n).search(space, npu_lut, MacsScore(), Constraint(), budget=300, seed=0)
+            for n in ("random", "evolutionary")}
+    lat = np.concatenate([[c.latency_ms for c in r.history] for r in runs.values()])
+    score = np.concatenate([[c.score for c in r.history] for r in runs.values()])
+    ref = (float(lat.max()), float(score.min()))
+    hv = {n: hypervolume(np.array([c.latency_ms for c in r.history]), np.array([c.score for c in r.history]), ref)
+          for n, r in runs.items()}
+    assert hv["evolutionary"] > hv["random"]
+
+
+def test_hurricane_spaces_differ_per_device(npu_lut, dsp_lut):
+    space = get_space("ofa")
+    npu = hardware_aware_space(space, npu_lut)
+    dsp = hardware_aware_space(space, dsp_lut)
+    layers = [i for i, v in enumerate(space.variables) if v.kind == "layer"]
+    assert all(len(npu[i]) <= 5 for i in layers)
+    assert any(npu[i] != dsp[i] for i in layers)
+
+
+def test_proxies_are_deterministic_finite_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path))
+    archs = samples("ofa", 3, seed=1)
+    for cls in (SynflowProxy, NaswotProxy):
+        est = cls(workers=1)
+        first = est.score(archs)
+        assert np.all(np.isfinite(first)) and "proxy" in est.label
+        monkeypatch.setattr(cls, "compute", lambda self, a: pytest.fail("cache missed"))
+        np.testing.assert_array_equal(est.score(archs), first)
+        assert ScoreCache(est).path.exists()
+    assert at_resolution(archs[0], 128).resolution == 128
+
+
+def test_accuracy_predictor_ranks_held_out_networks(tmp_path):
+    space = get_space("ofa")
+    archs = samples("ofa", 200, seed=2)
+    acc = [0.6 + 0.02 * np.log(a.macs / 1e6) + 0.001 * a.resolution / 10 for a in archs]
+    path = tmp_path / "acc.jsonl"
+    path.write_text("".join(json.dumps({"arch": json.loads(a.to_json()), "accuracy": y}) + "\n"
+                            for a, y in zip(archs[:150], acc[:150])))
+    est = AccuracyPredictorEstimator(path)
+    assert est.kind == "predicted accuracy" and "150 user pairs" in est.label
+    rho = stats.spearmanr(est.score(archs[150:]), acc[150:]).statistic
+    assert rho > 0.8
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"arch": {"nope": 1}, "accuracy": 0.5}\n')
+    with pytest.raises(HwprofError, match="bad.jsonl line 1"):
+        AccuracyPredictorEstimator(bad)
+    with pytest.raises(HwprofError, match="needs --accuracy-data"):
+        create_estimator("predictor")
+    assert space.name == "ofa"
+
+
+def test_short_training_gives_an_accuracy_in_unit_range(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for c, colour in enumerate(((250, 20, 20), (20, 20, 250))):
+        (tmp_path / "imgs" / f"class{c}").mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / f"class{c}" / f"{i}.png")
+    est = create_estimator("train", data=tmp_path / "imgs", epochs=1, resolution=32)
+    score = est.score(samples("ofa", 1, seed=0))
+    assert 0.0 <= score[0] <= 1.0 and "short-training accuracy" in est.label
+
+
+def test_cli_search_writes_outputs_and_is_reproducible(npu_dir, npu_lut, tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    pred = tmp_path / "npu.pred"
+    npu_lut.provenance_ = load_measurements(npu_dir).provenance()
+    store.save(npu_lut, pred)
+    args = ("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--predictor", str(pred), "--budget", "40",
+            "--latency-ms", "4", "--json")
+    first = json.loads(run_cli(*args, "--out", str(tmp_path / "a"), check=True).stdout)
+    second = json.loads(run_cli(*args, "--out", str(tmp_path / "b"), check=True).stdout)
+    assert first["best"]["arch_hash"] == second["best"]["arch_hash"]
+    assert first["simulated"] is True and first["score_kind"] == "proxy" and "proxy" in first["score_label"]
+    best = first["best"]
+    assert best["predicted_latency_ms"] <= 4 and best["measured_latency_ms"] <= 4 * 1.1
+    assert abs(best["prediction_error"]) < 0.1
+    for name in ("best.json", "best.onnx", "pareto.csv", "history.parquet", "pareto.png", "summary.json"):
+        assert (tmp_path / "a" / name).stat().st_size > 0, name
+    assert len(pd.read_parquet(tmp_path / "a" / "history.parquet")) == first["evaluated"] <= 40
+
+
+def test_cli_search_bad_inputs(npu_dir, npu_lut, tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    pred = tmp_path / "npu.pred"
+    npu_lut.provenance_ = load_measurements(npu_dir).provenance()
+    store.save(npu_lut, pred)
+    base = ("nas", "search", "--space", "ofa", "--predictor", str(pred), "--budget", "10", "--out", str(tmp_path / "o"))
+    cases = {
+        "no network meets 0.01 ms": (*base, "--target", "kirin-npu", "--latency-ms", "0.01"),
+        "unknown searcher": (*base, "--target", "kirin-npu", "--searcher", "magic"),
+        "fitted for device 'kirin-npu'": (*base, "--target", "hexagon-dsp"),
+        "unknown device": (*base, "--target", "nope"),
+        "needs --accuracy-data": (*base, "--target", "kirin-npu", "--estimator", "predictor"),
+    }
+    for expected, args in cases.items():
+        proc = run_cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert not (tmp_path / "o").exists()
