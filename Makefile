@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench bench-full install clean
 
 install: $(STAMP)
 
@@ -31,7 +31,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --out bench-results.json
+
+bench-full: $(STAMP)
+	$(BIN)/python -m benchmarks --full
 
 clean:
 	rm -rf $(VENV) demo-out

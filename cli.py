@@ -359,6 +359,79 @@ def evaluate_cmd(
         console.print(f"plot written to {plot}")
 
 
+@hwprof_app.command("bench")
+def bench(
+    suite: Annotated[Path, typer.Argument(help="Benchmark suite TOML: [[models]] (arch or onnx) and [[devices]].")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results JSON to write (raw samples, statistics, host).")],
+    seed: Annotated[int, typer.Option(help="Seed of simulated devices' noise.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results summary as JSON.")] = False,
+) -> None:
+    """Measure a benchmark suite and write a results file for `hwprof compare`.
+
+    Example: hwprof bench bench.toml --out base.json
+    """
+    from hwprof.benchsuite import load_suite, run_suite
+    from hwprof.io import atomic_write_text
+
+    loaded = load_suite(suite)
+    with Console(stderr=True).status("measuring") as status:
+        doc = run_suite(loaded, seed=seed, on_item=lambda m, d: status.update(f"measuring {m} on {d}"))
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    rows = [{k: r[k] for k in ("model", "device", "simulated", "median_ms", "p10_ms", "p90_ms", "n")}
+            for r in doc["results"]]
+    if json_out:
+        _print_json({"out": str(out), "results": rows})
+        return
+    table = Table(title=f"hwprof bench {loaded['name']}")
+    for col in ("model", "device", "median ms", "p10-p90 ms", "samples"):
+        table.add_column(col, justify="left" if col in ("model", "device") else "right")
+    for r in rows:
+        table.add_row(r["model"], r["device"] + (" (simulated)" if r["simulated"] else ""), f"{r['median_ms']:.3f}",
+                      f"{r['p10_ms']:.3f}-{r['p90_ms']:.3f}", str(r["n"]))
+    console.print(table)
+    console.print(f"results written to {out}")
+
+
+@hwprof_app.command("compare")
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline results JSON (from `hwprof bench`).")],
+    current: Annotated[Path, typer.Argument(help="Current results JSON.")],
+    threshold: Annotated[float, typer.Option(help="Smallest relative change of the median that counts.")] = 0.05,
+    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test.")] = 0.01,
+    json_out: Annotated[bool, typer.Option("--json", help="Print verdicts as JSON.")] = False,
+) -> None:
+    """Tell real slowdowns from noise: exit 3 if any (model, device) regressed, else 0.
+
+    A change counts when the Mann-Whitney U test on the raw samples is
+    significant, the bootstrap 95% CI of the median ratio excludes 1, and the
+    ratio is beyond 1 ± threshold.
+
+    Example: hwprof compare base.json current.json --threshold 0.05
+    """
+    from hwprof.benchsuite import load_results
+    from hwprof.regression import REGRESSION, compare_results
+
+    rows = compare_results(load_results(baseline), load_results(current), threshold, alpha,
+                           (str(baseline), str(current)))
+    regressions = sum(r["verdict"] == REGRESSION for r in rows)
+    if json_out:
+        _print_json({"threshold": threshold, "alpha": alpha, "regressions": regressions, "pairs": rows})
+    else:
+        table = Table(title=f"hwprof compare (threshold {threshold:.0%}, alpha {alpha})")
+        for col in ("model", "device", "baseline ms", "current ms", "ratio", "95% CI", "p", "verdict"):
+            table.add_column(col, justify="left" if col in ("model", "device", "verdict") else "right")
+        colours = {"regression": "red", "improvement": "green", "no change": "dim"}
+        for r in rows:
+            table.add_row(r["model"], r["device"] + (" (simulated)" if r["simulated"] else ""),
+                          f"{r['baseline_median_ms']:.3f}", f"{r['current_median_ms']:.3f}", f"{r['ratio']:.3f}",
+                          f"{r['ci_low']:.3f}-{r['ci_high']:.3f}", f"{r['p_value']:.2g}",
+                          f"[{colours[r['verdict']]}]{r['verdict']}[/]")
+        console.print(table)
+        console.print(f"{regressions} regression(s) in {len(rows)} pair(s)")
+    if regressions:
+        raise typer.Exit(3)
+
+
 # --- nas -------------------------------------------------------------------------------
 
 

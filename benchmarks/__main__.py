@@ -1,13 +1,110 @@
-"""Run every benchmark script in turn."""
+"""Benchmarks of hwprof itself, in one runner.
+
+    python -m benchmarks --out results.json        # quick suite -> hwprof.bench results file
+    python -m benchmarks --full                    # every benchmark script with its targets
+
+The quick suite times hwprof's own hot paths (ONNX build, a simulated
+measurement, predictor fit and predict, a small search) with repeated
+samples, and writes them in the format of ``hwprof bench``, so two runs can be
+checked with ``hwprof compare base.json current.json``. ``--full`` runs the
+target-checking scripts (measurement overhead, predictor accuracy, search
+hypervolume, regression-check error rates), which take many minutes.
+"""
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import json
+import os
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
 
-BENCHMARKS = ["benchmarks.bench_build_onnx", "benchmarks.bench_measure"]
+import numpy as np
 
-for name in BENCHMARKS:
-    print(f"== {name}")
-    sys.argv = [name]
-    importlib.import_module(name).main()
+FULL = ["benchmarks.bench_build_onnx", "benchmarks.bench_measure", "benchmarks.bench_predictors",
+        "benchmarks.bench_search", "benchmarks.bench_compare"]
+
+
+def _samples(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1e3)
+    return out
+
+
+def quick_suite(repeats: int) -> list[dict]:
+    """(name, samples in ms) of hwprof's hot paths."""
+    from devices.base import Device
+    from hwprof.build_onnx import build_onnx
+    from hwprof.dataset import Dataset
+    from hwprof.measure import Protocol, measure_session
+    from hwprof.predictors.data import load_measurements
+    from hwprof.predictors.training import fit_on
+    from hwprof.profiling import get_device, measure_into
+    from nas.accuracy.proxies import SynflowProxy
+    from nas.searchers import Constraint, create_searcher
+    from nas.spaces import get_space
+
+    space = get_space("ofa")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(120)]
+    npu: Device = get_device("kirin-npu", seed=0)
+    items = {"build_onnx ofa": _samples(lambda: build_onnx(archs[0]), repeats),
+             "simulated measure ofa (kirin-npu)": _samples(
+                 lambda: measure_session(npu.load(build_onnx(archs[1])), Protocol()), repeats)}
+    with tempfile.TemporaryDirectory() as tmp:
+        measure_into(Dataset(tmp), npu, archs, mode="both")
+        data = load_measurements(tmp)
+        items["fit lut+kernel-rf (120 nets)"] = _samples(lambda: fit_on("lut", data, fallback="kernel-rf"),
+                                                        max(3, repeats // 4))
+        items["fit additive (120 nets)"] = _samples(lambda: fit_on("additive", data), max(3, repeats // 4))
+        lut = fit_on("lut", data, fallback="kernel-rf")
+        genes = np.array([space.sample_genes(rng) for _ in range(10_000)])
+        items["predict_genes lut (10k)"] = _samples(lambda: lut.predict_genes(space, genes), repeats)
+        os.environ["HWPROF_CACHE"] = str(Path(tmp) / "cache")
+        proxy = SynflowProxy(workers=1)
+        items["search evolutionary (budget 60, cached proxy)"] = _samples(
+            lambda: create_searcher("evolutionary").search(space, lut, proxy, Constraint(), 60, 0),
+            max(3, repeats // 4))
+    return [{"model": name, "device": "host", "simulated": False, "settings": {}, "profile_hash": "",
+             "median_ms": float(np.median(s)), "p10_ms": float(np.percentile(s, 10)),
+             "p90_ms": float(np.percentile(s, 90)), "n": len(s), "samples_ms": s} for name, s in items.items()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", help="write the quick suite's results (hwprof.bench JSON) here")
+    parser.add_argument("--repeats", type=int, default=20, help="samples per quick item")
+    parser.add_argument("--full", action="store_true", help="run every benchmark script instead")
+    args = parser.parse_args()
+    if args.full:
+        for name in FULL:
+            print(f"== {name}", flush=True)
+            sys.argv = [name]
+            importlib.import_module(name).main()
+        return
+    from devices.base import host_info
+    from hwprof.benchsuite import results_document
+    from hwprof.io import atomic_write_text
+
+    results = quick_suite(args.repeats)
+    for r in results:
+        print(f"{r['model']:48} median {r['median_ms']:9.2f} ms  (p10 {r['p10_ms']:.2f}, p90 {r['p90_ms']:.2f}, "
+              f"n {r['n']})")
+    if args.out:
+        profile = host_info()
+        for r in results:
+            r["profile_hash"] = f"{profile['cpu_model']}/{profile['cores']}"
+        atomic_write_text(args.out, json.dumps(results_document("hwprof-self", results), indent=1) + "\n")
+        print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

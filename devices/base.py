@@ -61,8 +61,14 @@ class Device(ABC):
         return {}
 
     def profile_hash(self) -> str:
-        """Hash identifying the device's model/profile ('' for real hardware)."""
-        return ""
+        """Hash identifying the hardware and runtime a measurement reflects.
+
+        For real devices: the facts of :meth:`info` (processor model, cores,
+        library versions) without the host name, so two machines of the same kind
+        share it. Simulated devices hash their profile instead.
+        """
+        facts = {k: v for k, v in self.info().items() if k not in ("hostname", "sources", "reason")}
+        return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     @abstractmethod
     def load(self, model: onnx.ModelProto) -> Session:

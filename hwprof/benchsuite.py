@@ -1,0 +1,155 @@
+"""Benchmark sets for CI: a TOML file of models and devices -> a JSON results file.
+
+A suite file::
+
+    name = "my-models"
+
+    [protocol]            # optional; more samples give ``hwprof compare`` more power
+    min_samples = 50
+    min_time = 0.5
+
+    [[models]]
+    name = "candidate"
+    arch = "best.json"    # an hwprof arch JSON ...
+    [[models]]
+    name = "prod"
+    onnx = "prod.onnx"    # ... or any single-input ONNX model with static shapes
+
+    [[devices]]
+    name = "cpu"
+    threads = 1
+    [[devices]]
+    name = "kirin-npu"
+
+Paths are relative to the suite file. The results file keeps the raw per-run
+samples so that :mod:`hwprof.regression` can test on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import onnx
+
+import hwprof
+from devices.base import host_info
+from hwprof.arch import Arch
+from hwprof.build_onnx import build_onnx
+from hwprof.errors import HwprofError
+from hwprof.measure import Protocol, measure_session
+
+FORMAT = "hwprof.bench"
+VERSION = 1
+_PROTOCOL_KEYS = {"warmup": "warmup", "min_samples": "min_samples", "max_samples": "max_samples",
+                  "target_ci": "target_ci", "min_time": "min_time_s", "time_cap": "time_cap_s"}
+
+
+def load_suite(path: str | Path) -> dict[str, Any]:
+    """Parse and check a suite file; models are loaded (ONNX) or built (arch JSON).
+
+    Raises:
+        HwprofError: naming the file and the entry that is wrong.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HwprofError(f"benchmark suite {path} does not exist", "write a TOML suite (see `hwprof bench --help`)")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HwprofError(f"cannot parse {path}: {exc}", "fix the TOML syntax") from None
+    models, devices = doc.get("models", []), doc.get("devices", [])
+    if not models or not devices:
+        raise HwprofError(f"{path} needs at least one [[models]] and one [[devices]] entry")
+    loaded = []
+    for i, entry in enumerate(models):
+        name = entry.get("name") or f"model{i}"
+        if ("arch" in entry) == ("onnx" in entry):
+            raise HwprofError(f"{path}: model '{name}' needs exactly one of arch = ... or onnx = ...")
+        file = path.parent / (entry.get("arch") or entry["onnx"])
+        if not file.is_file():
+            raise HwprofError(f"{path}: model '{name}': file {file} does not exist")
+        if "arch" in entry:
+            model = build_onnx(Arch.from_json(file.read_text()))
+        else:
+            try:
+                model = onnx.load(str(file))
+            except Exception as exc:  # onnx raises DecodeError and others for bad files
+                raise HwprofError(f"{path}: model '{name}': cannot read ONNX file {file}: {exc}") from None
+        loaded.append({"name": name, "source": str(file), "model": model})
+    unknown = set(doc.get("protocol", {})) - set(_PROTOCOL_KEYS)
+    if unknown:
+        raise HwprofError(f"{path}: unknown [protocol] keys {sorted(unknown)}", f"use {sorted(_PROTOCOL_KEYS)}")
+    return {"name": doc.get("name", path.stem), "models": loaded, "devices": devices,
+            "protocol": doc.get("protocol", {})}
+
+
+def _protocol(options: dict[str, Any], simulated: bool) -> Protocol:
+    values = {"min_samples": 50, "min_time_s": 0.0 if simulated else 0.5, "target_ci": 0.01}
+    values.update({_PROTOCOL_KEYS[k]: v for k, v in options.items()})
+    return Protocol(**values)
+
+
+def run_suite(suite: dict[str, Any], seed: int = 0,
+              on_item: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Measure every (model, device) pair of a loaded suite; return the results document."""
+    from hwprof.profiling import get_device
+
+    devices = []
+    for entry in suite["devices"]:
+        options = {k: v for k, v in entry.items() if k != "name"}
+        device = get_device(entry.get("name", ""), seed=seed, **options)
+        device.require_available()
+        devices.append(device)
+    results = []
+    for device in devices:
+        protocol = _protocol(suite["protocol"], device.simulated)
+        for m in suite["models"]:
+            if on_item:
+                on_item(m["name"], device.name)
+            session = device.load(m["model"])
+            try:
+                meas = measure_session(session, protocol)
+            finally:
+                session.close()
+            results.append({
+                "model": m["name"], "source": m["source"],
+                "model_sha256": hashlib.sha256(m["model"].SerializeToString()).hexdigest()[:16],
+                "device": device.name, "simulated": device.simulated, "settings": device.settings(),
+                "settings_hash": device.settings_hash(), "profile_hash": device.profile_hash(),
+                "median_ms": meas.median_ms, "p10_ms": meas.p10_ms, "p90_ms": meas.p90_ms, "n": meas.n,
+                "n_rejected": meas.n_rejected, "samples_ms": meas.samples_ms.tolist(),
+            })
+    return results_document(suite["name"], results, {"seed": seed})
+
+
+def results_document(suite: str, results: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict:
+    """The JSON document ``hwprof compare`` reads."""
+    return {"format": FORMAT, "version": VERSION, "suite": suite, "hwprof_version": hwprof.__version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": host_info(),
+            **(extra or {}), "results": results}
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a results file written by ``hwprof bench`` (or ``python -m benchmarks``).
+
+    Raises:
+        HwprofError: if unreadable or not a results file.
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise HwprofError(f"results file {path} does not exist", "run `hwprof bench SUITE --out FILE` first") from None
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise HwprofError(f"cannot read results file {path}: {exc}", "give a JSON file from `hwprof bench`") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("results"), list):
+        raise HwprofError(f"{path} is not an hwprof benchmark results file", "give a JSON file from `hwprof bench`")
+    for r in doc["results"]:
+        if not {"model", "device", "samples_ms"} <= set(r) or len(r["samples_ms"]) < 3:
+            raise HwprofError(f"{path} has a malformed result entry: {str(r)[:80]}")
+    return doc

@@ -1,0 +1,120 @@
+"""Telling a real slowdown from noise: the verdict of ``hwprof compare``.
+
+For one (model, device) pair with raw latency samples from a baseline run and
+a current run, a change is reported only when it is both
+
+- **statistically significant**: a two-sided Mann-Whitney U test on the raw
+  samples rejects "same distribution" at ``alpha`` (default 0.01), and the
+  bootstrap 95% confidence interval of the ratio of medians excludes 1; and
+- **large enough to matter**: the ratio of medians is beyond ``1 ± threshold``
+  (default 5%), as asv and pytest-benchmark require a minimum effect size.
+
+Noise alone rarely passes both; a small real change (below the threshold) is
+reported as no change by design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+REGRESSION, IMPROVEMENT, NO_CHANGE = "regression", "improvement", "no change"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of comparing two sample sets (milliseconds)."""
+
+    verdict: str
+    ratio: float  # median(current) / median(baseline)
+    ci_low: float
+    ci_high: float
+    p_value: float
+    baseline_median_ms: float
+    current_median_ms: float
+    n_baseline: int
+    n_current: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def bootstrap_ratio_ci(baseline: np.ndarray, current: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of median(current) / median(baseline)."""
+    rng = np.random.default_rng(seed)
+    b = np.median(rng.choice(baseline, size=(n_boot, len(baseline))), axis=1)
+    c = np.median(rng.choice(current, size=(n_boot, len(current))), axis=1)
+    ratios = c / b
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+
+
+def compare_samples(baseline: np.ndarray, current: np.ndarray, threshold: float = 0.05,
+                    alpha: float = 0.01, seed: int = 0) -> Verdict:
+    """Regression / improvement / no change of ``current`` against ``baseline``.
+
+    Args:
+        baseline: Raw latency samples of the baseline run.
+        current: Raw latency samples of the current run.
+        threshold: Minimum relative change of the median that counts.
+        alpha: Significance level of the Mann-Whitney U test.
+        seed: Seed of the bootstrap.
+    """
+    baseline = np.asarray(baseline, dtype=float)
+    current = np.asarray(current, dtype=float)
+    ratio = float(np.median(current) / np.median(baseline))
+    low, high = bootstrap_ratio_ci(baseline, current, seed=seed)
+    if np.array_equal(np.sort(baseline), np.sort(current)):
+        p = 1.0
+    else:
+        p = float(stats.mannwhitneyu(current, baseline, alternative="two-sided").pvalue)
+    significant = p < alpha and not (low <= 1.0 <= high)
+    if significant and ratio > 1 + threshold:
+        verdict = REGRESSION
+    elif significant and ratio < 1 - threshold:
+        verdict = IMPROVEMENT
+    else:
+        verdict = NO_CHANGE
+    return Verdict(verdict, ratio, low, high, p, float(np.median(baseline)), float(np.median(current)),
+                   len(baseline), len(current))
+
+
+def compare_results(baseline: dict, current: dict, threshold: float = 0.05, alpha: float = 0.01,
+                    names: tuple[str, str] = ("baseline", "current")) -> list[dict]:
+    """Verdict per (model, device) of two results documents (see :mod:`hwprof.benchsuite`).
+
+    Raises:
+        HwprofError: if a pair is missing from either side, or was measured with
+            other device settings or on another device profile.
+    """
+    from hwprof.errors import HwprofError
+
+    def index(doc: dict) -> dict[tuple[str, str], dict]:
+        return {(r["model"], r["device"]): r for r in doc["results"]}
+
+    base, cur = index(baseline), index(current)
+    for (model, device) in base.keys() - cur.keys():
+        raise HwprofError(f"model '{model}' on device '{device}' is in {names[0]} but missing from {names[1]}",
+                          "run both with the same suite")
+    for (model, device) in cur.keys() - base.keys():
+        raise HwprofError(f"model '{model}' on device '{device}' is in {names[1]} but missing from {names[0]}",
+                          "run both with the same suite")
+    if not 0 < threshold < 1 or not 0 < alpha < 1:
+        raise HwprofError("--threshold and --alpha must be between 0 and 1")
+    rows = []
+    for key in sorted(base):
+        b, c = base[key], cur[key]
+        settings = [{k: v for k, v in r.get("settings", {}).items() if k != "seed"} for r in (b, c)]
+        checks = (("device settings", *settings),  # a simulated device's noise seed is not a setting
+                  ("device/host profile", b.get("profile_hash"), c.get("profile_hash")))
+        for what, ours, theirs in checks:
+            if ours != theirs:
+                raise HwprofError(f"'{key[0]}' on '{key[1]}' was measured with different {what} in {names[0]} "
+                                  f"and {names[1]} ({ours} vs {theirs})",
+                                  "compare runs made with the same device settings on the same kind of machine")
+        v = compare_samples(np.asarray(b["samples_ms"]), np.asarray(c["samples_ms"]), threshold, alpha)
+        rows.append({"model": key[0], "device": key[1], "simulated": bool(b.get("simulated", False)), **v.as_dict()})
+    return rows

@@ -1,0 +1,102 @@
+"""Regression verdicts (`hwprof compare`) and benchmark suites (`hwprof bench`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwprof.build_onnx import build_onnx
+from hwprof.measure import Protocol, measure_session
+from hwprof.profiling import get_device
+from hwprof.regression import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_samples
+from tests.conftest import run_cli, samples
+
+PROTOCOL = Protocol(min_samples=50, max_samples=50, target_ci=0.001)
+
+
+def _recorded_runs(n_runs: int) -> list[np.ndarray]:
+    """Independent runs of one network on simulated kirin-npu: its recorded noise model, outliers included."""
+    model = build_onnx(samples("ofa", 1, seed=4)[0])
+    runs = []
+    for seed in range(n_runs):
+        session = get_device("kirin-npu", seed=seed).load(model)
+        runs.append(np.concatenate([measure_session(session, PROTOCOL).samples_ms]))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return _recorded_runs(200)
+
+
+def test_a_a_comparisons_rarely_flag(runs):
+    verdicts = [compare_samples(runs[2 * i], runs[2 * i + 1]).verdict for i in range(100)]
+    assert sum(v != NO_CHANGE for v in verdicts) <= 1
+
+
+def test_ten_percent_slower_is_flagged_three_percent_is_not(runs):
+    slow10 = [compare_samples(runs[2 * i], runs[2 * i + 1] * 1.10, threshold=0.05).verdict for i in range(100)]
+    slow3 = [compare_samples(runs[2 * i], runs[2 * i + 1] * 1.03, threshold=0.05).verdict for i in range(100)]
+    fast10 = [compare_samples(runs[2 * i], runs[2 * i + 1] / 1.10).verdict for i in range(100)]
+    assert sum(v == REGRESSION for v in slow10) >= 95
+    assert sum(v != NO_CHANGE for v in slow3) <= 5
+    assert sum(v == IMPROVEMENT for v in fast10) >= 95
+
+
+def test_bootstrap_interval_brackets_the_ratio(runs):
+    v = compare_samples(runs[0], runs[1] * 1.2)
+    assert v.ci_low <= v.ratio <= v.ci_high and v.ci_low > 1.1 and v.p_value < 1e-6
+
+
+def _suite(tmp_path, device: str = "kirin-npu") -> str:
+    arch = samples("ofa", 1, seed=4)[0]
+    (tmp_path / "net.json").write_text(arch.to_json())
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f'name = "t"\n[protocol]\nmin_samples = 40\n[[models]]\nname = "net"\narch = "net.json"\n'
+                     f'[[devices]]\nname = "{device}"\n')
+    return str(suite)
+
+
+def test_cli_bench_and_compare_exit_codes(tmp_path):
+    suite = _suite(tmp_path)
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    run_cli("hwprof", "bench", suite, "--out", str(base), "--seed", "0", check=True)
+    run_cli("hwprof", "bench", suite, "--out", str(cur), "--seed", "1", check=True)
+    same = run_cli("hwprof", "compare", str(base), str(cur), "--json")
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["pairs"][0]["verdict"] == NO_CHANGE
+    doc = json.loads(cur.read_text())
+    doc["results"][0]["samples_ms"] = [s * 1.15 for s in doc["results"][0]["samples_ms"]]
+    slower = tmp_path / "slower.json"
+    slower.write_text(json.dumps(doc))
+    proc = run_cli("hwprof", "compare", str(base), str(slower))
+    assert proc.returncode == 3 and "regression" in proc.stdout
+
+
+def test_cli_compare_bad_inputs_exit_2(tmp_path):
+    suite = _suite(tmp_path)
+    base = tmp_path / "base.json"
+    run_cli("hwprof", "bench", suite, "--out", str(base), check=True)
+    other_dir = tmp_path / "o"
+    other_dir.mkdir()
+    other = other_dir / "dsp.json"
+    run_cli("hwprof", "bench", _suite(other_dir, "hexagon-dsp"), "--out", str(other), check=True)
+    doc = json.loads(base.read_text())
+    doc["results"][0]["settings"]["dtype"] = "int8"
+    changed = tmp_path / "changed.json"
+    changed.write_text(json.dumps(doc))
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    cases = {
+        "missing from": ("hwprof", "compare", str(base), str(other)),
+        "different device settings": ("hwprof", "compare", str(base), str(changed)),
+        "does not exist": ("hwprof", "compare", str(base), str(tmp_path / "nope.json")),
+        "cannot read results file": ("hwprof", "compare", str(base), str(junk)),
+        "benchmark suite": ("hwprof", "bench", str(tmp_path / "none.toml"), "--out", str(tmp_path / "x.json")),
+    }
+    for expected, args in cases.items():
+        proc = run_cli(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, proc.stderr)
