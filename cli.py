@@ -126,7 +126,7 @@ def measure(
 
     from hwprof.dataset import Dataset
     from hwprof.io import read_archs
-    from hwprof.measure import Protocol
+    from hwprof.protocol import Protocol
     from hwprof.profiling import check_output_dir, device_label, get_device, measure_into, plan
     from nas.spaces import get_space
 
@@ -359,6 +359,70 @@ def evaluate_cmd(
         console.print(f"plot written to {plot}")
 
 
+def _parse_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(x) for x in text.replace("x", ",").split(","))
+    except ValueError:
+        raise HwprofError(f"--input-shape '{text}' is not a list of integers", "e.g. --input-shape 1,3,224,224") from None
+    if len(shape) < 2 or any(d < 1 for d in shape):
+        raise HwprofError(f"--input-shape '{text}' needs positive sizes", "e.g. --input-shape 1,3,224,224")
+    return shape
+
+
+@hwprof_app.command("predict")
+def predict(
+    predictor_path: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file from `hwprof fit-predictor`.")],
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="ONNX model file (repeatable); kernel-rf and flops-linear only.")] = None,
+    arch: Annotated[Optional[Path], typer.Option("--arch", help="Architecture JSON (one network).")] = None,
+    archs: Annotated[Optional[Path], typer.Option("--archs", help="Architectures, JSON Lines.")] = None,
+    input_shape: Annotated[Optional[str], typer.Option(help="Input shape for ONNX models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print predictions as JSON.")] = False,
+) -> None:
+    """Predict latency (ms) of networks or ONNX models on the predictor's device, without running them.
+
+    Example: hwprof predict --predictor npu.pred --archs archs.jsonl
+    """
+    from hwprof.api import to_onnx
+    from hwprof.io import read_archs
+    from hwprof.predictors import store
+
+    given = [x for x in (model, arch, archs) if x]
+    if len(given) != 1:
+        raise HwprofError("give exactly one of --model, --arch or --archs")
+    predictor = store.load(predictor_path)
+    prov = predictor.provenance_
+    rows = []
+    if model:
+        shape = _parse_shape(input_shape)
+        protos = [to_onnx(m, shape) for m in model]
+        for m, ms in zip(model, predictor.predict_onnx(protos)):
+            rows.append({"name": str(m), "predicted_ms": float(ms)})
+    else:
+        networks = read_archs(arch or archs)
+        space = prov.get("space")
+        if predictor.name in ("lut", "additive", "gbm") and space:
+            outside = [a for a in networks if a.space != space]
+            if outside:
+                raise HwprofError(f"network {outside[0].hash} is from space '{outside[0].space or 'none'}', outside "
+                                  f"the {predictor.name} predictor's space '{space}'",
+                                  "use a kernel-rf or flops-linear predictor for networks outside its space")
+        for a, ms in zip(networks, predictor.predict(networks)):
+            rows.append({"name": a.hash, "predicted_ms": float(ms), "macs": a.macs, "params": a.params})
+    device = prov.get("device", "?")
+    simulated = bool(prov.get("simulated", False))
+    if json_out:
+        _print_json({"predictor": predictor.name, "device": device, "simulated": simulated, "predictions": rows})
+        return
+    table = Table(title=f"{predictor.name} predictions for {device}" + (" (SIMULATED device)" if simulated else ""))
+    table.add_column("network")
+    table.add_column("predicted ms", justify="right")
+    for r in rows:
+        table.add_row(r["name"], f"{r['predicted_ms']:.3f}")
+    console.print(table)
+
+
 @hwprof_app.command("bench")
 def bench(
     suite: Annotated[Path, typer.Argument(help="Benchmark suite TOML: [[models]] (arch or onnx) and [[devices]].")],
@@ -493,22 +557,68 @@ def sample(
         console.print(f"wrote {n} networks to {out}")
 
 
+@nas_app.command("import")
+def import_(
+    config_file: Annotated[Path, typer.Argument(help="Subnet config from another tool (JSON).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Architecture JSON to write.")],
+    source: Annotated[str, typer.Option("--from", help="Format of the config: ofa (Once-for-All ks/e/d/r).")] = "ofa",
+    width_mult: Annotated[Optional[float], typer.Option(help="OFA width multiplier (default: the config's w, else 1.0).")] = None,
+) -> None:
+    """Import a network from another tool's config (Once-for-All subnet configs).
+
+    Example: nas import --from ofa subnet.json --out arch.json
+    """
+    from hwprof.io import atomic_write_text
+    from nas.interop_ofa import from_ofa_config
+
+    if source != "ofa":
+        raise HwprofError(f"unknown import format '{source}'", "use --from ofa")
+    try:
+        config = json.loads(config_file.read_text())
+    except FileNotFoundError:
+        raise HwprofError(f"config file {config_file} does not exist") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HwprofError(f"config file {config_file} is not valid JSON: {exc}") from None
+    arch = from_ofa_config(config, width_mult)
+    atomic_write_text(out, arch.to_json(indent=2) + "\n")
+    console.print(f"{arch.hash}: {arch.macs / 1e6:.1f} MMACs, {arch.params / 1e6:.2f} M params, "
+                  f"{arch.resolution}px -> {out}")
+
+
 @nas_app.command("export")
 def export(
     arch_file: Annotated[Path, typer.Argument(help="Architecture file: .json (one) or .jsonl (many).")],
-    onnx_out: Annotated[Path, typer.Option("--onnx", help="Output .onnx file, or a directory for many networks.")],
+    onnx_out: Annotated[Optional[Path], typer.Option("--onnx", help="Output .onnx file, or a directory for many networks.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="onnx, or ofa (Once-for-All subnet configs, to --out).")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="With --format ofa: output .json (one) or .jsonl (many).")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Use float16 inputs and weights.")] = False,
 ) -> None:
-    """Export networks to ONNX (opset 17, batch 1, valid under onnx.checker).
+    """Export networks to ONNX (opset 17, batch 1, valid under onnx.checker) or to OFA subnet configs.
 
     Example: nas export archs.jsonl --onnx onnx/   (one file per network, named by hash)
+    Example: nas export best.json --format ofa --out best-ofa.json
     """
     from rich.progress import track
 
     from hwprof.build_onnx import build_onnx, save_onnx
-    from hwprof.io import read_archs
+    from hwprof.io import atomic_write_text, read_archs
 
     archs = read_archs(arch_file)
+    if fmt == "ofa":
+        from nas.interop_ofa import to_ofa_config
+
+        if out is None:
+            raise HwprofError("--format ofa needs --out FILE.json (or .jsonl for many networks)")
+        configs = [to_ofa_config(a) for a in archs]
+        text = json.dumps(configs[0], indent=2) + "\n" if len(configs) == 1 and out.suffix == ".json" else \
+            "".join(json.dumps(c) + "\n" for c in configs)
+        atomic_write_text(out, text)
+        console.print(f"wrote {len(configs)} OFA config(s) to {out}")
+        return
+    if fmt != "onnx":
+        raise HwprofError(f"unknown export format '{fmt}'", "use --format onnx or --format ofa")
+    if onnx_out is None:
+        raise HwprofError("--format onnx needs --onnx FILE.onnx (or a directory for many networks)")
     dtype = "float16" if fp16 else "float32"
     single = len(archs) == 1 and onnx_out.suffix == ".onnx"
     if not single and onnx_out.exists() and not onnx_out.is_dir():
@@ -583,7 +693,7 @@ def search(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from hwprof.build_onnx import build_onnx
-    from hwprof.measure import Protocol, measure_session
+    from hwprof.protocol import Protocol, measure_session
     from hwprof.predictors import store
     from hwprof.predictors.cache import cached_predictor
     from hwprof.profiling import device_label, get_device

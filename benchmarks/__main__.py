@@ -44,7 +44,7 @@ def quick_suite(repeats: int) -> list[dict]:
     from devices.base import Device
     from hwprof.build_onnx import build_onnx
     from hwprof.dataset import Dataset
-    from hwprof.measure import Protocol, measure_session
+    from hwprof.protocol import Protocol, measure_session
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
     from hwprof.profiling import get_device, measure_into

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.common import emit
 from hwprof.build_onnx import build_onnx
-from hwprof.measure import Protocol, measure_session
+from hwprof.protocol import Protocol, measure_session
 from hwprof.profiling import get_device
 from hwprof.regression import NO_CHANGE, REGRESSION, compare_samples
 from nas.spaces import get_space

@@ -31,7 +31,7 @@ from benchmarks.common import emit
 from devices.cpu import create_ort_session
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import Dataset
-from hwprof.measure import Protocol, measure_session
+from hwprof.protocol import Protocol, measure_session
 from hwprof.profiling import get_device, measure_into
 from nas.spaces import get_space
 

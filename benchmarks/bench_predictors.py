@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.common import emit
 from hwprof.dataset import Dataset
-from hwprof.measure import Protocol
+from hwprof.protocol import Protocol
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import evaluate, fit_on
 from hwprof.profiling import get_device, measure_into

@@ -2,7 +2,7 @@
 
 A device turns an ONNX model into a :class:`Session` (compile/load once), and a
 session runs the model ``n`` times and returns per-inference seconds. The
-measurement protocol (:mod:`hwprof.measure`) drives sessions; adapters only
+measurement protocol (:mod:`hwprof.protocol`) drives sessions; adapters only
 time single inferences as precisely as their backend allows.
 """
 

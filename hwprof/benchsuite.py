@@ -41,7 +41,7 @@ from devices.base import host_info
 from hwprof.arch import Arch
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
-from hwprof.measure import Protocol, measure_session
+from hwprof.protocol import Protocol, measure_session
 
 FORMAT = "hwprof.bench"
 VERSION = 1

@@ -16,7 +16,7 @@ from hwprof.arch import Arch, Block
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
-from hwprof.measure import Measurement, Protocol, measure_session
+from hwprof.protocol import Measurement, Protocol, measure_session
 from hwprof.registry import DEVICES
 
 MODES = ("e2e", "blocks", "both")

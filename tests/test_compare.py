@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hwprof.build_onnx import build_onnx
-from hwprof.measure import Protocol, measure_session
+from hwprof.protocol import Protocol, measure_session
 from hwprof.profiling import get_device
 from hwprof.regression import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_samples
 from tests.conftest import run_cli, samples

@@ -14,7 +14,7 @@ import pytest
 
 from devices.base import Session
 from hwprof.dataset import Dataset
-from hwprof.measure import Protocol, mad_inliers, measure_session
+from hwprof.protocol import Protocol, mad_inliers, measure_session
 from tests.conftest import run_cli
 
 

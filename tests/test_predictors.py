@@ -214,3 +214,48 @@ def test_cli_bad_inputs_exit_2_with_one_line(npu_dir, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "x.pred").exists()
+
+
+def test_onnx_kernels_match_ir_kernels_on_every_space():
+    from collections import Counter
+
+    from hwprof.build_onnx import build_onnx
+    from hwprof.predictors.kernels import kernels_from_onnx
+    from tests.conftest import SPACES
+
+    for space in SPACES:
+        for arch in samples(space, 3, seed=9):
+            ir = Counter(k for b in arch.blocks for k in block_kernels(b))
+            assert Counter(kernels_from_onnx(build_onnx(arch))) == ir, space
+
+
+def test_kernel_rf_and_flops_predict_torch_exported_onnx(fitted, tmp_path):
+    import io
+    import warnings
+
+    import onnx
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 2, 1), torch.nn.BatchNorm2d(16), torch.nn.Hardswish(),
+                              torch.nn.Conv2d(16, 16, 3, 1, 1, groups=16), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10)).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.randn(1, 3, 128, 128), buf, dynamo=False, opset_version=17)
+    model = onnx.load_from_string(buf.getvalue())
+    for name in ("kernel-rf", "flops-linear"):
+        assert np.isfinite(fitted[name].predict_onnx([model])).all()
+    with pytest.raises(HwprofError, match="outside it"):
+        fitted["lut"].predict_onnx([model])
+    path = tmp_path / "net.onnx"
+    path.write_bytes(buf.getvalue())
+    pred = tmp_path / "k.pred"
+    store.save(fitted["kernel-rf"], pred)
+    out = json.loads(run_cli("hwprof", "predict", "--predictor", str(pred), "--model", str(path), "--json",
+                             check=True).stdout)
+    assert out["predictions"][0]["predicted_ms"] > 0
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(buf.getvalue()[:200])
+    proc = run_cli("hwprof", "predict", "--predictor", str(pred), "--model", str(bad))
+    assert proc.returncode == 2 and "not a valid ONNX model" in proc.stderr

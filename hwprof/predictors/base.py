@@ -123,6 +123,17 @@ class LatencyPredictor(ABC):
         """Constructor arguments (JSON-able)."""
         return {}
 
+    def predict_onnx(self, models: Sequence[Any]) -> np.ndarray:
+        """Predicted latency (ms) of arbitrary ONNX models (not built from a search space).
+
+        Raises:
+            HwprofError: for predictors bound to blocks or genes of a search space.
+        """
+        space = self.provenance_.get("space") or getattr(self, "space_", "")
+        raise HwprofError(f"the {self.name} predictor only knows networks of its space"
+                          + (f" '{space}'" if space else "") + "; this model is outside it",
+                          "use a kernel-rf or flops-linear predictor for arbitrary ONNX models")
+
     @abstractmethod
     def get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
         """Fitted state as (JSON-able dict, numpy arrays, sklearn estimators)."""

@@ -15,7 +15,7 @@ import numpy as np
 from devices.base import Device
 from hwprof.dataset import Dataset
 from hwprof.io import cache_dir
-from hwprof.measure import Protocol
+from hwprof.protocol import Protocol
 from hwprof.predictors import store
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.predictors.data import load_measurements

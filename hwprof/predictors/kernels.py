@@ -53,3 +53,137 @@ def group_kernels(blocks: list[Block]) -> dict[str, tuple[np.ndarray, np.ndarray
             feats.setdefault(ktype, []).append(f)
             owner.setdefault(ktype, []).append(i)
     return {k: (np.asarray(feats[k], dtype=float), np.asarray(owner[k])) for k in feats}
+
+
+_ACT_OPS = {"Relu": "relu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid", "Sigmoid": "sigmoid"}
+_FREE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Shape", "Gather", "Constant", "Cast",
+             "Dropout"}
+
+
+def kernels_from_onnx(model, fuse_decomposed: bool = False) -> list[tuple[str, tuple[float, ...]]]:
+    """Kernels of any ONNX model, fused as mobile runtimes fuse them.
+
+    A Conv (or Gemm) absorbs a following BatchNormalization and activation
+    when it is their only producer-consumer chain. Activations are recognised
+    as single ops (Relu, Clip -> relu6, HardSwish, HardSigmoid, Sigmoid) and in
+    the decomposed forms exporters emit: ``x * HardSigmoid(x)`` and
+    ``x * Clip(x + 3, 0, 6) / 6`` (h-swish), ``x * Sigmoid(x)`` (swish). Shape
+    plumbing (Flatten, Reshape, ...) costs nothing and is skipped.
+
+    Args:
+        model: The ONNX model.
+        fuse_decomposed: Also fuse the decomposed activation forms into the
+            producing conv. Off by default: runtimes such as onnxruntime's CPU
+            provider run those Add/Clip/Mul/Div nodes as separate kernels.
+
+    Returns:
+        (kernel type, features) per kernel, as :func:`block_kernels` gives for hwprof's own blocks.
+    """
+
+    from devices.graph_cost import tensor_shapes
+
+    shapes = tensor_shapes(model)
+    inits = {i.name: i for i in model.graph.initializer}
+    consts = set(inits) | {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    consumers: dict[str, list] = {}
+    producer = {}
+    for node in model.graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+        for o in node.output:
+            producer[o] = node
+    used: set[int] = set()
+
+    def only_consumer(value: str):
+        c = consumers.get(value, [])
+        return c[0] if len(c) == 1 else None
+
+    def attr(node, name, default):
+        for a in node.attribute:
+            if a.name == name:
+                import onnx
+
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    def absorb_activation(value: str) -> tuple[str, str]:
+        """(activation, output value) of the activation applied to ``value``, consuming its nodes."""
+        users = consumers.get(value, [])
+        if len(users) == 1 and users[0].op_type in _ACT_OPS:
+            used.add(id(users[0]))
+            return _ACT_OPS[users[0].op_type], users[0].output[0]
+        if len(users) == 1 and users[0].op_type == "Clip":
+            used.add(id(users[0]))
+            return "relu6", users[0].output[0]
+        if len(users) == 2 and fuse_decomposed:  # x * gate(x): h-swish or swish
+            gate = next((u for u in users if u.op_type in ("HardSigmoid", "Sigmoid", "Add")), None)
+            mul = next((u for u in users if u.op_type == "Mul"), None)
+            if gate is not None and mul is not None:
+                chain = [gate]
+                while chain[-1].output[0] not in mul.input:
+                    nxt = only_consumer(chain[-1].output[0])
+                    if nxt is None or nxt.op_type not in ("Clip", "Div", "Mul", "Relu6") or len(chain) > 3:
+                        return "none", value
+                    chain.append(nxt)
+                used.update(id(n) for n in (*chain, mul))
+                end = mul.output[0]
+                scale = only_consumer(end)  # x * relu6(x + 3) / 6: the division comes after the product
+                if scale is not None and scale.op_type in ("Div", "Mul") and any(i in consts for i in scale.input):
+                    used.add(id(scale))
+                    end = scale.output[0]
+                return ("swish" if gate.op_type == "Sigmoid" else "hswish"), end
+        return "none", value
+
+    def dims(value: str) -> list[int]:
+        return shapes.get(value, [1])
+
+    out: list[tuple[str, tuple[float, ...]]] = []
+    for node in model.graph.node:
+        if id(node) in used or node.op_type in _FREE_OPS:
+            continue
+        used.add(id(node))
+        op = node.op_type
+        x = dims(node.input[0]) if node.input else [1]
+        y = dims(node.output[0])
+        c_in, res_in = (x[1], x[2]) if len(x) == 4 else (x[-1], 1)
+        c_out, res_out = (y[1], y[2]) if len(y) == 4 else (y[-1], 1)
+        if op in ("Conv", "Gemm", "MatMul"):
+            value, bn = node.output[0], False
+            nxt = only_consumer(value)
+            if op == "Conv" and nxt is not None and nxt.op_type == "BatchNormalization":
+                used.add(id(nxt))
+                value, bn = nxt.output[0], True
+            elif op == "MatMul" and nxt is not None and nxt.op_type == "Add":
+                used.add(id(nxt))
+                value = nxt.output[0]
+            act, _ = absorb_activation(value)
+            w = inits.get(node.input[1])
+            if op == "Conv":
+                k = int(w.dims[2]) if w is not None else int(attr(node, "kernel_shape", [1])[0])
+                groups = int(attr(node, "group", 1))
+                stride = int(attr(node, "strides", [1])[0])
+                layer = Layer("conv", "", (), (), c_in, c_out, res_in, res_out, k, stride, groups,
+                              bias=len(node.input) > 2, bn=bn, act=act)
+            else:
+                c_in = int(w.dims[0]) if w is not None and op == "MatMul" else c_in
+                layer = Layer("linear", "", (), (), c_in, c_out, 1, 1, act=act)
+        elif op in ("GlobalAveragePool", "ReduceMean"):
+            layer = Layer("gap", "", (), (), c_in, c_in, res_in, 1)
+        elif op in ("MaxPool", "AveragePool"):
+            k = int(attr(node, "kernel_shape", [1])[0])
+            layer = Layer("maxpool" if op == "MaxPool" else "avgpool", "", (), (), c_in, c_in, res_in, res_out, k,
+                          int(attr(node, "strides", [1])[0]))
+        elif op in ("Add", "Mul") and all(i not in consts for i in node.input):
+            layer = Layer(op.lower(), "", (), (), c_in, c_out, res_in, res_out)
+        elif op in _ACT_OPS or op == "Clip":
+            layer = Layer("act", "", (), (), c_in, c_in, res_in, res_in, act=_ACT_OPS.get(op, "relu6"))
+        elif op == "Transpose" and len(x) == 5:  # channel shuffle: Reshape(N,g,C/g,H,W) -> Transpose -> Reshape
+            layer = Layer("shuffle", "", (), (), x[1] * x[2], x[1] * x[2], x[3], x[3], groups=x[1])
+        elif op == "Concat":
+            layer = Layer("concat", "", (), (), c_in, c_out, res_in, res_out)
+        elif op == "Split":
+            layer = Layer("split", "", (), (), c_in, c_out, res_in, res_out)
+        else:  # elementwise with constants and anything else: an elementwise kernel
+            layer = Layer("act", "", (), (), c_in, c_out, res_in, res_out)
+        out.append((kernel_type(layer), kernel_features(layer)))
+    return out

@@ -44,6 +44,14 @@ class FlopsLinearPredictor(LatencyPredictor):
         self._check_fitted()
         return self._features(archs) @ self.coef_
 
+    def predict_onnx(self, models: Sequence) -> np.ndarray:
+        """Predicted latency (ms) of arbitrary ONNX models, from their MACs and parameters."""
+        from hwprof.onnx_stats import count_macs, count_params
+
+        self._check_fitted()
+        x = np.array([[count_macs(m) / 1e6, count_params(m) / 1e6, 1.0] for m in models]).reshape(-1, 3)
+        return x @ self.coef_
+
     def get_state(self):
         return {}, {"coef": self.coef_}, {}
 

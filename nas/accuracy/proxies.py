@@ -18,6 +18,7 @@ proxies, and every output calls them so.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -133,11 +134,26 @@ class ZeroCostProxy(CachedEstimator):
     def settings(self) -> dict[str, Any]:
         return {"resolution": self.resolution}
 
+    _pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        """A worker pool kept for the life of the estimator (workers import torch once)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            atexit.register(self.close)
+        return self._pool
+
+    def close(self) -> None:
+        """Shut the worker pool down (also done at exit)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
     def compute(self, archs: Sequence[Arch]) -> np.ndarray:
         if self.workers > 1 and len(archs) >= PARALLEL_MIN:
-            with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(_worker, self.name, self.resolution, a.to_json()) for a in archs]
-                return np.array([f.result() for f in futures])
+            pool = self._executor()
+            futures = [pool.submit(_worker, self.name, self.resolution, a.to_json()) for a in archs]
+            return np.array([f.result() for f in futures])
         import torch
 
         threads = torch.get_num_threads()

@@ -1,0 +1,141 @@
+"""The Python API for notebooks and scripts: measure, load a predictor, predict.
+
+    import hwprof
+    row = hwprof.measure("model.onnx", device="cpu")          # dict of statistics
+    pred = hwprof.load_predictor("npu.pred")
+    pred.predict([arch])                                       # milliseconds
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import onnx
+
+from hwprof.arch import Arch
+from hwprof.errors import HwprofError
+
+
+def to_onnx(model: Any, input_shape: Sequence[int] | None = None) -> onnx.ModelProto:
+    """An ONNX model from an :class:`Arch` (or its ``.json`` path), an ONNX model or path, or a torch module.
+
+    Args:
+        model: What to convert.
+        input_shape: Input shape (NCHW); needed for torch modules and ONNX models
+            with dynamic dimensions.
+
+    Raises:
+        HwprofError: for unreadable files or a torch module without ``input_shape``.
+    """
+    if isinstance(model, Arch):
+        from hwprof.build_onnx import build_onnx
+
+        return build_onnx(model)
+    if isinstance(model, onnx.ModelProto):
+        proto = model
+    elif isinstance(model, (str, Path)) and str(model).endswith(".json"):
+        from hwprof.io import read_archs
+
+        return to_onnx(read_archs(model)[0], input_shape)
+    elif isinstance(model, (str, Path)):
+        proto = load_onnx_file(model)
+    else:
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency
+            torch = None
+        if torch is None or not isinstance(model, torch.nn.Module):
+            raise HwprofError(f"cannot measure a {type(model).__name__}",
+                              "give an Arch, an ONNX model or path, or a torch.nn.Module")
+        if input_shape is None:
+            raise HwprofError("a torch module needs input_shape, e.g. (1, 3, 224, 224)")
+        buf = io.BytesIO()
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.eval(), torch.randn(*input_shape), buf, dynamo=False, opset_version=17,
+                              input_names=["input"], output_names=["output"])
+        proto = onnx.load_from_string(buf.getvalue())
+    return with_static_input(proto, input_shape) if input_shape is not None else proto
+
+
+def load_onnx_file(path: str | Path) -> onnx.ModelProto:
+    """Read and check an ONNX file.
+
+    Raises:
+        HwprofError: if missing, truncated or not a valid ONNX model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HwprofError(f"model file {path} does not exist")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # onnx raises DecodeError, ValidationError and others
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HwprofError(f"{path} is not a valid ONNX model: {first}",
+                          "re-export it (opset >= 13) or check it with onnx.checker") from None
+    return proto
+
+
+def with_static_input(model: onnx.ModelProto, shape: Sequence[int]) -> onnx.ModelProto:
+    """A copy of a single-input model with its input shape fixed to ``shape``."""
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise HwprofError(f"the model has {len(inputs)} inputs; hwprof measures single-input models")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if len(dims) != len(shape):
+        raise HwprofError(f"input '{inputs[0].name}' has {len(dims)} dimensions but --input-shape gives {len(shape)}")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    target = next(i for i in out.graph.input if i.name == inputs[0].name).type.tensor_type.shape.dim
+    for d, size in zip(target, shape):
+        if d.HasField("dim_value") and d.dim_value not in (0, size):
+            raise HwprofError(f"input '{inputs[0].name}' is fixed at {[x.dim_value for x in dims]}, "
+                              f"not {list(shape)}", "leave out --input-shape or match the model")
+        d.Clear()
+        d.dim_value = int(size)
+    return out
+
+
+def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None = None, seed: int = 0,
+            min_time_s: float | None = None, **device_options: Any) -> dict[str, Any]:
+    """Measure one model's latency with hwprof's protocol.
+
+    Args:
+        model: An Arch, ONNX model or path, or a torch module (exported to ONNX on the way).
+        device: Device name (see ``hwprof devices``) or a profile ``.toml``.
+        input_shape: Input shape for torch modules and dynamic ONNX inputs.
+        seed: Seed of simulated noise.
+        min_time_s: Inference time to record at least (default 0.25 s real, 0 simulated).
+        **device_options: e.g. ``threads=4``.
+
+    Returns:
+        A dict: device, simulated, median/mean/std/p10/p90/IQR in ms, n, rejected, samples.
+    """
+    from hwprof.protocol import Protocol, measure_session
+    from hwprof.profiling import get_device
+
+    dev = get_device(device, seed=seed, **device_options)
+    dev.require_available()
+    proto = to_onnx(model, input_shape)
+    session = dev.load(proto)
+    try:
+        m = measure_session(session, Protocol(min_time_s=min_time_s if min_time_s is not None
+                                              else (0.0 if dev.simulated else 0.25)))
+    finally:
+        session.close()
+    return {"device": dev.name, "simulated": dev.simulated, "median_ms": m.median_ms, "mean_ms": m.mean_ms,
+            "std_ms": m.std_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "iqr_ms": m.iqr_ms, "n": m.n,
+            "n_rejected": m.n_rejected, "samples_ms": m.samples_ms.tolist()}
+
+
+def load_predictor(path: str | Path):
+    """Load a predictor file written by ``hwprof fit-predictor`` (no pickle involved)."""
+    from hwprof.predictors import store
+
+    return store.load(path)
