@@ -105,6 +105,8 @@ def measure(
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Sample networks from this space.")] = None,
     samples: Annotated[int, typer.Option("--samples", "-n", help="How many networks to sample from --space.")] = 100,
     archs: Annotated[Optional[Path], typer.Option("--archs", help="Measure the networks in this .json/.jsonl file instead.")] = None,
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Measure this ONNX model file end to end (repeatable).")] = None,
+    input_shape: Annotated[Optional[str], typer.Option(help="Input shape for ONNX models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
     mode: Annotated[str, typer.Option(help="e2e (whole networks), blocks (each distinct block once), or both.")] = "both",
     seed: Annotated[int, typer.Option(help="Seed for sampling and for simulated noise.")] = 0,
     threads: Annotated[int, typer.Option(help="Intra-op threads (real devices).")] = 1,
@@ -132,15 +134,26 @@ def measure(
 
     if samples < 1:
         raise HwprofError(f"--samples must be at least 1, got {samples}", "ask for one or more networks")
-    if (space is None) == (archs is None):
-        raise HwprofError("give exactly one of --space or --archs", "e.g. --space ofa --samples 100")
+    if sum(x is not None and x != [] for x in (space, archs, model)) != 1:
+        raise HwprofError("give exactly one of --space, --archs or --model", "e.g. --space ofa --samples 100")
     dev = get_device(device, seed=seed, threads=threads, opt_level=opt_level,
                      dtype="float16" if fp16 else "float32")
     dev.require_available()
     check_output_dir(out)
     dataset = Dataset(out)
     dataset.keys()  # a corrupt dataset is reported before any work starts
-    if archs is not None:
+    if model:
+        from hwprof.api import to_onnx
+        from hwprof.profiling import ExternalModel
+
+        shape = _parse_shape(input_shape)
+        networks = []
+        for path in model:
+            proto = to_onnx(path, shape)
+            dev.load(proto).close()  # a model the device cannot run fails here, before any work
+            networks.append(ExternalModel(str(path), proto))
+        mode = "e2e"
+    elif archs is not None:
         networks = read_archs(archs)
     else:
         sp = get_space(space)

@@ -5,8 +5,9 @@ A suite file::
     name = "my-models"
 
     [protocol]            # optional; more samples give ``hwprof compare`` more power
-    min_samples = 50
+    min_samples = 50      # in all, spread over the rounds
     min_time = 0.5
+    rounds = 8            # round-robin passes over the models (drift shows up between rounds)
 
     [[models]]
     name = "candidate"
@@ -34,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import onnx
 
 import hwprof
@@ -45,7 +47,9 @@ from hwprof.protocol import Protocol, measure_session
 
 FORMAT = "hwprof.bench"
 VERSION = 1
-_PROTOCOL_KEYS = {"warmup": "warmup", "min_samples": "min_samples", "max_samples": "max_samples",
+DEFAULT_ROUNDS = 8
+_PROTOCOL_KEYS = {"rounds": "rounds", "warmup": "warmup", "min_samples": "min_samples",
+                  "max_samples": "max_samples",
                   "target_ci": "target_ci", "min_time": "min_time_s", "time_cap": "time_cap_s"}
 
 
@@ -88,10 +92,32 @@ def load_suite(path: str | Path) -> dict[str, Any]:
             "protocol": doc.get("protocol", {})}
 
 
-def _protocol(options: dict[str, Any], simulated: bool) -> Protocol:
+def _protocol(options: dict[str, Any], simulated: bool) -> tuple[Protocol, int]:
+    """The per-round protocol and the number of rounds."""
+    options = dict(options)
+    rounds = int(options.pop("rounds", DEFAULT_ROUNDS))
+    if rounds < 1:
+        raise HwprofError("[protocol] rounds must be at least 1")
     values = {"min_samples": 50, "min_time_s": 0.0 if simulated else 0.5, "target_ci": 0.01}
     values.update({_PROTOCOL_KEYS[k]: v for k, v in options.items()})
-    return Protocol(**values)
+    per_round = {**values, "min_samples": max(10, values["min_samples"] // rounds),
+                 "min_time_s": values["min_time_s"] / rounds, "warmup": min(values.get("warmup", 5), 3)}
+    per_round["max_samples"] = max(per_round.get("max_samples", 2000) // rounds, per_round["min_samples"])
+    return Protocol(**per_round), rounds
+
+
+def measure_rounds(sessions: list, protocol: Protocol, rounds: int) -> list[list[np.ndarray]]:
+    """Samples of each session in ``rounds`` rounds, round-robin over the sessions.
+
+    Spreading each model's samples over rounds interleaved with the others
+    makes slow drifts of the machine show up as spread between round medians,
+    which is what :func:`hwprof.regression.compare_samples` tests on.
+    """
+    out: list[list[np.ndarray]] = [[] for _ in sessions]
+    for _ in range(rounds):
+        for i, session in enumerate(sessions):
+            out[i].append(measure_session(session, protocol).samples_ms)
+    return out
 
 
 def run_suite(suite: dict[str, Any], seed: int = 0,
@@ -107,22 +133,25 @@ def run_suite(suite: dict[str, Any], seed: int = 0,
         devices.append(device)
     results = []
     for device in devices:
-        protocol = _protocol(suite["protocol"], device.simulated)
-        for m in suite["models"]:
-            if on_item:
-                on_item(m["name"], device.name)
-            session = device.load(m["model"])
-            try:
-                meas = measure_session(session, protocol)
-            finally:
+        protocol, rounds = _protocol(suite["protocol"], device.simulated)
+        if on_item:
+            on_item(f"{len(suite['models'])} model(s) x {rounds} rounds", device.name)
+        sessions = [device.load(m["model"]) for m in suite["models"]]
+        try:
+            per_model = measure_rounds(sessions, protocol, rounds)
+        finally:
+            for session in sessions:
                 session.close()
+        for m, round_samples in zip(suite["models"], per_model):
+            samples = np.concatenate(round_samples)
             results.append({
                 "model": m["name"], "source": m["source"],
                 "model_sha256": hashlib.sha256(m["model"].SerializeToString()).hexdigest()[:16],
                 "device": device.name, "simulated": device.simulated, "settings": device.settings(),
                 "settings_hash": device.settings_hash(), "profile_hash": device.profile_hash(),
-                "median_ms": meas.median_ms, "p10_ms": meas.p10_ms, "p90_ms": meas.p90_ms, "n": meas.n,
-                "n_rejected": meas.n_rejected, "samples_ms": meas.samples_ms.tolist(),
+                "median_ms": float(np.median(samples)), "p10_ms": float(np.percentile(samples, 10)),
+                "p90_ms": float(np.percentile(samples, 90)), "n": int(len(samples)),
+                "round_medians_ms": [float(np.median(r)) for r in round_samples], "samples_ms": samples.tolist(),
             })
     return results_document(suite["name"], results, {"seed": seed})
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
+
+import onnx
 
 import hwprof
 from devices.base import Device, host_info
@@ -42,16 +46,55 @@ def device_label(device: Device) -> str:
     return f"{device.name} (simulated)" if device.simulated else device.name
 
 
+@dataclass(frozen=True, eq=False)
+class ExternalModel:
+    """An ONNX model brought by the user (not built from hwprof's IR).
+
+    Its rows use the SHA-256 of the file's content as arch hash and ``onnx`` as space.
+    """
+
+    path: str
+    proto: onnx.ModelProto = field(repr=False)
+    space: str = "onnx"
+    blocks: tuple = ()
+
+    @cached_property
+    def hash(self) -> str:
+        return hashlib.sha256(self.proto.SerializeToString()).hexdigest()[:16]
+
+    @cached_property
+    def macs(self) -> int:
+        from hwprof.onnx_stats import count_macs
+
+        return count_macs(self.proto)
+
+    @cached_property
+    def params(self) -> int:
+        from hwprof.onnx_stats import count_params
+
+        return count_params(self.proto)
+
+    @property
+    def resolution(self) -> int:
+        from devices.base import model_input
+
+        shape = model_input(self.proto)[1]
+        return int(shape[-1]) if len(shape) >= 3 else 1
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": "hwprof.onnx/1", "onnx_file": self.path, "sha256": self.hash})
+
+
 @dataclass(frozen=True)
 class Task:
     """One thing to measure: a whole network (e2e) or one block configuration."""
 
-    target: Arch | Block
-    arch: Arch | None  # for e2e: the network; for a block: the first network using it
+    target: Arch | Block | ExternalModel
+    arch: Arch | ExternalModel | None  # for e2e: the network; for a block: the first network using it
 
     @property
     def is_e2e(self) -> bool:
-        return isinstance(self.target, Arch)
+        return isinstance(self.target, (Arch, ExternalModel))
 
     @property
     def arch_hash(self) -> str:
@@ -140,7 +183,8 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     inference = 0.0
     summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0)
     for task in todo:
-        session = device.load(build_onnx(task.target))
+        model = task.target.proto if isinstance(task.target, ExternalModel) else build_onnx(task.target)
+        session = device.load(model)
         try:
             m = measure_session(session, protocol)
         finally:

@@ -3,14 +3,19 @@
 For one (model, device) pair with raw latency samples from a baseline run and
 a current run, a change is reported only when it is both
 
-- **statistically significant**: a two-sided Mann-Whitney U test on the raw
-  samples rejects "same distribution" at ``alpha`` (default 0.01), and the
-  bootstrap 95% confidence interval of the ratio of medians excludes 1; and
+- **statistically significant**: a two-sided Mann-Whitney U test rejects
+  "same distribution" at ``alpha`` (default 0.01), and the bootstrap 95%
+  confidence interval of the ratio of medians excludes 1; and
 - **large enough to matter**: the ratio of medians is beyond ``1 ± threshold``
   (default 5%), as asv and pytest-benchmark require a minimum effect size.
 
-Noise alone rarely passes both; a small real change (below the threshold) is
-reported as no change by design.
+The test runs on the medians of the runs' rounds when both runs have at least
+``MIN_ROUNDS`` of them (``hwprof bench`` measures in round-robin rounds): on a
+shared machine, speed drifts between minutes by more than samples within a
+burst vary, and samples of one burst are not independent of that drift. With
+raw samples only (older files, hwprof's own quick benchmarks) the test runs on
+those. Noise alone rarely passes both conditions; a small real change (below
+the threshold) is reported as no change by design.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 REGRESSION, IMPROVEMENT, NO_CHANGE = "regression", "improvement", "no change"
+MIN_ROUNDS = 5  # with 5 rounds a side, complete separation gives p = 0.008 < 0.01
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,10 @@ def compare_samples(baseline: np.ndarray, current: np.ndarray, threshold: float 
     """Regression / improvement / no change of ``current`` against ``baseline``.
 
     Args:
-        baseline: Raw latency samples of the baseline run.
-        current: Raw latency samples of the current run.
+        baseline: Latency samples of the baseline run: raw samples, or the
+            medians of its rounds (then machine drift within a run is part of
+            the noise the test allows for).
+        current: The same for the current run.
         threshold: Minimum relative change of the median that counts.
         alpha: Significance level of the Mann-Whitney U test.
         seed: Seed of the bootstrap.
@@ -115,6 +123,8 @@ def compare_results(baseline: dict, current: dict, threshold: float = 0.05, alph
                 raise HwprofError(f"'{key[0]}' on '{key[1]}' was measured with different {what} in {names[0]} "
                                   f"and {names[1]} ({ours} vs {theirs})",
                                   "compare runs made with the same device settings on the same kind of machine")
-        v = compare_samples(np.asarray(b["samples_ms"]), np.asarray(c["samples_ms"]), threshold, alpha)
+        rounds = min(len(b.get("round_medians_ms", [])), len(c.get("round_medians_ms", [])))
+        field = "round_medians_ms" if rounds >= MIN_ROUNDS else "samples_ms"
+        v = compare_samples(np.asarray(b[field]), np.asarray(c[field]), threshold, alpha)
         rows.append({"model": key[0], "device": key[1], "simulated": bool(b.get("simulated", False)), **v.as_dict()})
     return rows

@@ -103,6 +103,11 @@ def load_measurements(path: str | Path, device: str | None = None, space: str | 
         raise HwprofError(f"dataset {path} holds no measurements", "run `hwprof measure --out PATH` first")
     df = _select(df, "device", device, "--device", path)
     e2e = df[df.block_key == "e2e"]
+    if space != "onnx":  # user ONNX models are measured, but predictors learn from networks of a space
+        e2e = e2e[e2e.space != "onnx"]
+        if e2e.empty and (df.space == "onnx").any():
+            raise HwprofError(f"dataset {path} holds only ONNX models measured with --model",
+                              "fit predictors on networks sampled from a space (hwprof measure --space ofa)")
     e2e = _select(e2e, "space", space, "--space", path) if not e2e.empty else e2e
     settings = df.settings_hash.unique()
     if len(settings) > 1:
