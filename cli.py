@@ -440,20 +440,31 @@ def predict(
 def bench(
     suite: Annotated[Path, typer.Argument(help="Benchmark suite TOML: [[models]] (arch or onnx) and [[devices]].")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Results JSON to write (raw samples, statistics, host).")],
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Baseline suite (e.g. from the base branch) to measure interleaved with SUITE.")] = None,
+    baseline_out: Annotated[Optional[Path], typer.Option("--baseline-out", help="Results JSON for --baseline.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of simulated devices' noise.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results summary as JSON.")] = False,
 ) -> None:
     """Measure a benchmark suite and write a results file for `hwprof compare`.
 
-    Example: hwprof bench bench.toml --out base.json
+    With --baseline, both suites are measured interleaved, round by round, so
+    machine drift hits both alike (recommended on shared CI runners).
+
+    Example: hwprof bench bench.toml --out current.json --baseline ../base/bench.toml --baseline-out base.json
     """
-    from hwprof.benchsuite import load_suite, run_suite
+    from hwprof.benchsuite import load_suite, run_suites
     from hwprof.io import atomic_write_text
 
-    loaded = load_suite(suite)
+    if (baseline is None) != (baseline_out is None):
+        raise HwprofError("--baseline and --baseline-out go together")
+    suites = [load_suite(suite)] + ([load_suite(baseline)] if baseline else [])
+    loaded = suites[0]
     with Console(stderr=True).status("measuring") as status:
-        doc = run_suite(loaded, seed=seed, on_item=lambda m, d: status.update(f"measuring {m} on {d}"))
+        docs = run_suites(suites, seed=seed, on_item=lambda m, d: status.update(f"measuring {m} on {d}"))
+    doc = docs[0]
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    if baseline_out is not None:
+        atomic_write_text(baseline_out, json.dumps(docs[1], indent=1) + "\n")
     rows = [{k: r[k] for k in ("model", "device", "simulated", "median_ms", "p10_ms", "p90_ms", "n")}
             for r in doc["results"]]
     if json_out:

@@ -123,28 +123,40 @@ def measure_rounds(sessions: list, protocol: Protocol, rounds: int) -> list[list
 def run_suite(suite: dict[str, Any], seed: int = 0,
               on_item: Callable[[str, str], None] | None = None) -> dict[str, Any]:
     """Measure every (model, device) pair of a loaded suite; return the results document."""
+    return run_suites([suite], seed, on_item)[0]
+
+
+def run_suites(suites: list[dict[str, Any]], seed: int = 0,
+               on_item: Callable[[str, str], None] | None = None) -> list[dict[str, Any]]:
+    """Measure several suites *interleaved*, round by round, on the first suite's devices.
+
+    Measuring a baseline and a current suite in alternation (as asv's
+    ``continuous`` mode does) makes the machine's drift hit both alike, so
+    ``hwprof compare`` judges the change, not the minute each ran in.
+    """
     from hwprof.profiling import get_device
 
     devices = []
-    for entry in suite["devices"]:
+    for entry in suites[0]["devices"]:
         options = {k: v for k, v in entry.items() if k != "name"}
         device = get_device(entry.get("name", ""), seed=seed, **options)
         device.require_available()
         devices.append(device)
-    results = []
+    results: list[list[dict]] = [[] for _ in suites]
     for device in devices:
-        protocol, rounds = _protocol(suite["protocol"], device.simulated)
+        protocol, rounds = _protocol(suites[0]["protocol"], device.simulated)
+        items = [(k, m) for k, suite in enumerate(suites) for m in suite["models"]]
         if on_item:
-            on_item(f"{len(suite['models'])} model(s) x {rounds} rounds", device.name)
-        sessions = [device.load(m["model"]) for m in suite["models"]]
+            on_item(f"{len(items)} model(s) x {rounds} rounds", device.name)
+        sessions = [device.load(m["model"]) for _, m in items]
         try:
             per_model = measure_rounds(sessions, protocol, rounds)
         finally:
             for session in sessions:
                 session.close()
-        for m, round_samples in zip(suite["models"], per_model):
+        for (k, m), round_samples in zip(items, per_model):
             samples = np.concatenate(round_samples)
-            results.append({
+            results[k].append({
                 "model": m["name"], "source": m["source"],
                 "model_sha256": hashlib.sha256(m["model"].SerializeToString()).hexdigest()[:16],
                 "device": device.name, "simulated": device.simulated, "settings": device.settings(),
@@ -153,7 +165,8 @@ def run_suite(suite: dict[str, Any], seed: int = 0,
                 "p90_ms": float(np.percentile(samples, 90)), "n": int(len(samples)),
                 "round_medians_ms": [float(np.median(r)) for r in round_samples], "samples_ms": samples.tolist(),
             })
-    return results_document(suite["name"], results, {"seed": seed})
+    return [results_document(suite["name"], r, {"seed": seed, "interleaved_with": len(suites) - 1})
+            for suite, r in zip(suites, results)]
 
 
 def results_document(suite: str, results: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict:

@@ -7,14 +7,15 @@ a current run, a change is reported only when it is both
   "same distribution" at ``alpha`` (default 0.01), and the bootstrap 95%
   confidence interval of the ratio of medians excludes 1; and
 - **large enough to matter**: the ratio of medians is beyond ``1 ± threshold``
-  (default 5%), as asv and pytest-benchmark require a minimum effect size.
+  (default 5%), and its CI clears ``1 ± threshold / 2``, as asv and
+  pytest-benchmark require a minimum effect size.
 
-The test runs on the medians of the runs' rounds when both runs have at least
-``MIN_ROUNDS`` of them (``hwprof bench`` measures in round-robin rounds): on a
-shared machine, speed drifts between minutes by more than samples within a
-burst vary, and samples of one burst are not independent of that drift. With
-raw samples only (older files, hwprof's own quick benchmarks) the test runs on
-those. Noise alone rarely passes both conditions; a small real change (below
+Runs measured interleaved (``hwprof bench --baseline``) are judged on their
+raw samples: the machine's drift hit both alike. Runs measured apart are
+judged on the medians of their rounds when both have at least ``MIN_ROUNDS``
+(``hwprof bench`` measures in round-robin rounds): on a shared machine, speed
+drifts between minutes by more than samples within a burst vary. Files with
+raw samples only (hwprof's own quick benchmarks) are judged on those. Noise alone rarely passes both conditions; a small real change (below
 the threshold) is reported as no change by design.
 """
 
@@ -80,9 +81,10 @@ def compare_samples(baseline: np.ndarray, current: np.ndarray, threshold: float 
     else:
         p = float(stats.mannwhitneyu(current, baseline, alternative="two-sided").pvalue)
     significant = p < alpha and not (low <= 1.0 <= high)
-    if significant and ratio > 1 + threshold:
+    margin = threshold / 2  # the CI must also clear half the threshold: a change near the noise floor is not enough
+    if significant and ratio > 1 + threshold and low > 1 + margin:
         verdict = REGRESSION
-    elif significant and ratio < 1 - threshold:
+    elif significant and ratio < 1 - threshold and high < 1 - margin:
         verdict = IMPROVEMENT
     else:
         verdict = NO_CHANGE
@@ -124,7 +126,10 @@ def compare_results(baseline: dict, current: dict, threshold: float = 0.05, alph
                                   f"and {names[1]} ({ours} vs {theirs})",
                                   "compare runs made with the same device settings on the same kind of machine")
         rounds = min(len(b.get("round_medians_ms", [])), len(c.get("round_medians_ms", [])))
-        field = "round_medians_ms" if rounds >= MIN_ROUNDS else "samples_ms"
+        together = bool(baseline.get("interleaved_with")) and bool(current.get("interleaved_with"))
+        # measured interleaved: drift hit both alike, raw samples are fair and give the most power;
+        # measured apart: judge the rounds' medians, which carry the drift between minutes
+        field = "round_medians_ms" if rounds >= MIN_ROUNDS and not together else "samples_ms"
         v = compare_samples(np.asarray(b[field]), np.asarray(c[field]), threshold, alpha)
         rows.append({"model": key[0], "device": key[1], "simulated": bool(b.get("simulated", False)), **v.as_dict()})
     return rows

@@ -74,6 +74,11 @@ def test_cli_bench_and_compare_exit_codes(tmp_path):
     slower.write_text(json.dumps(doc))
     proc = run_cli("hwprof", "compare", str(base), str(slower))
     assert proc.returncode == 3 and "regression" in proc.stdout
+    inter_cur, inter_base = tmp_path / "icur.json", tmp_path / "ibase.json"
+    run_cli("hwprof", "bench", suite, "--out", str(inter_cur), "--baseline", suite, "--baseline-out", str(inter_base),
+            check=True)
+    assert json.loads(inter_cur.read_text())["interleaved_with"] == 1
+    assert run_cli("hwprof", "compare", str(inter_base), str(inter_cur)).returncode == 0
 
 
 def test_cli_compare_bad_inputs_exit_2(tmp_path):

@@ -24,10 +24,8 @@ def hardware_aware_space(space, predictor, keep: int = 4, globals: dict | None =
     """Option indices kept per variable: per layer, the latency/MACs-efficient operators.
 
     For each layer, the options on the (lower latency, more MACs) Pareto front
-    are preferred, its two ends first (the cheapest operator and the one with
-    the most MACs, so the space still spans the layer's latency range), then
-    those with the most MACs gained per millisecond over the cheapest, up to
-    ``keep``; ``skip`` stays where the layer
+    are preferred, then those with the most MACs gained per millisecond over the
+    layer's cheapest operator, up to ``keep``; ``skip`` stays where the layer
     has it, so depth remains searchable. Global variables keep every option.
     """
     table = predictor.cost_table(space, globals)
@@ -49,10 +47,7 @@ def hardware_aware_space(space, predictor, keep: int = 4, globals: dict | None =
         def efficiency(j: int) -> float:
             return (cap[j] - cap[base]) / max(lat[j] - lat[base], 1e-6) if j != base else np.inf
 
-        richest = max(front, key=lambda j: (cap[j], -lat[j]))
-        ranked = [base] + ([richest] if richest != base else [])  # the front's two ends span the latency range
-        ranked += sorted((j for j in front if j not in ranked), key=efficiency, reverse=True)
-        ranked = ranked[:keep]
+        ranked = sorted(front, key=efficiency, reverse=True)[:keep]
         ranked += sorted((j for j in ops if j not in ranked), key=efficiency, reverse=True)[: keep - len(ranked)]
         allowed[i] = sorted(ranked) + ([v.skip_index] if v.skip_index is not None else [])
     for group in space.skip_groups:  # positions of a skip group are interchangeable: share one set
