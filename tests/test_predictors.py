@@ -259,3 +259,11 @@ def test_kernel_rf_and_flops_predict_torch_exported_onnx(fitted, tmp_path):
     bad.write_bytes(buf.getvalue()[:200])
     proc = run_cli("hwprof", "predict", "--predictor", str(pred), "--model", str(bad))
     assert proc.returncode == 2 and "not a valid ONNX model" in proc.stderr
+
+
+def test_noise_seed_is_not_a_setting(npu, fitted, tmp_path):
+    other_seed = tmp_path / "npu-seed7"
+    measure_into(Dataset(other_seed), get_device("kirin-npu", seed=7), samples("ofa", 5, seed=2), mode="e2e")
+    predictor = fitted["additive"]
+    predictor.provenance_ = npu.provenance()
+    check_compatible(predictor, load_measurements(other_seed))  # same device, same settings: accepted

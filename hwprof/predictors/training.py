@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -38,9 +39,19 @@ def check_compatible(predictor: LatencyPredictor, data: MeasurementData) -> None
     for field, label in (("device", "device"), ("profile_hash", "device profile"), ("settings", "device settings"),
                          ("space", "space")):
         theirs, ours = prov.get(field), getattr(data, field)
+        if field == "settings" and theirs is not None:  # a simulated device's noise seed is not a setting
+            theirs, ours = _without_seed(theirs), _without_seed(ours)
         if theirs is not None and theirs != ours:
             raise HwprofError(f"the predictor was fitted for {label} '{theirs}' but {data.source} is "
                               f"{label} '{ours}'", "evaluate on data measured with the same device and space")
+
+
+def _without_seed(settings: str) -> str:
+    try:
+        values = json.loads(settings)
+    except (TypeError, ValueError):
+        return settings
+    return json.dumps({k: v for k, v in values.items() if k != "seed"}, sort_keys=True)
 
 
 def evaluate(predictor: LatencyPredictor, data: MeasurementData) -> tuple[dict[str, float], np.ndarray]:
