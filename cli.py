@@ -115,11 +115,20 @@ def measure(
     target_ci: Annotated[float, typer.Option(help="Stop when the median's 95% CI is within this fraction.")] = 0.02,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of inference to record at least per model (default 0.25 real, 0 simulated).")] = None,
     time_cap: Annotated[float, typer.Option(help="Seconds of inference at most per model.")] = 5.0,
+    drift_every: Annotated[Optional[float], typer.Option(
+        help="Time a fixed reference network every this many seconds so predictors can correct for drift in "
+             "machine speed (default 2 on real devices; 0 turns it off; simulated devices do not drift).")] = None,
+    per_op: Annotated[bool, typer.Option("--per-op", help="Also break each network's latency down per layer "
+                                         "(onnxruntime profiler; the simulator's model on simulated devices); "
+                                         "see `hwprof report`.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Measure latency of sampled or given networks (and their blocks) into a parquet dataset.
 
     Rerunning the same command resumes: rows already in the dataset are skipped.
+    On real devices a reference network is timed between tasks (--drift-every)
+    and each row records its latency (column ref_ms); predictors use it to
+    remove drift in machine speed. Keep other work off the machine while it measures.
 
     Example: hwprof measure --device kirin-npu --space ofa --samples 200 --seed 0 --out runs/npu
     """
@@ -160,9 +169,20 @@ def measure(
         rng = np.random.default_rng(seed)
         networks = [sp.sample(rng) for _ in range(samples)]
     plan(networks, mode)  # validates --mode before any work
+    if per_op:  # a device that cannot break latency down fails here, before any work
+        from hwprof.build_onnx import build_onnx
+        from hwprof.per_op import breakdown
+
+        first = networks[0]
+        breakdown(dev, first.proto if hasattr(first, "proto") else build_onnx(first), runs=1)
     if min_time is None:
         min_time = 0.0 if dev.simulated else 0.25
     protocol = Protocol(target_ci=target_ci, min_time_s=min_time, time_cap_s=time_cap)
+    if drift_every is None:
+        drift_every = 0.0 if dev.simulated else 2.0
+    if drift_every < 0:
+        raise HwprofError(f"--drift-every must be 0 (off) or a number of seconds, got {drift_every}",
+                          "e.g. --drift-every 2")
     label = device_label(dev)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
@@ -182,12 +202,15 @@ def measure(
             progress.update(bar, rate=f"{rate:6.1f}/s")
 
         summary = measure_into(dataset, dev, networks, mode, protocol, on_start=on_start,
-                               on_progress=on_progress)
+                               on_progress=on_progress, reference_every_s=drift_every or None,
+                               per_op_runs=20 if per_op else 0)
     result = {"device": dev.name, "simulated": dev.simulated, "out": str(out), "planned": summary.planned,
               "skipped_existing": summary.skipped, "measured": summary.measured,
               "e2e_rows": summary.e2e_rows, "block_rows": summary.block_rows,
               "unconverged": summary.unconverged, "inference_s": round(summary.inference_s, 3),
               "wall_s": round(summary.wall_s, 3)}
+    if summary.reference_ms:
+        result["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), summary.reference_ms)}
     if json_out:
         _print_json(result)
         return
@@ -204,6 +227,10 @@ def measure(
     if len(e2e):
         table.add_row("e2e median latency, ms (min / median / max)",
                       f"{e2e.min():.2f} / {e2e.median():.2f} / {e2e.max():.2f}")
+    if summary.reference_ms:
+        low, mid, high = summary.reference_ms
+        table.add_row("reference network, ms (min / median / max)",
+                      f"{low:.2f} / {mid:.2f} / {high:.2f} (speed varied {(high - low) / mid:.0%})")
     table.add_row("inference time recorded, s", f"{summary.inference_s:.2f}")
     table.add_row("wall time, s", f"{summary.wall_s:.2f}")
     table.add_row("dataset", f"{out} ({len(df)} rows for {dev.name})")
@@ -344,13 +371,15 @@ def evaluate_cmd(
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.metrics import plot_predictions
-    from hwprof.predictors.training import check_compatible, evaluate
+    from hwprof.predictors.training import check_compatible, comparable, evaluate
 
     predictor = store.load(predictor_path)
     prov = predictor.provenance_
     measured = load_measurements(data, device=prov.get("device"), space=prov.get("space") or None)
     check_compatible(predictor, measured)
     metrics, predicted = evaluate(predictor, measured)
+    raw_measured = measured
+    measured, _ = comparable(predictor, measured)
     if plot is not None:
         import tempfile
 
@@ -368,6 +397,15 @@ def evaluate_cmd(
     sim = " - SIMULATED device" if measured.simulated else ""
     console.print(_metrics_table(f"{predictor_path.name} on {data} ({measured.label}, {measured.space}){sim}",
                                  {predictor.name: metrics}))
+    if metrics["drift_corrected"]:
+        ref = raw_measured.ref_ms
+        console.print(f"measured latencies corrected for machine-speed drift: reference network "
+                      f"{ref.min():.2f}-{ref.max():.2f} ms in this run, {prov['reference_ms']:.2f} ms when the "
+                      f"predictor's data were measured. Uncorrected: MAPE {metrics['raw_mape']:.2%}, "
+                      f"within ±10% {metrics['raw_within_10pct']:.1%}")
+    elif prov.get("reference_ms") and not measured.simulated:
+        console.print("[yellow]note:[/] this dataset has no reference timings, so drift in machine speed "
+                      "between the two runs is not corrected (remeasure with a current hwprof)")
     if plot is not None:
         console.print(f"plot written to {plot}")
 
@@ -434,6 +472,64 @@ def predict(
     for r in rows:
         table.add_row(r["name"], f"{r['predicted_ms']:.3f}")
     console.print(table)
+
+
+@hwprof_app.command("report")
+def report(
+    run: Annotated[Path, typer.Argument(help="Dataset directory measured with `hwprof measure --per-op`.")],
+    arch: Annotated[Optional[str], typer.Option("--arch", help="Only networks whose arch hash starts with this, or whose ONNX file name contains it.")] = None,
+    top: Annotated[int, typer.Option(help="How many of the most expensive layers to list per network.")] = 10,
+    max_models: Annotated[int, typer.Option(help="Report at most this many networks.")] = 5,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart (PNG) of the top layers here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Where the time goes: the most expensive layers (fused kernels) of measured networks.
+
+    Layers are the kernels the kernel-rf predictor uses (Conv+BN+activation is
+    one). Time the runtime spends in nodes it inserted (e.g. onnxruntime's
+    layout conversions) is listed as such; layers the runtime fused into a
+    neighbour (e.g. a residual Add) show 0 ms.
+
+    Example: hwprof measure --device cpu --model net.onnx --per-op --out runs/net && hwprof report runs/net --plot net.png
+    """
+    from hwprof.io import atomic_write_bytes
+    from hwprof.report import load_breakdowns, plot_breakdowns
+
+    if top < 1 or max_models < 1:
+        raise HwprofError("--top and --max-models must be at least 1")
+    models = load_breakdowns(run, arch)
+    shown = models[:max_models]
+    if plot is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            png = Path(tmp) / "report.png"
+            plot_breakdowns(shown, top, str(png))
+            atomic_write_bytes(plot, png.read_bytes())
+    if json_out:
+        _print_json({"run": str(run), "networks": len(models), "shown": [m.as_dict(top) for m in shown],
+                     "plot": str(plot) if plot else None})
+        return
+    for m in shown:
+        sim = " - SIMULATED device" if m.simulated else ""
+        table = Table(title=f"{m.name} on {m.device}{sim}: {m.e2e_ms:.3f} ms end to end (median)",
+                      caption=f"per-layer times from the {m.source}; layers sum to {m.sum_ms:.3f} ms "
+                              f"({m.sum_ms / m.e2e_ms:.0%} of end to end)")
+        for col, justify in (("#", "right"), ("layer", "left"), ("kind", "left"), ("ms", "right"),
+                             ("share", "right"), ("cumulative", "right")):
+            table.add_column(col, justify=justify)
+        total = 0.0
+        for i, k in enumerate(m.top(top), 1):
+            total += k.ms
+            table.add_row(str(i), k.name, k.description, f"{k.ms:.3f}", f"{k.ms / m.e2e_ms:.1%}",
+                          f"{total / m.e2e_ms:.1%}")
+        console.print(table)
+        console.print("by kernel type: " + ", ".join(f"{t} {ms:.3f} ms ({ms / m.e2e_ms:.0%})"
+                                                       for t, ms in m.by_type().items() if ms > 0))
+    if len(models) > len(shown):
+        console.print(f"{len(models) - len(shown)} more network(s) in {run}: select with --arch or raise --max-models")
+    if plot is not None:
+        console.print(f"bar chart written to {plot}")
 
 
 @hwprof_app.command("bench")

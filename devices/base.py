@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from dataclasses import dataclass
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -18,6 +19,21 @@ import numpy as np
 import onnx
 
 from hwprof.errors import HwprofError
+
+
+@dataclass(frozen=True)
+class NodeTime:
+    """Time of one node as the runtime ran it (the runtime may have fused or renamed nodes).
+
+    Attributes:
+        node: Node name as the runtime reports it.
+        op: Operator the runtime ran (e.g. Conv, FusedConv, ReorderInput).
+        ms: Median time per inference, milliseconds.
+    """
+
+    node: str
+    op: str
+    ms: float
 
 
 class Session(ABC):
@@ -73,6 +89,15 @@ class Device(ABC):
     @abstractmethod
     def load(self, model: onnx.ModelProto) -> Session:
         """Compile/load ``model`` for timing."""
+
+    def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:
+        """Median time per graph node over ``runs`` inferences (the per-op breakdown).
+
+        ``model``'s nodes must all be named. Devices that cannot break latency
+        down per op raise :class:`HwprofError`.
+        """
+        raise HwprofError(f"device '{self.name}' cannot break latency down per op",
+                          "use --per-op with cpu, gpu (onnxruntime) or a simulated device")
 
     def run(self, model: onnx.ModelProto, n: int) -> np.ndarray:
         """Load ``model`` and time ``n`` inferences (seconds). Convenience for one-off use."""

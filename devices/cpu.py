@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from devices.base import Device, Session, host_info, model_input
+from devices.base import Device, NodeTime, Session, host_info, model_input
 from hwprof.errors import HwprofError
 from hwprof.registry import DEVICES
 
@@ -40,9 +40,11 @@ class OrtSession(Session):
         return times * 1e-9
 
 
-def create_ort_session(model: onnx.ModelProto, providers: list, threads: int,
-                       opt_level: str) -> tuple[ort.InferenceSession, dict[str, np.ndarray]]:
+def create_ort_session(model: onnx.ModelProto, providers: list, threads: int, opt_level: str,
+                       profile_prefix: str | None = None) -> tuple[ort.InferenceSession, dict[str, np.ndarray]]:
     """An onnxruntime session plus a fixed random input feed.
+
+    ``profile_prefix`` turns on onnxruntime's profiler, writing its trace there.
 
     Raises:
         HwprofError: if onnxruntime rejects the model.
@@ -52,6 +54,9 @@ def create_ort_session(model: onnx.ModelProto, providers: list, threads: int,
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = OPT_LEVELS[opt_level]
     opts.log_severity_level = 3
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     try:
         session = ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -98,3 +103,8 @@ class CPUDevice(Device):
 
     def load(self, model: onnx.ModelProto) -> OrtSession:
         return OrtSession(*create_ort_session(model, ["CPUExecutionProvider"], self.threads, self.opt_level))
+
+    def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:
+        from devices.ort_profile import ort_op_times
+
+        return ort_op_times(model, ["CPUExecutionProvider"], self.threads, self.opt_level, runs)

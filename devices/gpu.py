@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from devices.base import Device, Session, host_info, model_input
+from devices.base import Device, NodeTime, Session, host_info, model_input
 from devices.cpu import create_ort_session
 from hwprof.errors import HwprofError
 from hwprof.registry import DEVICES
@@ -120,6 +120,14 @@ class GPUDevice(Device):
         if self.backend() == "onnxruntime-cuda":
             return OrtCudaSession(model, self.threads, self.opt_level)
         return TorchCudaSession(_torch_module_for(model), model_input(model)[1])
+
+    def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:
+        self.require_available()
+        if self.backend() != "onnxruntime-cuda":
+            return super().op_times(model, runs)
+        from devices.ort_profile import ort_op_times
+
+        return ort_op_times(model, ["CUDAExecutionProvider"], self.threads, self.opt_level, runs)
 
 
 def _torch_module_for(model: onnx.ModelProto):

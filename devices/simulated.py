@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from devices.base import Device, Session
+from devices.base import Device, NodeTime, Session
 from devices.graph_cost import GraphCostModel, OpCost
 from devices.profile import Profile, builtin_profiles
 from hwprof.registry import DEVICES
@@ -92,6 +92,12 @@ class SimulatedDevice(Device):
     def latency(self, model: onnx.ModelProto) -> tuple[float, list[OpCost]]:
         """Noise-free latency (seconds) and per-op breakdown."""
         return self.cost_model.latency(model)
+
+    def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:
+        """The simulator's own per-node costs (noise-free; fused nodes cost nothing of their own)."""
+        _, breakdown = self.latency(model)
+        return [NodeTime(c.node, c.op_type + (" (CPU fallback)" if c.fallback else ""), c.time_s * 1e3)
+                for c in breakdown]
 
     def load(self, model: onnx.ModelProto) -> SimulatedSession:
         base, breakdown = self.latency(model)

@@ -103,8 +103,13 @@ def with_static_input(model: onnx.ModelProto, shape: Sequence[int]) -> onnx.Mode
 
 
 def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None = None, seed: int = 0,
-            min_time_s: float | None = None, **device_options: Any) -> dict[str, Any]:
+            min_time_s: float | None = None, per_op: bool = False, **device_options: Any) -> dict[str, Any]:
     """Measure one model's latency with hwprof's protocol.
+
+    On real devices the reference network (:mod:`hwprof.drift`) is timed just
+    before and after, and its mean is returned as ``ref_ms``: a predictor's
+    ``provenance_["reference_ms"]`` over it converts ``median_ms`` to the
+    predictor's nominal machine speed.
 
     Args:
         model: An Arch, ONNX model or path, or a torch module (exported to ONNX on the way).
@@ -112,11 +117,14 @@ def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None =
         input_shape: Input shape for torch modules and dynamic ONNX inputs.
         seed: Seed of simulated noise.
         min_time_s: Inference time to record at least (default 0.25 s real, 0 simulated).
+        per_op: Also break the latency down per layer (``layers``: fused kernels with their ms).
         **device_options: e.g. ``threads=4``.
 
     Returns:
-        A dict: device, simulated, median/mean/std/p10/p90/IQR in ms, n, rejected, samples.
+        A dict: device, simulated, median/mean/std/p10/p90/IQR in ms, n, rejected, samples,
+        ref_ms (None on simulated devices) and, with ``per_op``, layers.
     """
+    from hwprof.drift import DriftReference
     from hwprof.protocol import Protocol, measure_session
     from hwprof.profiling import get_device
 
@@ -124,14 +132,24 @@ def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None =
     dev.require_available()
     proto = to_onnx(model, input_shape)
     session = dev.load(proto)
+    reference = None if dev.simulated else DriftReference(dev)
     try:
+        before = reference.measure()[1] if reference else None
         m = measure_session(session, Protocol(min_time_s=min_time_s if min_time_s is not None
                                               else (0.0 if dev.simulated else 0.25)))
+        ref_ms = (before + reference.measure()[1]) / 2 if reference else None
     finally:
         session.close()
-    return {"device": dev.name, "simulated": dev.simulated, "median_ms": m.median_ms, "mean_ms": m.mean_ms,
-            "std_ms": m.std_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "iqr_ms": m.iqr_ms, "n": m.n,
-            "n_rejected": m.n_rejected, "samples_ms": m.samples_ms.tolist()}
+        if reference:
+            reference.close()
+    row = {"device": dev.name, "simulated": dev.simulated, "median_ms": m.median_ms, "mean_ms": m.mean_ms,
+           "std_ms": m.std_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "iqr_ms": m.iqr_ms, "n": m.n,
+           "n_rejected": m.n_rejected, "samples_ms": m.samples_ms.tolist(), "ref_ms": ref_ms}
+    if per_op:
+        from hwprof.per_op import breakdown
+
+        row["layers"] = breakdown(dev, proto)["kernels"]
+    return row
 
 
 def load_predictor(path: str | Path):

@@ -35,7 +35,20 @@ SCHEMA = pa.schema([
     ("n_rejected", pa.int32()), ("warmup", pa.int32()), ("converged", pa.bool_()),
     ("samples_ms", pa.list_(pa.float64())), ("warmup_ms", pa.list_(pa.float64())),
     ("host", pa.string()), ("hwprof_version", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")),
+    ("ref_ms", pa.float64()),  # reference-network latency at the row's moment (real devices); null if untracked
+    ("ops_json", pa.string()),  # per-kernel breakdown (hwprof.per_op) when measured with --per-op; else null
 ])
+
+
+def _read_part(part: Path, columns: list[str] | None) -> pd.DataFrame:
+    """One part as a DataFrame; columns added to the schema after it was written read as nulls."""
+    present = set(pq.read_schema(part).names)
+    wanted = list(columns) if columns is not None else SCHEMA.names
+    frame = pq.read_table(part, columns=[c for c in wanted if c in present]).to_pandas()
+    for name in wanted:
+        if name not in frame:
+            frame[name] = pd.Series([None] * len(frame), dtype=SCHEMA.field(name).type.to_pandas_dtype())
+    return frame[wanted]
 
 
 class Dataset:
@@ -66,7 +79,7 @@ class Dataset:
         frames = []
         for part in self.parts():
             try:
-                frames.append(pq.read_table(part, columns=columns).to_pandas())
+                frames.append(_read_part(part, columns))
             except Exception as exc:  # pyarrow raises several error types for damaged files
                 raise HwprofError(f"corrupt dataset part {part}: {str(exc).splitlines()[0]}",
                                   "move that file out of the dataset directory and rerun") from None

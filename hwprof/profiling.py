@@ -19,6 +19,8 @@ from devices.base import Device, host_info
 from hwprof.arch import Arch, Block
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import Dataset
+from hwprof.drift import DriftReference
+from hwprof.per_op import breakdown
 from hwprof.errors import HwprofError
 from hwprof.protocol import Measurement, Protocol, measure_session
 from hwprof.registry import DEVICES
@@ -106,26 +108,34 @@ class Task:
 
 
 def plan(archs: Iterable[Arch], mode: str) -> list[Task]:
-    """Tasks for ``archs``: each network once (e2e) and each distinct block once (blocks)."""
+    """Tasks for ``archs``: each network once (e2e), then each distinct block once (blocks).
+
+    Whole networks come first, so that in ``both`` mode they are timed one
+    after another, in the same conditions as an ``e2e`` run of other networks
+    (a test set) rather than between small single-block models.
+    """
     if mode not in MODES:
         raise HwprofError(f"unknown mode '{mode}'", f"use one of: {', '.join(MODES)}")
-    tasks: list[Task] = []
+    networks: list[Task] = []
+    blocks: list[Task] = []
     seen: set[str] = set()
     for arch in archs:
         if mode in ("e2e", "both") and arch.hash not in seen:
             seen.add(arch.hash)
-            tasks.append(Task(arch, arch))
+            networks.append(Task(arch, arch))
         if mode in ("blocks", "both"):
             for block in arch.blocks:
                 key = "b:" + block.key()
                 if key not in seen:
                     seen.add(key)
-                    tasks.append(Task(block, arch))
-    return tasks
+                    blocks.append(Task(block, arch))
+    return networks + blocks
 
 
-def _row(task: Task, m: Measurement, device: Device, protocol: Protocol, host: str, now: datetime) -> dict:
+def _row(task: Task, m: Measurement, device: Device, protocol: Protocol, host: str, now: datetime,
+         reference: DriftReference | None = None) -> dict:
     target = task.target
+    protocol_info = {**protocol.as_dict(), **(reference.describe() if reference else {})}
     return {
         "arch_hash": task.arch_hash, "space": task.arch.space if task.arch else "",
         "block_key": task.block_key, "block_op": "e2e" if task.is_e2e else target.op,
@@ -134,12 +144,12 @@ def _row(task: Task, m: Measurement, device: Device, protocol: Protocol, host: s
         "macs": target.macs, "params": target.params, "resolution": target.resolution,
         "device": device.name, "device_kind": device.kind, "simulated": device.simulated,
         "profile_hash": device.profile_hash(), "settings": json.dumps(device.settings(), sort_keys=True),
-        "settings_hash": device.settings_hash(), "protocol": json.dumps(protocol.as_dict(), sort_keys=True),
+        "settings_hash": device.settings_hash(), "protocol": json.dumps(protocol_info, sort_keys=True),
         "median_ms": m.median_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms, "p10_ms": m.p10_ms,
         "p90_ms": m.p90_ms, "iqr_ms": m.iqr_ms, "ci_low_ms": m.ci_low_ms, "ci_high_ms": m.ci_high_ms,
         "n": m.n, "n_rejected": m.n_rejected, "warmup": len(m.warmup_ms), "converged": m.converged,
         "samples_ms": m.samples_ms.tolist(), "warmup_ms": m.warmup_ms.tolist(), "host": host,
-        "hwprof_version": hwprof.__version__, "timestamp": now,
+        "hwprof_version": hwprof.__version__, "timestamp": now, "ref_ms": None, "ops_json": None,
     }
 
 
@@ -155,17 +165,29 @@ class RunSummary:
     inference_s: float
     wall_s: float
     unconverged: int
+    reference_ms: tuple[float, float, float] | None = None  # (min, median, max) when drift was tracked
 
 
 def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str = "both",
                  protocol: Protocol = Protocol(), flush_rows: int = 50, flush_seconds: float = 5.0,
                  on_start: Callable[[int, int], None] | None = None,
-                 on_progress: Callable[[Task], None] | None = None) -> RunSummary:
+                 on_progress: Callable[[Task], None] | None = None,
+                 reference_every_s: float | None = None, per_op_runs: int = 0) -> RunSummary:
     """Measure what ``dataset`` lacks for ``archs`` on ``device`` and append it.
 
     Rows already present for (arch hash, block key, device, settings) are skipped,
     so rerunning after an interruption resumes. Rows are flushed in atomic parts
     every ``flush_rows`` rows or ``flush_seconds`` seconds.
+
+    With ``reference_every_s`` (a number of seconds), a fixed reference network
+    is timed that often between tasks and each row records the reference
+    latency at its moment (``ref_ms``), so predictors can correct for drift in
+    machine speed (see :mod:`hwprof.drift`). A row waits for the next reference
+    timing before it is written.
+
+    With ``per_op_runs`` > 0, each whole network is also profiled per node
+    (after its timed runs, in a separate profiling session) and the
+    per-kernel breakdown is stored in ``ops_json`` (see :mod:`hwprof.per_op`).
     """
     start = time.perf_counter()
     device.require_available()
@@ -179,6 +201,17 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     host = json.dumps({**host_info(), **{k: v for k, v in device.info().items() if k != "sources"}},
                       sort_keys=True, default=str)
     pending: list[dict] = []
+    awaiting: list[tuple[dict, float]] = []  # rows waiting for the next reference timing, with their moment
+    reference = DriftReference(device, reference_every_s) if reference_every_s is not None and todo else None
+
+    def time_reference() -> None:
+        reference.measure()
+        refs = reference.at([moment for _, moment in awaiting])
+        for (row, _), ref in zip(awaiting, refs):
+            row["ref_ms"] = float(ref)
+            pending.append(row)
+        awaiting.clear()
+
     last_flush = time.monotonic()
     inference = 0.0
     summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0)
@@ -186,11 +219,21 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         model = task.target.proto if isinstance(task.target, ExternalModel) else build_onnx(task.target)
         session = device.load(model)
         try:
+            if reference is not None and reference.due():
+                time_reference()
+            began = time.monotonic()
             m = measure_session(session, protocol)
+            moment = (began + time.monotonic()) / 2
         finally:
             session.close()
         inference += (m.samples_ms.sum() + m.warmup_ms.sum()) / 1e3
-        pending.append(_row(task, m, device, protocol, host, datetime.now(timezone.utc)))
+        row = _row(task, m, device, protocol, host, datetime.now(timezone.utc), reference)
+        if per_op_runs and task.is_e2e:
+            row["ops_json"] = json.dumps(breakdown(device, model, per_op_runs))
+        if reference is None:
+            pending.append(row)
+        else:
+            awaiting.append((row, moment))
         summary.measured += 1
         summary.e2e_rows += task.is_e2e
         summary.block_rows += not task.is_e2e
@@ -200,6 +243,10 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
             pending, last_flush = [], time.monotonic()
         if on_progress:
             on_progress(task)
+    if reference is not None:
+        time_reference()
+        summary.reference_ms = reference.spread()
+        reference.close()
     dataset.append(pending)
     summary.inference_s = inference
     summary.wall_s = time.perf_counter() - start

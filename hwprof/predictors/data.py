@@ -11,10 +11,11 @@ import numpy as np
 
 from hwprof.arch import Arch, Block
 from hwprof.dataset import Dataset
+from hwprof.drift import corrected, smoothed
 from hwprof.errors import HwprofError
 
 _COLUMNS = ["arch_hash", "space", "block_key", "arch_json", "block_json", "device", "device_kind",
-            "simulated", "profile_hash", "settings", "settings_hash", "median_ms"]
+            "simulated", "profile_hash", "settings", "settings_hash", "median_ms", "ref_ms", "timestamp"]
 
 
 @dataclass
@@ -32,6 +33,9 @@ class MeasurementData:
         latency_ms: Their median end-to-end latencies.
         blocks: Measured single blocks -> median latency.
         source: Where the data came from.
+        ref_ms: Reference-network latency at the moment each network was measured (real
+            devices, see :mod:`hwprof.drift`), or None when the run did not track drift.
+        block_ref_ms: The same for each block.
     """
 
     device: str
@@ -44,6 +48,8 @@ class MeasurementData:
     latency_ms: np.ndarray
     blocks: dict[Block, float]
     source: str = ""
+    ref_ms: np.ndarray | None = None
+    block_ref_ms: dict[Block, float] | None = None
 
     @property
     def label(self) -> str:
@@ -65,12 +71,36 @@ class MeasurementData:
                 "profile_hash": self.profile_hash, "settings": self.settings, "space": self.space,
                 "train_hash": self.fingerprint(), "n_networks": len(self.archs), "n_blocks": len(self.blocks)}
 
+    @property
+    def has_reference(self) -> bool:
+        """Whether every row carries a reference timing, so drift can be corrected."""
+        return self.ref_ms is not None and (not self.blocks or self.block_ref_ms is not None)
+
+    def reference_nominal_ms(self) -> float:
+        """The median reference latency of the run: the nominal speed a predictor fitted here reports in."""
+        values = np.concatenate([self.ref_ms, np.fromiter(self.block_ref_ms.values(), float)]
+                                if self.block_ref_ms else [self.ref_ms])
+        return float(np.median(values))
+
+    def drift_corrected(self, nominal_ms: float) -> MeasurementData:
+        """Latencies at the machine speed where the reference network takes ``nominal_ms``."""
+        if not self.has_reference:
+            raise HwprofError(f"{self.source or 'the dataset'} has no reference timings to correct drift with",
+                              "measure with a current hwprof on a real device (--drift-every)")
+        blocks = {b: float(corrected(v, self.block_ref_ms[b], nominal_ms)) for b, v in self.blocks.items()}
+        return replace(self, latency_ms=corrected(self.latency_ms, self.ref_ms, nominal_ms), blocks=blocks,
+                       ref_ms=np.full(len(self.archs), nominal_ms),
+                       block_ref_ms={b: nominal_ms for b in blocks})
+
     def subset(self, index: np.ndarray) -> MeasurementData:
         """The networks at ``index``, with only the blocks those networks contain."""
         archs = [self.archs[i] for i in index]
         used = {b for a in archs for b in a.blocks}
+        keep = {b for b in self.blocks if b in used}
         return replace(self, archs=archs, latency_ms=self.latency_ms[index],
-                       blocks={b: v for b, v in self.blocks.items() if b in used})
+                       blocks={b: self.blocks[b] for b in keep},
+                       ref_ms=None if self.ref_ms is None else self.ref_ms[index],
+                       block_ref_ms=None if self.block_ref_ms is None else {b: self.block_ref_ms[b] for b in keep})
 
     def split(self, test_fraction: float, seed: int = 0) -> tuple[MeasurementData, MeasurementData]:
         """Hold out a random ``test_fraction`` of the networks (blocks follow their networks)."""
@@ -102,6 +132,8 @@ def load_measurements(path: str | Path, device: str | None = None, space: str | 
     if df.empty:
         raise HwprofError(f"dataset {path} holds no measurements", "run `hwprof measure --out PATH` first")
     df = _select(df, "device", device, "--device", path)
+    if df.ref_ms.notna().all():  # drift tracked: one-off spikes of single reference timings smoothed away
+        df = df.assign(ref_ms=smoothed(df.timestamp, df.ref_ms))
     e2e = df[df.block_key == "e2e"]
     if space != "onnx":  # user ONNX models are measured, but predictors learn from networks of a space
         e2e = e2e[e2e.space != "onnx"]
@@ -117,16 +149,20 @@ def load_measurements(path: str | Path, device: str | None = None, space: str | 
     blocks_df = df[df.block_key != "e2e"]
     try:
         archs = [Arch.from_json(s) for s in e2e.arch_json]
-        blocks = {Block.from_dict(json.loads(s)): float(ms) for s, ms in zip(blocks_df.block_json, blocks_df.median_ms)}
+        block_keys = [Block.from_dict(json.loads(s)) for s in blocks_df.block_json]
+        blocks = {b: float(ms) for b, ms in zip(block_keys, blocks_df.median_ms)}
     except (ValueError, KeyError, TypeError, HwprofError) as exc:
         raise HwprofError(f"dataset {path} has a malformed architecture: {exc}",
                           "remeasure into a fresh directory") from None
+    tracked = e2e.ref_ms.notna().all() and blocks_df.ref_ms.notna().all() and not e2e.empty
     first = df.iloc[0]
     return MeasurementData(
         device=str(first.device), device_kind=str(first.device_kind), simulated=bool(first.simulated),
         profile_hash=str(first.profile_hash), settings=str(first.settings),
         space=str(e2e.space.iloc[0]) if not e2e.empty else "", archs=archs,
-        latency_ms=e2e.median_ms.to_numpy(dtype=float), blocks=blocks, source=str(path))
+        latency_ms=e2e.median_ms.to_numpy(dtype=float), blocks=blocks, source=str(path),
+        ref_ms=e2e.ref_ms.to_numpy(dtype=float) if tracked else None,
+        block_ref_ms=dict(zip(block_keys, blocks_df.ref_ms.astype(float))) if tracked else None)
 
 
 def _select(df, column: str, wanted: str | None, option: str, path: Path):

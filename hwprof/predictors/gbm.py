@@ -16,8 +16,11 @@ from hwprof.registry import PREDICTORS
 class GBMPredictor(LatencyPredictor):
     """scikit-learn HistGradientBoosting on (choice indices, MACs, params, resolution).
 
-    Choice indices are categorical features; the target is log latency, so the
-    loss is on relative error.
+    Trees cannot extrapolate a trend, and latency grows with MACs and params.
+    So a least-squares line ``a*MACs + b*params + c`` is fitted first and the
+    trees learn the log of the ratio between latency and that line: where the
+    line is right the trees have nothing to add, and the loss is on relative
+    error. Choice indices are categorical features.
 
     Args:
         max_iter: Boosting iterations.
@@ -48,18 +51,31 @@ class GBMPredictor(LatencyPredictor):
         model = HistGradientBoostingRegressor(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
             categorical_features=categorical, early_stopping=False, random_state=seed)
-        self.model_ = model.fit(self._features(space, archs), np.log(np.asarray(latency_ms, dtype=float)))
+        latency = np.asarray(latency_ms, dtype=float)
+        design = self._design(archs)
+        self.baseline_ = np.linalg.lstsq(design, latency, rcond=None)[0]
+        floor = 0.5 * float(latency.min())
+        self.floor_ms_ = floor
+        ratio = np.log(latency) - np.log(np.maximum(design @ self.baseline_, floor))
+        self.model_ = model.fit(self._features(space, archs), ratio)
         return self
+
+    @staticmethod
+    def _design(archs: Sequence[Arch]) -> np.ndarray:
+        return np.array([[a.macs / 1e6, a.params / 1e6, 1.0] for a in archs], dtype=float).reshape(-1, 3)
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         from nas.spaces import get_space
 
         self._check_fitted()
-        return np.exp(self.model_.predict(self._features(get_space(self.space_), archs)))
+        baseline = np.maximum(self._design(archs) @ self.baseline_, self.floor_ms_)
+        return baseline * np.exp(self.model_.predict(self._features(get_space(self.space_), archs)))
 
     def get_state(self):
-        return {"space": self.space_}, {}, {"model": self.model_}
+        return {"space": self.space_, "floor_ms": self.floor_ms_}, {"baseline": self.baseline_}, {"model": self.model_}
 
     def set_state(self, meta, arrays, models) -> None:
         self.space_ = meta["space"]
+        self.floor_ms_ = float(meta["floor_ms"])
+        self.baseline_ = np.asarray(arrays["baseline"], dtype=float)
         self.model_ = models["model"]

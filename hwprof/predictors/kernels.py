@@ -9,6 +9,7 @@ units), with numeric features a regression tree can split on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -60,7 +61,44 @@ _FREE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Shape", 
              "Dropout"}
 
 
+@dataclass(frozen=True)
+class OnnxKernel:
+    """One fused kernel of an ONNX graph.
+
+    Attributes:
+        type: Kernel class (conv, pwconv, dwconv, gconv, fc, add, act, ...).
+        features: Numeric features in :data:`FEATURES` order.
+        nodes: Names of the graph nodes it fuses, the main node first (unnamed nodes
+            are called ``{op_type}_{index}``, see :func:`node_names`).
+    """
+
+    type: str
+    features: tuple[float, ...]
+    nodes: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The main node's name."""
+        return self.nodes[0]
+
+    def describe(self) -> str:
+        """Short human description, e.g. ``dwconv k5 s2 96->96 @56px``."""
+        f = dict(zip(FEATURES, self.features))
+        geometry = f"k{int(f['kernel'])} s{int(f['stride'])} " if self.type.endswith(("conv",)) else ""
+        return f"{self.type} {geometry}{int(f['c_in'])}->{int(f['c_out'])} @{int(f['res_in'])}px"
+
+
+def node_names(model) -> list[str]:
+    """Every node's name, with ``{op_type}_{index}`` for unnamed nodes (unique within the graph)."""
+    return [n.name or f"{n.op_type}_{i}" for i, n in enumerate(model.graph.node)]
+
+
 def kernels_from_onnx(model, fuse_decomposed: bool = False) -> list[tuple[str, tuple[float, ...]]]:
+    """(kernel type, features) of every kernel of any ONNX model; see :func:`onnx_kernels`."""
+    return [(k.type, k.features) for k in onnx_kernels(model, fuse_decomposed)]
+
+
+def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
     """Kernels of any ONNX model, fused as mobile runtimes fuse them.
 
     A Conv (or Gemm) absorbs a following BatchNormalization and activation
@@ -77,7 +115,8 @@ def kernels_from_onnx(model, fuse_decomposed: bool = False) -> list[tuple[str, t
             provider run those Add/Clip/Mul/Div nodes as separate kernels.
 
     Returns:
-        (kernel type, features) per kernel, as :func:`block_kernels` gives for hwprof's own blocks.
+        One :class:`OnnxKernel` per kernel, in graph order; type and features are
+        what :func:`block_kernels` gives for hwprof's own blocks.
     """
 
     from devices.graph_cost import tensor_shapes
@@ -137,10 +176,12 @@ def kernels_from_onnx(model, fuse_decomposed: bool = False) -> list[tuple[str, t
     def dims(value: str) -> list[int]:
         return shapes.get(value, [1])
 
-    out: list[tuple[str, tuple[float, ...]]] = []
+    name_of = {id(n): name for n, name in zip(model.graph.node, node_names(model))}
+    out: list[OnnxKernel] = []
     for node in model.graph.node:
         if id(node) in used or node.op_type in _FREE_OPS:
             continue
+        before = set(used)
         used.add(id(node))
         op = node.op_type
         x = dims(node.input[0]) if node.input else [1]
@@ -185,5 +226,8 @@ def kernels_from_onnx(model, fuse_decomposed: bool = False) -> list[tuple[str, t
             layer = Layer("split", "", (), (), c_in, c_out, res_in, res_out)
         else:  # elementwise with constants and anything else: an elementwise kernel
             layer = Layer("act", "", (), (), c_in, c_out, res_in, res_out)
-        out.append((kernel_type(layer), kernel_features(layer)))
+        fused = [name_of[id(n)] for n in model.graph.node if id(n) in used and id(n) not in before]
+        main = name_of[id(node)]
+        out.append(OnnxKernel(kernel_type(layer), kernel_features(layer),
+                              (main, *[n for n in fused if n != main])))
     return out

@@ -21,6 +21,10 @@ def fit_on(name: str, data: MeasurementData, seed: int = 0, **params: Any) -> La
         HwprofError: if the data lack what the model needs.
     """
     predictor = create_predictor(name, **params)
+    nominal = None
+    if data.has_reference:  # learn latency at one nominal machine speed (see hwprof.drift)
+        nominal = data.reference_nominal_ms()
+        data = data.drift_corrected(nominal)
     if len(data.archs) < 2:
         raise HwprofError(f"{data.source or 'the dataset'} holds {len(data.archs)} end-to-end measurement(s); "
                           "predictors need at least 2", "measure more networks with `hwprof measure --mode both`")
@@ -30,7 +34,21 @@ def fit_on(name: str, data: MeasurementData, seed: int = 0, **params: Any) -> La
                           "measure with `hwprof measure --mode both`, or use --model additive")
     predictor.fit(data.archs, data.latency_ms, data.blocks if predictor.needs_blocks else None, seed=seed)
     predictor.provenance_ = {**data.provenance(), "seed": seed}
+    if nominal is not None:
+        predictor.provenance_["reference_ms"] = nominal
     return predictor
+
+
+def comparable(predictor: LatencyPredictor, data: MeasurementData) -> tuple[MeasurementData, bool]:
+    """``data`` at the predictor's nominal machine speed when both track drift; else as measured.
+
+    Returns:
+        The data to compare predictions with, and whether it was drift-corrected.
+    """
+    nominal = predictor.provenance_.get("reference_ms")
+    if nominal and data.has_reference:
+        return data.drift_corrected(float(nominal)), True
+    return data, False
 
 
 def check_compatible(predictor: LatencyPredictor, data: MeasurementData) -> None:
@@ -55,9 +73,21 @@ def _without_seed(settings: str) -> str:
 
 
 def evaluate(predictor: LatencyPredictor, data: MeasurementData) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics of ``predictor`` on ``data``'s end-to-end rows, and the predictions."""
+    """Metrics of ``predictor`` on ``data``'s end-to-end rows, and the predictions.
+
+    When the predictor and the data both carry reference timings, the measured
+    latencies are first brought to the predictor's nominal machine speed
+    (``drift_corrected`` is then true) and the uncorrected figures are kept as
+    ``raw_mape`` and ``raw_within_10pct``.
+    """
     if not data.archs:
         raise HwprofError(f"{data.source} has no end-to-end measurements to evaluate on",
                           "measure with `hwprof measure --mode e2e` or `--mode both`")
     predicted = predictor.predict(data.archs)
-    return prediction_metrics(data.latency_ms, predicted), predicted
+    target, drift_corrected = comparable(predictor, data)
+    metrics = prediction_metrics(target.latency_ms, predicted)
+    metrics["drift_corrected"] = drift_corrected
+    if drift_corrected:
+        raw = prediction_metrics(data.latency_ms, predicted)
+        metrics["raw_mape"], metrics["raw_within_10pct"] = raw["mape"], raw["within_10pct"]
+    return metrics, predicted
