@@ -5,7 +5,8 @@ hwprof's builder; half of them write h-swish as ``x * relu6(x + 3) / 6``),
 exports them with torch's own ONNX exporter (BatchNorm folded), measures each
 on the real ``cpu`` device, and compares with a ``kernel-rf`` predictor fitted
 only on hwprof-measured ``ofa`` networks and blocks on the same cpu.
-Target: >= 90% of predictions within +-10%. Measured latencies are brought to
+Target: >= 90% of predictions within +-10%. Each model is timed in three
+round-robin rounds over all models (median of the rounds). Measured latencies are brought to
 the predictor's nominal machine speed with the reference network timed around
 each model (hwprof.drift); the uncorrected error is printed as well. Each model
 is also broken down per layer with onnxruntime's profiler (hwprof.per_op): the
@@ -102,6 +103,9 @@ def mobilenet_v3_like(rng: np.random.Generator) -> tuple[nn.Module, int]:
     return nn.Sequential(*layers).eval(), int(rng.choice([160, 192, 224]))
 
 
+ROUNDS = 3
+
+
 def export(module: nn.Module, resolution: int) -> onnx.ModelProto:
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -125,14 +129,17 @@ def main() -> None:
     rng = np.random.default_rng(1)
     rows = []
     nominal = predictor.provenance_.get("reference_ms")
-    for i in range(args.models):
-        module, res = mobilenet_v3_like(rng)
-        model = export(module, res)
-        row = measure(model, device="cpu", per_op=True)
-        raw = row["median_ms"]
-        measured = raw * nominal / row["ref_ms"] if nominal else raw
+    models = [mobilenet_v3_like(rng) for _ in range(args.models)]
+    exported = [export(module, res) for module, res in models]
+    # three round-robin rounds over all models, as `hwprof bench` does: a burst of load on the
+    # machine then hits one round of each model rather than every sample of one model
+    rounds = [[measure(model, device="cpu") for model in exported] for _ in range(ROUNDS)]
+    for i, ((_, res), model) in enumerate(zip(models, exported)):
+        timed = [r[i] for r in rounds]
+        raw = float(np.median([t["median_ms"] for t in timed]))
+        measured = float(np.median([t["median_ms"] * nominal / t["ref_ms"] for t in timed])) if nominal else raw
         predicted = float(predictor.predict_onnx([model])[0])
-        layers = row["layers"]
+        layers = measure(model, device="cpu", per_op=True, min_time_s=0.05)["layers"]
         convs = [k for k in layers if k["type"] in ("conv", "pwconv", "dwconv", "gconv")]
         top = max(layers, key=lambda k: k["ms"])
         rows.append({"model": i, "resolution": res, "nodes": len(model.graph.node), "measured_ms": measured,

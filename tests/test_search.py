@@ -92,6 +92,27 @@ def test_evolution_beats_random_on_hypervolume(npu_lut):
     assert hv["evolutionary"] > hv["random"]
 
 
+@pytest.mark.parametrize("stage1_early,stage2_from", [("median", "front"), ("cheapest", "winner")])
+def test_hurricane_stages_hold_what_they_should(npu_lut, stage1_early, stage2_from):
+    space = get_space("ofa")
+    searcher = create_searcher("hurricane", stage1_early=stage1_early, stage2_from=stage2_from)
+    result = searcher.search(space, npu_lut, MacsScore(), Constraint(4.0), budget=120, seed=1)
+    late = {space.variables[i].name for i in range(space.n_variables)} & set(result.extra["stage1_layers"])
+    late_idx = [i for i, v in enumerate(space.variables) if v.name in late]
+    early_idx = [i for i, v in enumerate(space.variables) if v.kind == "layer" and v.name not in late]
+    stage1 = [c for c in result.history if c.step < 100]
+    stage2 = [c for c in result.history if c.step >= 100]
+    assert stage1 and stage2
+    assert len({tuple(c.arch.genes[i] for i in early_idx) for c in stage1}) == 1  # earlier layers held in stage 1
+    stage1_late = {tuple(c.arch.genes[i] for i in late_idx) for c in stage1}
+    stage2_late = {tuple(c.arch.genes[i] for i in late_idx) for c in stage2}
+    assert stage2_late <= stage1_late  # stage 2 only changes the earlier layers
+    if stage2_from == "winner":
+        assert len(stage2_late) == 1
+    with pytest.raises(HwprofError):
+        create_searcher("hurricane", stage2_from="nope")
+
+
 def test_hurricane_spaces_differ_per_device(npu_lut, dsp_lut):
     space = get_space("ofa")
     npu = hardware_aware_space(space, npu_lut)

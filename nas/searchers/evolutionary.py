@@ -47,12 +47,16 @@ def nsga2_select(pop: list[Candidate], k: int, constraint: Constraint) -> tuple[
 def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator, population: int,
            parents_ratio: float, mutation_ratio: float, mutate_prob: float,
            allowed: Sequence[Sequence[int]] | None = None, fixed: dict[int, int] | None = None,
-           budget: int | None = None) -> list[Candidate]:
+           budget: int | None = None, initial: list[Candidate] | None = None,
+           inherited: Sequence[int] | None = None) -> list[Candidate]:
     """Run NSGA-II until ``budget`` evaluations (default: all remaining) are spent.
 
     Args:
         allowed: Option indices allowed per variable (a reduced space).
         fixed: Variable index -> option held fixed (the other variables evolve).
+        initial: Start from these evaluated networks instead of random samples.
+        inherited: Variables each child copies unchanged from its first parent
+            (they are held per network rather than globally, unlike ``fixed``).
 
     Returns:
         The final population.
@@ -63,8 +67,13 @@ def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generato
     for i, o in (fixed or {}).items():
         allow[i] = [o]
 
-    def fix(genes: tuple[int, ...]) -> tuple[int, ...]:
-        return space.canonical(tuple(allow[i][0] if len(allow[i]) == 1 else g for i, g in enumerate(genes)))
+    keep = list(inherited or [])
+
+    def fix(genes: tuple[int, ...], parent: Candidate | None = None) -> tuple[int, ...]:
+        genes = [allow[i][0] if len(allow[i]) == 1 else g for i, g in enumerate(genes)]
+        for i in keep:
+            genes[i] = parent.arch.genes[i]
+        return space.canonical(tuple(genes))
 
     def spend(genotypes: list[tuple[int, ...]]) -> list[Candidate]:
         room = stop_at - len(evaluator.history)
@@ -74,7 +83,7 @@ def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generato
             genotypes = [g for g in genotypes if g in keep or space.canonical(g) in evaluator.cache]
         return evaluator.evaluate(genotypes) if genotypes else []
 
-    pop = spend(feasible_samples(evaluator, constraint, rng, population, allow))
+    pop = list(initial) if initial else spend(feasible_samples(evaluator, constraint, rng, population, allow))
     n_parents = max(2, int(round(parents_ratio * population)))
     while len(evaluator.history) < stop_at and evaluator.remaining > 0:
         evaluator.step += 1
@@ -87,10 +96,12 @@ def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generato
         n_mut = int(round(mutation_ratio * population))
 
         def mutant() -> tuple[int, ...]:
-            return fix(space.mutate_genes(tournament().arch.genes, rng, mutate_prob, allow))
+            parent = tournament()
+            return fix(space.mutate_genes(parent.arch.genes, rng, mutate_prob, allow), parent)
 
         def child() -> tuple[int, ...]:
-            return fix(space.crossover_genes(tournament().arch.genes, tournament().arch.genes, rng))
+            first = tournament()
+            return fix(space.crossover_genes(first.arch.genes, tournament().arch.genes, rng), first)
 
         offspring = redraw_infeasible(evaluator, constraint, mutant, n_mut)
         offspring += redraw_infeasible(evaluator, constraint, child, population - n_mut)
@@ -98,7 +109,12 @@ def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generato
         pop = list({id(c): c for c in pop + spend(offspring)}.values())
         pop, _ = nsga2_select(pop, population, constraint)
         if len(evaluator.history) == before:  # converged: every child already seen; inject fresh blood
-            extra = spend(feasible_samples(evaluator, constraint, rng, max(1, population // 4), allow))
+            if keep:
+                fresh = [fix(space.mutate_genes(c.arch.genes, rng, 0.5, allow), c)
+                         for c in pop[: max(1, population // 4)]]
+            else:
+                fresh = feasible_samples(evaluator, constraint, rng, max(1, population // 4), allow)
+            extra = spend(fresh)
             if not extra or len(evaluator.history) == before:
                 break
             pop, _ = nsga2_select(list({id(c): c for c in pop + extra}.values()), population, constraint)
