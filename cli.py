@@ -514,7 +514,8 @@ def report(
         sim = " - SIMULATED device" if m.simulated else ""
         table = Table(title=f"{m.name} on {m.device}{sim}: {m.e2e_ms:.3f} ms end to end (median)",
                       caption=f"per-layer times from the {m.source}; layers sum to {m.sum_ms:.3f} ms "
-                              f"({m.sum_ms / m.e2e_ms:.0%} of end to end)")
+                              f"({m.sum_ms / m.e2e_ms:.0%} of end to end"
+                              + ("; profiling adds a little time per layer)" if "profiler" in m.source else ")"))
         for col, justify in (("#", "right"), ("layer", "left"), ("kind", "left"), ("ms", "right"),
                              ("share", "right"), ("cumulative", "right")):
             table.add_column(col, justify=justify)
