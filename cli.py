@@ -367,7 +367,7 @@ def evaluate_cmd(
 
     Example: hwprof evaluate --predictor npu.pred --data runs/npu-test --plot npu.png
     """
-    from hwprof.io import atomic_write_bytes
+    from hwprof.io import atomic_write_via
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.metrics import plot_predictions
@@ -381,13 +381,8 @@ def evaluate_cmd(
     raw_measured = measured
     measured, _ = comparable(predictor, measured)
     if plot is not None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            png = Path(tmp) / "plot.png"
-            plot_predictions(measured.latency_ms, predicted, str(png),
-                             f"{predictor.name} on {measured.label}, {measured.space}")
-            atomic_write_bytes(plot, png.read_bytes())
+        title = f"{predictor.name} on {measured.label}, {measured.space}"
+        atomic_write_via(plot, lambda png: plot_predictions(measured.latency_ms, predicted, png, title), ".png")
     result = {"predictor": predictor.name, "device": measured.device, "simulated": measured.simulated,
               "space": measured.space, "data": str(data), "metrics": metrics,
               "plot": str(plot) if plot else None}
@@ -492,7 +487,7 @@ def report(
 
     Example: hwprof measure --device cpu --model net.onnx --per-op --out runs/net && hwprof report runs/net --plot net.png
     """
-    from hwprof.io import atomic_write_bytes
+    from hwprof.io import atomic_write_via
     from hwprof.report import load_breakdowns, plot_breakdowns
 
     if top < 1 or max_models < 1:
@@ -500,12 +495,7 @@ def report(
     models = load_breakdowns(run, arch)
     shown = models[:max_models]
     if plot is not None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            png = Path(tmp) / "report.png"
-            plot_breakdowns(shown, top, str(png))
-            atomic_write_bytes(plot, png.read_bytes())
+        atomic_write_via(plot, lambda png: plot_breakdowns(shown, top, png), ".png")
     if json_out:
         _print_json({"run": str(run), "networks": len(models), "shown": [m.as_dict(top) for m in shown],
                      "plot": str(plot) if plot else None})

@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from hwprof.arch import Arch
 from hwprof.errors import HwprofError
@@ -58,6 +58,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_via(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> None:
+    """Let ``write`` create a file at a scratch path (e.g. ``fig.savefig``), then place it at ``path`` atomically."""
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / f"staged{suffix}"
+        write(str(staged))
+        atomic_write_bytes(path, staged.read_bytes())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

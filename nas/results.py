@@ -17,7 +17,7 @@ import pandas as pd
 
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
-from hwprof.io import atomic_write_bytes, atomic_write_text
+from hwprof.io import atomic_write_bytes, atomic_write_text, atomic_write_via
 from nas.searchers.base import Candidate, SearchResult
 
 
@@ -96,8 +96,6 @@ def write_outputs(out: Path, result: SearchResult, summary: dict[str, Any], titl
 
 def plot_pareto(path: Path, result: SearchResult, title: str) -> None:
     """Latency vs score of every evaluated network, the front highlighted, the constraint as a line."""
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,8 +116,5 @@ def plot_pareto(path: Path, result: SearchResult, title: str) -> None:
     ax.set(xlabel="predicted latency (ms)", ylabel=result.estimator, title=title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with tempfile.TemporaryDirectory() as tmp:
-        png = Path(tmp) / "pareto.png"
-        fig.savefig(png)
-        atomic_write_bytes(path, png.read_bytes())
+    atomic_write_via(path, fig.savefig, ".png")
     plt.close(fig)
