@@ -469,6 +469,71 @@ def predict(
     console.print(table)
 
 
+@hwprof_app.command("profile-space")
+def profile_space_cmd(
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device (see `hwprof devices`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset from `hwprof measure` (default: measure a sample now, into OUT/data).")] = None,
+    samples: Annotated[int, typer.Option(help="Networks to measure when --data is not given.")] = 200,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for the 95% intervals.")] = 30,
+    top: Annotated[int, typer.Option(help="Choices shown at each end of the ranking.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and the bootstrap.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Rank a space's block choices by what they cost on a device, from end-to-end latencies (Mills et al.).
+
+    Fits per-(position, choice) contributions to whole-network latencies, with
+    bootstrap intervals, and compares them with directly measured block
+    latencies where the data has them. Writes blocks.csv, heatmap.png,
+    report.md and profile.json to --out.
+
+    Example: hwprof profile-space --space ofa --device kirin-npu --out report/
+    """
+    import numpy as np
+
+    from hwprof.dataset import Dataset
+    from hwprof.predictors.data import load_measurements
+    from hwprof.profiling import device_label, get_device, measure_into
+    from hwprof.space_profile import profile_space, write_report
+    from nas.spaces import get_space
+
+    err = Console(stderr=True)
+    sp = get_space(space)
+    dev = get_device(device, seed=seed)
+    if data is None:
+        data = out / "data"
+        dev.require_available()
+        rng = np.random.default_rng(seed)
+        allowed = [list(range(len(v.options))) if v.kind == "layer" else [int(np.argmax(v.options))]
+                   for v in sp.variables]
+        if not json_out:
+            err.print(f"[dim]measuring {samples} {sp.name} networks (largest resolution) and their blocks on "
+                      f"{device_label(dev)} into {data}[/]")
+        measure_into(Dataset(data), dev, [sp.sample(rng, allowed) for _ in range(samples)], mode="both")
+    measurements = load_measurements(data, device=dev.name, space=sp.name)
+    profile = profile_space(sp, measurements, bootstrap, seed)
+    files = write_report(profile, out, top)
+    if json_out:
+        _print_json(profile.to_dict() | {"files": files})
+        return
+    ranking = profile.ranking()
+    sim = " - SIMULATED device" if profile.simulated else ""
+    table = Table(title=f"{sp.name} on {device_label(dev)}{sim}: block choices by latency added "
+                        f"({profile.networks} networks)")
+    for col in ("rank", "choice", "mean added ms", "spread over positions", "positions"):
+        table.add_column(col, justify="right" if col != "choice" else "left")
+    shown = list(ranking.head(top).itertuples()) + (list(ranking.tail(top).itertuples())
+                                                    if len(ranking) > 2 * top else list(ranking.iloc[top:].itertuples()))
+    for r in shown:
+        table.add_row(str(r.Index + 1), r.choice, f"{r.mean_contribution_ms:.4f}",
+                      f"{r.spread_over_positions_ms:.4f}", str(r.positions))
+    console.print(table)
+    tau = "n/a (no block timings)" if profile.kendall_tau is None else f"{profile.kendall_tau:.3f}"
+    console.print(f"Kendall tau, contributions vs measured blocks: {tau}")
+    console.print(f"report: {files['report']}")
+
+
 @hwprof_app.command("report")
 def report(
     run: Annotated[Path, typer.Argument(help="Dataset directory measured with `hwprof measure --per-op`.")],
@@ -781,13 +846,16 @@ def estimators(json_out: Annotated[bool, typer.Option("--json", help="Machine-re
 def search(
     target: Annotated[str, typer.Option("--target", "-t", help="Device to search for (see `hwprof devices`).")],
     space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")] = "ofa",
-    latency_ms: Annotated[Optional[float], typer.Option("--latency-ms", help="Latency constraint in ms; omit for the whole Pareto front.")] = None,
-    searcher: Annotated[str, typer.Option(help="random | evolutionary | hurricane (see `nas searchers`).")] = "evolutionary",
-    estimator: Annotated[str, typer.Option(help="synflow | naswot (zero-cost proxies), predictor, train (see `nas estimators`).")] = "synflow",
+    latency_ms: Annotated[Optional[float], typer.Option("--latency-ms", help="Latency constraint in ms; omit for the whole Pareto front (single-path needs it).")] = None,
+    searcher: Annotated[str, typer.Option(help="random | evolutionary | hurricane | single-path (see `nas searchers`).")] = "evolutionary",
+    estimator: Annotated[str, typer.Option(help="synflow | naswot (zero-cost proxies), predictor, train (see `nas estimators`); single-path scores with its supernet instead.")] = "synflow",
     predictor_path: Annotated[Optional[Path], typer.Option("--predictor", help="Latency predictor file; omit to use (or build and cache) one for this target and space.")] = None,
     accuracy_data: Annotated[Optional[Path], typer.Option(help="CSV/JSONL of (arch, accuracy) pairs for --estimator predictor.")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Image folder DIR/<class>/<image> for --estimator train.")] = None,
-    budget: Annotated[int, typer.Option(help="Distinct networks to score.")] = 400,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Image folder DIR/<class>/<image> for --estimator train and single-path; single-path without it trains on scikit-learn's digits.")] = None,
+    budget: Annotated[int, typer.Option(help="Distinct networks to score (not single-path: see --epochs).")] = 400,
+    epochs: Annotated[Optional[int], typer.Option(help="single-path: supernet training epochs (default 8).")] = None,
+    scale: Annotated[Optional[bool], typer.Option("--scale/--no-scale", help="Compound-scale the found network up to the constraint (default: on for single-path).")] = None,
+    postprocess: Annotated[Optional[bool], typer.Option("--postprocess/--no-postprocess", help="Add SE / h-swish where they fit and help (default: on for single-path).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same result.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default runs/search-SPACE-TARGET).")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Searcher setting KEY=VALUE (repeatable), e.g. population=50.")] = None,
@@ -798,13 +866,15 @@ def search(
 
     Writes best.json, best.onnx, pareto.csv, history.parquet, pareto.png and
     summary.json to --out, then measures the best network on the target.
+    Single-path search (S3NAS) trains a supernet instead of scoring samples,
+    adds training.csv/training.png, then scales the network up to the
+    constraint and adds SE / h-swish where they pay on the target (the network
+    before those steps is kept as searched.json/searched.onnx).
 
-    Example: nas search --space ofa --target kirin-npu --latency-ms 4
+    Examples:
+      nas search --space ofa --target kirin-npu --latency-ms 4
+      nas search --searcher single-path --space s3nas --target kirin-npu --latency-ms 4 --epochs 8
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from hwprof.build_onnx import build_onnx
-    from hwprof.protocol import Protocol, measure_session
     from hwprof.predictors import store
     from hwprof.predictors.cache import cached_predictor
     from hwprof.profiling import device_label, get_device
@@ -819,9 +889,23 @@ def search(
     say = (lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]"))
     sp = get_space(space)
     dev = get_device(target, seed=seed)
-    SEARCHERS.factory(searcher)  # unknown names fail before any work
-    search_impl = SEARCHERS.create(searcher, **_parse_params(param or []))
-    est = create_estimator(estimator, accuracy_data=accuracy_data, data=data, seed=seed)
+    trains = getattr(SEARCHERS.factory(searcher), "trains_supernet", False)  # unknown names fail here
+    params = _parse_params(param or [])
+    if trains:
+        if latency_ms is None:
+            raise HwprofError(f"{searcher} search needs a latency target", "give --latency-ms (see the feasible "
+                              "range with any other searcher, or `nas search ... --latency-ms 1` tells it)")
+        if epochs is not None:
+            params["epochs"] = epochs
+        params.setdefault("data", str(data) if data else None)
+    elif epochs is not None:
+        raise HwprofError("--epochs applies to --searcher single-path", "use --budget for this searcher")
+    if latency_ms is None and (scale or postprocess):
+        raise HwprofError("--scale and --postprocess need a latency constraint", "give --latency-ms")
+    do_scale = trains if scale is None else scale
+    do_post = trains if postprocess is None else postprocess
+    search_impl = SEARCHERS.create(searcher, **params)
+    est = None if trains else create_estimator(estimator, accuracy_data=accuracy_data, data=data, seed=seed)
     label = device_label(dev)
     if predictor_path is not None:
         latency_model = store.load(predictor_path)
@@ -839,11 +923,87 @@ def search(
     check_constraint(latency_ms, fastest, slowest, label)
     constraint = Constraint(latency_ms)
     out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[best]}"), TimeElapsedColumn(), console=err, disable=json_out)
+    result = _run_search(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label, err,
+                         json_out)
+    score_kind = "supernet top-1" if trains else est.kind
+    summary = {
+        "space": sp.name, "target": dev.name, "simulated": dev.simulated, "searcher": searcher,
+        "searcher_settings": result.settings, "estimator": None if trains else estimator,
+        "score_label": result.estimator, "score_kind": score_kind, "predictor": latency_model.name,
+        "predictor_file": predictor_source, "latency_constraint_ms": latency_ms,
+        "feasible_range_ms": [fastest, slowest], "budget": None if trains else budget, "seed": seed,
+        "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
+        "hypervolume_reference": list(result.reference), "search_wall_s": result.wall_s, "extra": result.extra,
+        "best": None,
+    }
+    final = None
+    if result.best is not None:
+        best = result.best
+        summary["searched"] = {"arch_hash": best.arch.hash, "score": best.score,
+                               "predicted_latency_ms": best.latency_ms, "genes": sp.describe(best.arch)}
+        if latency_ms is not None:
+            summary["searched"]["predicted_vs_constraint"] = best.latency_ms / latency_ms - 1
+        final_arch = best.arch
+        if do_scale or do_post:
+            from nas.datasets import load_training_data
+            from nas.refine import measured_latency, refine, short_training_score
 
+            dev.require_available()
+            images = getattr(search_impl, "data_", None) or load_training_data(data, 32, seed=seed)
+            refined = refine(best.arch, latency_ms, measured_latency(dev), short_training_score(images, seed=seed),
+                             do_scale, do_post, status=say)
+            summary["refined"] = refined.to_dict() | {"latency_source": f"measured on {label}",
+                                                      "score": f"top-1 after 3 epochs on {images.description}"}
+            if refined.arch.hash != best.arch.hash:
+                final_arch = final = refined.arch
+        summary["best"] = {"arch_hash": final_arch.hash, "score": best.score if final is None else None,
+                           "predicted_latency_ms": best.latency_ms if final is None else None,
+                           "macs": final_arch.macs, "params": final_arch.params}
+        if final is None:
+            summary["best"]["genes"] = sp.describe(best.arch)
+        if measure_best:
+            from nas.refine import measured_latency
+
+            say(f"measuring the best network on {label}")
+            dev.require_available()
+            timer = measured_latency(dev)
+            measured = timer(final_arch)
+            if final is not None:  # the searched network too: its prediction is checked there
+                summary["searched"]["measured_latency_ms"] = timer(best.arch)
+                summary["searched"]["prediction_error"] = best.latency_ms / timer(best.arch) - 1
+            summary["best"]["measured_latency_ms"] = measured
+            if final is None:
+                summary["best"]["prediction_error"] = best.latency_ms / measured - 1
+            summary["best"]["meets_constraint_measured"] = None if latency_ms is None else measured <= latency_ms
+    summary["wall_s"] = time.perf_counter() - start
+    title = f"{searcher} on {label}, {sp.name}" + (f", ≤ {latency_ms:g} ms" if latency_ms else "")
+    summary["files"] = write_outputs(out, result, summary, title, final)
+    if json_out:
+        _print_json({**summary, "extra": {k: v for k, v in summary["extra"].items() if k != "training_curve"}})
+        return
+    console.print(_search_table(summary, result, sp.name, label, dev.simulated, latency_model.name,
+                                predictor_source, out))
+
+
+def _run_search(search_impl, trains: bool, sp, latency_model, est, constraint, budget: int, seed: int,
+                label: str, err: Console, quiet: bool):
+    """Run a searcher with a progress bar (steps of supernet training, or networks scored)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[best]}"), TimeElapsedColumn(), console=err, disable=quiet)
     with progress:
-        bar = progress.add_task(f"{searcher} on {label}", total=budget, best="")
+        if trains:
+            bar = progress.add_task(f"{search_impl.name}: training the supernet on {label}", total=None, best="")
+
+            def on_step(info: dict) -> None:
+                text = f"epoch {info['epoch']}  loss {info['loss']:.3f}  latency {info['expected_latency_ms']:.3f} ms"
+                if "val_top1" in info:
+                    text += f"  held-out top-1 {info['val_top1']:.3f}"
+                progress.update(bar, total=info["total_steps"], completed=info["step"], best=text)
+
+            return search_impl.search(sp, latency_model, None, constraint, 0, seed, on_step)
+        bar = progress.add_task(f"{search_impl.name} on {label}", total=budget, best="")
 
         def on_progress(ev) -> None:
             feasible = [c for c in ev.history if constraint.feasible(c.latency_ms)]
@@ -851,61 +1011,57 @@ def search(
             text = f"step {ev.step}  best {est.kind} {best_c.score:.3f} @ {best_c.latency_ms:.2f} ms" if best_c else ""
             progress.update(bar, completed=len(ev.history), best=text)
 
-        result = search_impl.search(sp, latency_model, est, constraint, budget, seed, on_progress)
+        return search_impl.search(sp, latency_model, est, constraint, budget, seed, on_progress)
 
-    summary = {
-        "space": sp.name, "target": dev.name, "simulated": dev.simulated, "searcher": searcher,
-        "searcher_settings": result.settings, "estimator": estimator, "score_label": result.estimator,
-        "score_kind": est.kind, "predictor": latency_model.name, "predictor_file": predictor_source,
-        "latency_constraint_ms": latency_ms, "feasible_range_ms": [fastest, slowest], "budget": budget,
-        "seed": seed, "evaluated": len(result.history), "pareto_size": len(result.pareto),
-        "hypervolume": result.hypervolume, "hypervolume_reference": list(result.reference),
-        "search_wall_s": result.wall_s, "extra": result.extra, "best": None,
-    }
-    if result.best is not None:
-        best = result.best
-        summary["best"] = {"arch_hash": best.arch.hash, "score": best.score, "predicted_latency_ms": best.latency_ms,
-                           "macs": best.arch.macs, "params": best.arch.params, "genes": sp.describe(best.arch)}
-        if measure_best:
-            say(f"measuring the best network on {label}")
-            session = dev.load(build_onnx(best.arch))
-            try:
-                m = measure_session(session, Protocol(min_time_s=0.0 if dev.simulated else 0.25))
-            finally:
-                session.close()
-            summary["best"]["measured_latency_ms"] = m.median_ms
-            summary["best"]["prediction_error"] = best.latency_ms / m.median_ms - 1
-            summary["best"]["meets_constraint_measured"] = None if latency_ms is None else m.median_ms <= latency_ms
-    summary["wall_s"] = time.perf_counter() - start
-    title = f"{searcher} on {label}, {sp.name}" + (f", ≤ {latency_ms:g} ms" if latency_ms else "")
-    summary["files"] = write_outputs(out, result, summary, title)
-    if json_out:
-        _print_json(summary)
-        return
-    sim = " - SIMULATED device" if dev.simulated else ""
-    table = Table(title=f"nas search: {sp.name} on {label}{sim}")
+
+def _search_table(summary: dict, result, space: str, label: str, simulated: bool, predictor: str,
+                  predictor_source: str, out: Path) -> Table:
+    """The terminal summary of `nas search`."""
+    latency_ms = summary["latency_constraint_ms"]
+    fastest, slowest = summary["feasible_range_ms"]
+    sim = " - SIMULATED device" if simulated else ""
+    table = Table(title=f"nas search: {space} on {label}{sim}")
     table.add_column("item")
     table.add_column("value", justify="right")
-    table.add_row("searcher / budget", f"{searcher} / {len(result.history)} networks scored")
+    if summary["budget"] is None:
+        table.add_row("searcher", f"{summary['searcher']} ({summary['searcher_settings']['epochs']} epochs, "
+                      f"{summary['extra'].get('distinct_networks_visited', 0)} networks visited)")
+        table.add_row("training data", summary["extra"].get("data", ""))
+    else:
+        table.add_row("searcher / budget", f"{summary['searcher']} / {len(result.history)} networks scored")
     table.add_row("score", result.estimator)
-    table.add_row("latency predictor", f"{latency_model.name} ({predictor_source})")
+    table.add_row("latency predictor", f"{predictor} ({predictor_source})")
     table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")
     table.add_row("latency constraint, ms", "none (whole front)" if latency_ms is None else f"{latency_ms:g}")
     table.add_row("Pareto front size / hypervolume", f"{len(result.pareto)} / {result.hypervolume:.4g}")
-    if result.best is not None:
-        b = summary["best"]
-        table.add_row("best network", b["arch_hash"])
-        table.add_row(f"best {est.kind}", f"{b['score']:.4f}")
-        table.add_row("best latency, predicted ms", f"{b['predicted_latency_ms']:.3f}")
-        if "measured_latency_ms" in b:
-            table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f} "
-                          f"(prediction {b['prediction_error']:+.1%})")
-        table.add_row("MACs / params", f"{b['macs'] / 1e6:.1f} M / {b['params'] / 1e6:.2f} M")
-    else:
+    b, searched = summary["best"], summary.get("searched")
+    if b is None:
         table.add_row("best network", "none met the constraint")
+    else:
+        gap = f" ({searched['predicted_vs_constraint']:+.1%} vs constraint)" if "predicted_vs_constraint" in searched else ""
+        table.add_row("searched network", searched["arch_hash"])
+        table.add_row(f"searched {summary['score_kind']}", f"{searched['score']:.4f}")
+        table.add_row("searched latency, predicted ms", f"{searched['predicted_latency_ms']:.3f}{gap}")
+        if "measured_latency_ms" in searched:
+            table.add_row("searched latency, measured ms", f"{searched['measured_latency_ms']:.3f} "
+                          f"(prediction {searched['prediction_error']:+.1%})")
+        refined = summary.get("refined")
+        if refined:
+            sc, post = refined["scaling"], refined["postprocess"]
+            if sc is not None:
+                table.add_row("compound scaling", f"phi {sc['phi']:g}: depth x{sc['depth']:.2f}, width "
+                              f"x{sc['width']:.2f}, resolution x{sc['resolution']:.2f}" if sc["changed"]
+                              else "unchanged (no headroom)")
+            if post is not None:
+                table.add_row("post-processing", post["applied"] or "unchanged (no variant fitted and helped)")
+            table.add_row("final network", b["arch_hash"])
+        if "measured_latency_ms" in b:
+            error = f" (prediction {b['prediction_error']:+.1%})" if "prediction_error" in b else ""
+            table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f}{error}")
+        table.add_row("MACs / params", f"{b['macs'] / 1e6:.1f} M / {b['params'] / 1e6:.2f} M")
     table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
     table.add_row("outputs", str(out))
-    console.print(table)
+    return table
 
 
 # --- entry points ----------------------------------------------------------------------

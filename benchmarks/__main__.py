@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 FULL = ["benchmarks.bench_build_onnx", "benchmarks.bench_measure", "benchmarks.bench_predictors",
-        "benchmarks.bench_search", "benchmarks.bench_compare"]
+        "benchmarks.bench_search", "benchmarks.bench_compare", "benchmarks.bench_single_path"]
 
 
 def _samples(fn: Callable[[], object], repeats: int) -> list[float]:

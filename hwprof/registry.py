@@ -126,7 +126,8 @@ PREDICTORS: Registry = Registry(
 
 SEARCHERS: Registry = Registry(
     "nas.searchers", "searcher",
-    builtin_modules=("nas.searchers.random_search", "nas.searchers.evolutionary", "nas.searchers.hurricane"),
+    builtin_modules=("nas.searchers.random_search", "nas.searchers.evolutionary", "nas.searchers.hurricane",
+                     "nas.searchers.single_path"),
     list_command="nas searchers")
 
 ESTIMATORS: Registry = Registry(

@@ -1,7 +1,9 @@
 """Latency bounds of a space and the files a search writes.
 
 ``--out DIR`` receives ``best.json``, ``best.onnx``, ``pareto.csv``,
-``history.parquet``, ``pareto.png`` and ``summary.json``; each is written to a
+``history.parquet``, ``pareto.png`` and ``summary.json`` (single-path search
+adds ``training.csv``/``training.png`` and, when scaling or post-processing
+changed the network, ``searched.json``/``searched.onnx``); each is written to a
 temp file and renamed, so an interrupted run never leaves a half-written file.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwprof.arch import Arch
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
 from hwprof.io import atomic_write_bytes, atomic_write_text, atomic_write_via
@@ -64,8 +67,19 @@ def _candidate_row(c: Candidate) -> dict[str, Any]:
             "arch_json": c.arch.to_json()}
 
 
-def write_outputs(out: Path, result: SearchResult, summary: dict[str, Any], title: str) -> dict[str, str]:
-    """Write the search's files into ``out``; returns name -> path."""
+def write_outputs(out: Path, result: SearchResult, summary: dict[str, Any], title: str,
+                  final: Arch | None = None) -> dict[str, str]:
+    """Write the search's files into ``out``; returns name -> path.
+
+    Args:
+        out: Output directory.
+        result: The search result.
+        summary: What ``summary.json`` holds.
+        title: Plot title.
+        final: The network after scaling and post-processing, when those ran:
+            it becomes ``best.json`` / ``best.onnx`` and the searched network
+            ``searched.json`` / ``searched.onnx``.
+    """
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -80,18 +94,59 @@ def write_outputs(out: Path, result: SearchResult, summary: dict[str, Any], titl
     atomic_write_text(out / "pareto.csv", pareto.to_csv(index=False))
     files["pareto"] = str(out / "pareto.csv")
     if result.best is not None:
-        best = {**json.loads(result.best.arch.to_json()),
-                "hwprof_search": {k: summary[k] for k in ("target", "simulated", "score_label") if k in summary}
-                | {"predicted_latency_ms": result.best.latency_ms, "score": result.best.score,
-                   "measured_latency_ms": summary.get("best", {}).get("measured_latency_ms")}}
-        atomic_write_text(out / "best.json", json.dumps(best, indent=2) + "\n")
-        atomic_write_bytes(out / "best.onnx", build_onnx(result.best.arch).SerializeToString())
-        files["best_json"], files["best_onnx"] = str(out / "best.json"), str(out / "best.onnx")
+        info = {k: summary[k] for k in ("target", "simulated", "score_label") if k in summary}
+        searched = {"predicted_latency_ms": result.best.latency_ms, "score": result.best.score}
+        measured = (summary.get("best") or {}).get("measured_latency_ms")
+        if final is not None:
+            _write_network(out, "searched", result.best.arch, info | searched, files)
+            _write_network(out, "best", final, info | {"refined_from": result.best.arch.hash,
+                                                       "measured_latency_ms": measured}, files)
+        else:
+            _write_network(out, "best", result.best.arch, info | searched | {"measured_latency_ms": measured}, files)
+    curve = result.extra.get("training_curve")
+    if curve:
+        atomic_write_text(out / "training.csv", pd.DataFrame(curve).to_csv(index=False))
+        plot_training(out / "training.png", curve, result.constraint.latency_ms, title)
+        files["training_csv"], files["training_plot"] = str(out / "training.csv"), str(out / "training.png")
     plot_pareto(out / "pareto.png", result, title)
     files["plot"] = str(out / "pareto.png")
     files["summary"] = str(out / "summary.json")
-    atomic_write_text(out / "summary.json", json.dumps({**summary, "files": files}, indent=2, default=str) + "\n")
+    extra = {k: v for k, v in summary.get("extra", {}).items() if k != "training_curve"}
+    atomic_write_text(out / "summary.json", json.dumps({**summary, "extra": extra, "files": files}, indent=2,
+                                                       default=str) + "\n")
     return files
+
+
+def _write_network(out: Path, stem: str, arch: Arch, info: dict[str, Any], files: dict[str, str]) -> None:
+    data = {**json.loads(arch.to_json()), "hwprof_search": info}
+    atomic_write_text(out / f"{stem}.json", json.dumps(data, indent=2) + "\n")
+    atomic_write_bytes(out / f"{stem}.onnx", build_onnx(arch).SerializeToString())
+    files[f"{stem}_json"], files[f"{stem}_onnx"] = str(out / f"{stem}.json"), str(out / f"{stem}.onnx")
+
+
+def plot_training(path: Path, curve: list[dict[str, float]], target_ms: float | None, title: str) -> None:
+    """Supernet training curve: loss terms and the expected latency against the target, per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame(curve)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.5, 6), dpi=120, sharex=True)
+    smooth = max(1, len(frame) // 40)
+    for column, label in (("loss", "total loss"), ("cross_entropy", "cross-entropy"),
+                          ("latency_penalty", "latency term")):
+        top.plot(frame["epoch"], frame[column].rolling(smooth, min_periods=1).mean(), label=label)
+    top.set(ylabel=f"loss (running mean of {smooth} steps)", title=title)
+    top.legend(fontsize=8)
+    bottom.plot(frame["epoch"], frame["expected_latency_ms"], color="tab:blue", label="latency of the chosen network")
+    if target_ms is not None:
+        bottom.axhline(target_ms, color="tab:red", ls="--", label="target")
+    bottom.set(xlabel="epoch", ylabel="predicted latency (ms)")
+    bottom.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write_via(path, fig.savefig, ".png")
+    plt.close(fig)
 
 
 def plot_pareto(path: Path, result: SearchResult, title: str) -> None:
