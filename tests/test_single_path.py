@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -158,3 +159,44 @@ def test_cli_single_path(tmp_path, monkeypatch):
     if summary["best"] is not None:
         assert (out / "best.onnx").exists() and summary["best"]["measured_latency_ms"] <= 6
         assert summary["refined"]["scaling"] is not None and summary["refined"]["postprocess"] is not None
+
+
+def test_adaptive_bn_moves_statistics_to_the_subnetwork_and_helps():
+    from nas.training import recalibrate_bn, top1
+
+    sp = get_space("s3nas")
+    data = digits(16, max_images=600, seed=0)
+    torch.manual_seed(0)
+    net = Supernet(sp, 10)
+    x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    opt = torch.optim.SGD(net.weights(), lr=0.05, momentum=0.9)
+    rng = np.random.default_rng(0)
+    net.train()
+    for step in range(40):  # train random sub-networks, as a one-shot supernet is trained
+        net.force(sp.sample_genes(rng))
+        idx = torch.from_numpy(rng.choice(len(y), 64, replace=False))
+        loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.force(sp.sample_genes(np.random.default_rng(123)))
+    bn = net.blocks[3].project[1]
+    inherited_mean = bn.running_mean.clone()
+    inherited = top1(net, data.x_val, data.y_val)
+    # the sub-network's own batch statistics at that layer: every BN normalises with its batch (train
+    # mode), on a copy so that the running statistics under test stay as inherited
+    probe = copy.deepcopy(net).train()
+    captured = {}
+
+    def capture(module, inputs, output):  # returns None so the output is left alone
+        captured["mean"] = inputs[0].mean((0, 2, 3)).detach()
+
+    probe.blocks[3].project[1].register_forward_hook(capture)
+    with torch.no_grad():
+        probe(x[:512])
+    recalibrate_bn(net, data.x_train, batches_=8, batch=64)
+    adapted = top1(net, data.x_val, data.y_val)
+    before = float((inherited_mean - captured["mean"]).norm())
+    after = float((bn.running_mean - captured["mean"]).norm())
+    assert after < 0.5 * before
+    assert adapted > inherited
