@@ -469,13 +469,46 @@ def predict(
     console.print(table)
 
 
+def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path], samples: Optional[int],
+                   bootstrap: int, seed: int, quiet: bool):
+    """Profile ``sp`` on ``device`` from ``data``, or from a sample measured now into ``measure_into_dir``."""
+    import numpy as np
+
+    from hwprof.dataset import Dataset
+    from hwprof.predictors.data import load_measurements
+    from hwprof.profiling import device_label, get_device, measure_into
+    from hwprof.space_profile import profile_globals, profile_space
+
+    dev = get_device(device, seed=seed)
+    if data is None:
+        data = measure_into_dir
+        dev.require_available()
+        samples = samples or (1000 if dev.simulated else 300)
+        rng = np.random.default_rng(seed)
+        at = profile_globals(sp)  # profile at the largest resolution: contributions and block timings agree there
+        allowed = [m if v.kind == "layer" else [v.options.index(at[v.name])]
+                   for v, m in zip(sp.variables, sp.option_mask())]
+        if not quiet:
+            Console(stderr=True).print(f"[dim]measuring {samples} {sp.name} networks (largest resolution) and "
+                                       f"their blocks on {device_label(dev)} into {data}[/]")
+        measure_into(Dataset(data), dev, [sp.sample(rng, allowed) for _ in range(samples)], mode="both")
+    measurements = load_measurements(data, device=dev.name, space=sp.name)
+    return dev, profile_space(sp, measurements, bootstrap, seed), data
+
+
+_PROFILE_OPTIONS_HELP = {
+    "data": "Dataset from `hwprof measure` (default: measure a sample now, into OUT/data).",
+    "samples": "Networks to measure when --data is not given (default: 1000 on simulated devices, 300 on real ones).",
+}
+
+
 @hwprof_app.command("profile-space")
 def profile_space_cmd(
     space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device (see `hwprof devices`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")],
-    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset from `hwprof measure` (default: measure a sample now, into OUT/data).")] = None,
-    samples: Annotated[int, typer.Option(help="Networks to measure when --data is not given.")] = 200,
+    data: Annotated[Optional[Path], typer.Option("--data", help=_PROFILE_OPTIONS_HELP["data"])] = None,
+    samples: Annotated[Optional[int], typer.Option(help=_PROFILE_OPTIONS_HELP["samples"])] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for the 95% intervals.")] = 30,
     top: Annotated[int, typer.Option(help="Choices shown at each end of the ranking.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the sample and the bootstrap.")] = 0,
@@ -485,34 +518,18 @@ def profile_space_cmd(
 
     Fits per-(position, choice) contributions to whole-network latencies, with
     bootstrap intervals, and compares them with directly measured block
-    latencies where the data has them. Writes blocks.csv, heatmap.png,
-    report.md and profile.json to --out.
+    latencies where the data has them (Kendall tau over all positions and
+    choices, within each position, and of the choice ranking). Writes
+    blocks.csv, heatmap.png, report.md and profile.json to --out.
 
     Example: hwprof profile-space --space ofa --device kirin-npu --out report/
     """
-    import numpy as np
-
-    from hwprof.dataset import Dataset
-    from hwprof.predictors.data import load_measurements
-    from hwprof.profiling import device_label, get_device, measure_into
-    from hwprof.space_profile import profile_space, write_report
+    from hwprof.profiling import device_label
+    from hwprof.space_profile import write_report
     from nas.spaces import get_space
 
-    err = Console(stderr=True)
     sp = get_space(space)
-    dev = get_device(device, seed=seed)
-    if data is None:
-        data = out / "data"
-        dev.require_available()
-        rng = np.random.default_rng(seed)
-        allowed = [list(range(len(v.options))) if v.kind == "layer" else [int(np.argmax(v.options))]
-                   for v in sp.variables]
-        if not json_out:
-            err.print(f"[dim]measuring {samples} {sp.name} networks (largest resolution) and their blocks on "
-                      f"{device_label(dev)} into {data}[/]")
-        measure_into(Dataset(data), dev, [sp.sample(rng, allowed) for _ in range(samples)], mode="both")
-    measurements = load_measurements(data, device=dev.name, space=sp.name)
-    profile = profile_space(sp, measurements, bootstrap, seed)
+    dev, profile, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out)
     files = write_report(profile, out, top)
     if json_out:
         _print_json(profile.to_dict() | {"files": files})
@@ -529,9 +546,67 @@ def profile_space_cmd(
         table.add_row(str(r.Index + 1), r.choice, f"{r.mean_contribution_ms:.4f}",
                       f"{r.spread_over_positions_ms:.4f}", str(r.positions))
     console.print(table)
-    tau = "n/a (no block timings)" if profile.kendall_tau is None else f"{profile.kendall_tau:.3f}"
-    console.print(f"Kendall tau, contributions vs measured blocks: {tau}")
+    console.print(f"Kendall tau, contributions vs measured blocks: {profile.agreement_text()}")
     console.print(f"report: {files['report']}")
+
+
+@hwprof_app.command("reduce-space")
+def reduce_space_cmd(
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space to reduce (see `nas spaces`).")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device to reduce it for (see `hwprof devices`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Reduced-space JSON file to write (e.g. reduced.json).")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset from `hwprof measure` (default: measure a sample now, into OUT's name without .json + '-data').")] = None,
+    samples: Annotated[Optional[int], typer.Option(help=_PROFILE_OPTIONS_HELP["samples"])] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for the profile's intervals.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and the bootstrap.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Drop the block choices that are dominated on a device: slow for the capacity they give.
+
+    Profiles the space from end-to-end latencies (as `hwprof profile-space`),
+    then at each position drops every choice that another choice beats: no more
+    latency added on this device, at least as many MACs and parameters. Depth
+    (skip) and input resolution stay searchable. The result is a JSON file that
+    `--space` accepts wherever a space name is accepted.
+
+    Example: hwprof reduce-space --space ofa --device kirin-npu --out reduced.json
+             nas search --space reduced.json --target kirin-npu --predictor npu.pred
+    """
+    from hwprof.io import atomic_write_text
+    from hwprof.profiling import device_label
+    from hwprof.space_reduction import reduce_space
+    from nas.spaces import get_space
+
+    if out.suffix != ".json":
+        raise HwprofError(f"--out {out} must be a .json file", "e.g. --out reduced.json")
+    sp = get_space(space)
+    dev, profile, data_used = _space_profile(sp, device, out.parent / f"{out.stem}-data", data, samples, bootstrap,
+                                             seed, json_out)
+    reduced, why = reduce_space(sp, profile)
+    doc = reduced.to_dict(device=dev.name, simulated=dev.simulated, profile_networks=profile.networks,
+                          profile_data=str(data_used), profile_kendall_tau=profile.to_dict()["kendall_tau"],
+                          profile_kendall_tau_choice_ranking=profile.kendall_tau_ranking,
+                          profile_kendall_tau_within_positions=profile.kendall_tau_within, dropped_because=why)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HwprofError(f"cannot create {out.parent}: {exc.strerror}", "choose a writable --out") from None
+    atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
+    if json_out:
+        _print_json(doc | {"file": str(out)})
+        return
+    sim = " - SIMULATED device" if dev.simulated else ""
+    table = Table(title=f"{sp.name} reduced for {device_label(dev)}{sim} ({profile.networks} networks profiled)")
+    for col in ("position", "kept", "dropped (dominated by)"):
+        table.add_column(col)
+    for v, m in zip(reduced.variables, reduced.mask):
+        if v.kind != "layer":
+            continue
+        dropped = ", ".join(f"{d['dropped']} ({d['by']})" for d in why.get(v.name, [])) or "-"
+        table.add_row(v.name, ", ".join(v.labels[j] for j in m), dropped)
+    console.print(table)
+    console.print(f"space size 10^{doc['base_size_log10']} -> 10^{doc['size_log10']}; written to {out}")
+    console.print(f"search it: nas search --space {out} --target {dev.name} ...")
 
 
 @hwprof_app.command("report")

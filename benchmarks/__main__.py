@@ -26,7 +26,8 @@ from typing import Callable
 import numpy as np
 
 FULL = ["benchmarks.bench_build_onnx", "benchmarks.bench_measure", "benchmarks.bench_predictors",
-        "benchmarks.bench_search", "benchmarks.bench_compare", "benchmarks.bench_single_path"]
+        "benchmarks.bench_search", "benchmarks.bench_compare", "benchmarks.bench_single_path",
+        "benchmarks.bench_space_reduction"]
 
 
 def _samples(fn: Callable[[], object], repeats: int) -> list[float]:

@@ -110,7 +110,7 @@ def _broken_plugin(name: str, kind: str, exc: Exception) -> Callable[..., Any]:
 SPACES: Registry = Registry(
     "nas.spaces", "search space",
     builtin_modules=("nas.spaces.ofa", "nas.spaces.proxyless", "nas.spaces.resnet",
-                     "nas.spaces.fbnet", "nas.spaces.s3nas", "nas.spaces.hurricane"),
+                     "nas.spaces.fbnet", "nas.spaces.s3nas", "nas.spaces.hurricane", "nas.spaces.ofa_width"),
     list_command="nas spaces")
 
 DEVICES: Registry = Registry(

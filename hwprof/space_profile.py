@@ -43,7 +43,10 @@ class SpaceProfile:
             ``block_ms`` (measured single block, NaN if not measured),
             ``block_delta_ms`` (the same over the position's cheapest choice).
         kendall_tau: Rank agreement of contributions and measured block deltas
-            (None without block timings).
+            over every (position, choice) (None without block timings).
+        kendall_tau_within: The same within each position, averaged over positions.
+        kendall_tau_ranking: The same for the choice ranking (each choice
+            averaged over its positions), the order :meth:`ranking` prints.
     """
 
     space: str
@@ -52,6 +55,19 @@ class SpaceProfile:
     networks: int
     table: pd.DataFrame
     kendall_tau: float | None
+    kendall_tau_within: float | None = None
+    kendall_tau_ranking: float | None = None
+
+    def agreement_text(self) -> str:
+        """One line: the three rank agreements with measured blocks."""
+        if self.kendall_tau is None:
+            return "n/a (no single-block timings in the data)"
+
+        def fmt(value: float | None) -> str:
+            return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+        return (f"{fmt(self.kendall_tau_ranking)} for the choice ranking, {fmt(self.kendall_tau_within)} within "
+                f"positions (mean), {fmt(self.kendall_tau)} over all positions and choices")
 
     def ranking(self) -> pd.DataFrame:
         """Choices ranked by mean contribution over positions (most hardware-friendly first)."""
@@ -71,6 +87,8 @@ class SpaceProfile:
         """JSON-able summary."""
         return {"space": self.space, "device": self.device, "simulated": self.simulated,
                 "networks": self.networks, "kendall_tau": self.kendall_tau,
+                "kendall_tau_within_positions": self.kendall_tau_within,
+                "kendall_tau_choice_ranking": self.kendall_tau_ranking,
                 "ranking": self.ranking().to_dict(orient="records")}
 
 
@@ -96,7 +114,7 @@ def profile_space(space, data: MeasurementData, bootstrap: int = 30, seed: int =
     if n < 20:
         raise HwprofError(f"profiling needs at least 20 measured networks, the dataset has {n}",
                           "measure more with `hwprof measure --samples N`")
-    globals_ = {v.name: max(v.options) for v in space.variables if v.kind != "layer"}
+    globals_ = profile_globals(space)
     table = create_predictor("additive").fit(data.archs, data.latency_ms, seed=seed).cost_table(space, globals_)
     rng = np.random.default_rng(seed)
     samples = []
@@ -105,7 +123,7 @@ def profile_space(space, data: MeasurementData, bootstrap: int = 30, seed: int =
         boot = create_predictor("additive").fit([data.archs[i] for i in pick], data.latency_ms[pick], seed=seed)
         samples.append(boot.cost_table(space, globals_).costs_ms)
     layer_vars = [i for i, v in enumerate(space.variables) if v.kind == "layer"]
-    anchor = _anchor(space, globals_)
+    anchor = profile_anchor(space)
     rows = []
     for pos, i in enumerate(layer_vars):
         v = space.variables[i]
@@ -122,13 +140,34 @@ def profile_space(space, data: MeasurementData, bootstrap: int = 30, seed: int =
                          "block_ms": block_ms[j], "block_delta_ms": block_ms[j] - block_ms[cheapest]})
     frame = pd.DataFrame(rows)
     both = frame[(frame.choice != SKIP) & frame.block_delta_ms.notna()]
-    tau = None
-    if len(both) >= 5:
-        tau = float(stats.kendalltau(both.contribution_ms, both.block_delta_ms).statistic)
-    return SpaceProfile(space.name, data.device, data.simulated, n, frame, tau)
+    return SpaceProfile(space.name, data.device, data.simulated, n, frame, *_agreement(both))
 
 
-def _anchor(space, globals_: dict[str, Any]) -> list[int]:
+def _tau(a, b) -> float:
+    value = stats.kendalltau(a, b).statistic
+    return float(value) if np.isfinite(value) else float("nan")
+
+
+def _agreement(both: pd.DataFrame) -> tuple[float | None, float | None, float | None]:
+    """Kendall tau of contributions vs measured block deltas: pooled, within positions, choice ranking."""
+    if len(both) < 5:
+        return None, None, None
+    within = [_tau(g.contribution_ms, g.block_delta_ms) for _, g in both.groupby("position", sort=False)
+              if len(g) >= 3]
+    means = both.groupby("choice").agg(c=("contribution_ms", "mean"), b=("block_delta_ms", "mean"))
+    return (_tau(both.contribution_ms, both.block_delta_ms),
+            float(np.nanmean(within)) if within else None, _tau(means.c, means.b) if len(means) >= 3 else None)
+
+
+def profile_globals(space) -> dict[str, Any]:
+    """The global choices a profile is taken at: the largest option of each (e.g. input resolution)."""
+    return {v.name: max(v.options) for v in space.variables if v.kind != "layer"}
+
+
+def profile_anchor(space) -> list[int]:
+    """The network the profile's single-block timings are taken in: each layer at its first
+    non-skip option, global choices as in :func:`profile_globals`."""
+    globals_ = profile_globals(space)
     genes = []
     for v in space.variables:
         if v.kind == "layer":
@@ -179,13 +218,13 @@ def write_report(profile: SpaceProfile, out, top: int = 3) -> dict[str, str]:
     atomic_write_text(out / "blocks.csv", profile.table.to_csv(index=False))
     _plot_heatmap(profile, out / "heatmap.png", label, atomic_write_via)
     ranking, placement = profile.ranking(), profile.placement()
-    tau = "no single-block timings in the data" if profile.kendall_tau is None else f"{profile.kendall_tau:.3f}"
     lines = [f"# Design-space profile: {profile.space} on {label}", "",
              f"From {profile.networks} end-to-end measurements: per-(position, choice) contributions of the "
              "additive model (ridge on one-hot choices, Mills et al.), with 95 % bootstrap intervals. "
              "A contribution is the latency a choice adds over its position's cheapest choice, at the largest "
              "input resolution.", "",
-             f"Rank agreement with directly measured single-block latencies (Kendall tau): **{tau}**.", "",
+             f"Rank agreement with directly measured single-block latencies (Kendall tau): "
+             f"**{profile.agreement_text()}**.", "",
              f"## Most hardware-friendly choices (top {top})", "", _markdown(ranking.head(top)), "",
              f"## Least hardware-friendly choices (bottom {top})", "", _markdown(ranking.tail(top)), "",
              "## Placement: mean contribution per stage", "", _markdown(placement), "",

@@ -83,6 +83,10 @@ def supernet_layout(space: SearchSpace) -> tuple[list[Block], list[LayerSpec], l
     Raises:
         HwprofError: for a space the supernet cannot represent.
     """
+    if any(len(m) != len(v.options) for m, v in zip(space.option_mask(), space.variables)):
+        raise HwprofError(f"single-path search trains every option of a space; this is a reduced '{space.name}'",
+                          "search a reduced space with --searcher evolutionary or hurricane, "
+                          f"or single-path on --space {space.name}")
     genes = []
     for v in space.variables:
         if v.kind == "layer":
@@ -298,6 +302,25 @@ class Supernet(nn.Module):
                 if spec.skippable:
                     t[-1] = on
             block.thresholds.copy_(t)
+
+    def largest_genes(self) -> tuple[int, ...]:
+        """The genotype of the largest sub-network: every block kept, largest kernel set and expand ratio."""
+        genes = list(self.genes())
+        for block, spec in zip(self.blocks, self.specs):
+            top = (len(block.kernel_sets) - 1, max(b for _, b in block.option_index))
+            genes[spec.variable] = block.option_index[top]
+        return tuple(genes)
+
+    @torch.no_grad()
+    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the largest sub-network (the self-distillation teacher); the thresholds are left as they were."""
+        saved = [b.thresholds.detach().clone() for b in self.blocks]
+        try:
+            self.force(self.largest_genes())
+            return self(x)
+        finally:
+            for b, t in zip(self.blocks, saved):
+                b.thresholds.copy_(t)
 
     @torch.no_grad()
     def genes(self) -> tuple[int, ...]:

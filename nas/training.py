@@ -55,6 +55,22 @@ def train_classifier(net: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, 
     return losses
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      temperature: float = 1.0) -> torch.Tensor:
+    """Self-knowledge distillation: KL divergence from the teacher's soft predictions to the student's.
+
+    In a weight-sharing supernet the largest sub-network is the teacher and the
+    sub-network being trained the student (GoldenNAS; Yu et al., BigNAS, ECCV
+    2020, "inplace distillation"). The teacher's logits are taken as fixed
+    targets (detached). Scaled by ``temperature**2`` so gradients keep their
+    size across temperatures (Hinton et al., 2015).
+    """
+    t = float(temperature)
+    teacher = nn.functional.softmax(teacher_logits.detach() / t, dim=1)
+    student = nn.functional.log_softmax(student_logits / t, dim=1)
+    return nn.functional.kl_div(student, teacher, reduction="batchmean") * t * t
+
+
 @torch.no_grad()
 def top1(net: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
     """Top-1 accuracy of ``net`` (in eval mode) on images ``x`` with labels ``y``."""

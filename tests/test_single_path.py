@@ -172,9 +172,9 @@ def test_adaptive_bn_moves_statistics_to_the_subnetwork_and_helps():
     opt = torch.optim.SGD(net.weights(), lr=0.05, momentum=0.9)
     rng = np.random.default_rng(0)
     net.train()
-    for step in range(40):  # train random sub-networks, as a one-shot supernet is trained
+    for step in range(20):  # train random sub-networks, as a one-shot supernet is trained
         net.force(sp.sample_genes(rng))
-        idx = torch.from_numpy(rng.choice(len(y), 64, replace=False))
+        idx = torch.from_numpy(rng.choice(len(y), 32, replace=False))
         loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
@@ -193,10 +193,37 @@ def test_adaptive_bn_moves_statistics_to_the_subnetwork_and_helps():
 
     probe.blocks[3].project[1].register_forward_hook(capture)
     with torch.no_grad():
-        probe(x[:512])
+        probe(x[:256])
     recalibrate_bn(net, data.x_train, batches_=8, batch=64)
     adapted = top1(net, data.x_val, data.y_val)
     before = float((inherited_mean - captured["mean"]).norm())
     after = float((bn.running_mean - captured["mean"]).norm())
     assert after < 0.5 * before
     assert adapted > inherited
+
+
+def test_self_distillation_teacher_is_the_largest_subnetwork_and_trains(s3nas_lut):
+    from nas.training import distillation_loss
+
+    logits = torch.randn(8, 10)
+    assert float(distillation_loss(logits, logits)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distillation_loss(logits, torch.randn(8, 10))) > 0
+    sp = get_space("s3nas")
+    torch.manual_seed(0)
+    net = Supernet(sp, 10)
+    net.force(sp.sample_genes(np.random.default_rng(2)))
+    before = [t.clone() for t in net.thresholds()]
+    x = torch.randn(8, 3, 32, 32)
+    net.train()  # batch statistics: untrained running statistics would flatten every output
+    teacher = net.teacher_logits(x)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.thresholds()))  # the student's choices are kept
+    assert float(distillation_loss(net(x), teacher)) > 1e-4  # a smaller sub-network is taught something
+    net.force(net.largest_genes())
+    assert torch.allclose(teacher, net(x))
+    assert all(b.kernel_sets[-1] == b.kernel_sets[max(a for a, _ in b.option_index)] for b in net.blocks)
+    table = s3nas_lut.cost_table(sp)
+    target = table.intercept_ms + 0.4 * sum(float(c.max() - c.min()) for c in table.costs_ms)
+    settings = {"epochs": 2, "warmup_epochs": 1, "max_images": 64, "batch": 32, "train_resolution": 16}
+    taught = create_searcher("single-path", distill=True, **settings).search(sp, s3nas_lut, None,
+                                                                             Constraint(target), seed=1)
+    assert taught.settings["distill"] and taught.extra["training_curve"]

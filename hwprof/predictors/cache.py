@@ -47,7 +47,8 @@ def cached_predictor(device: Device, space, seed: int = 0,
     device.require_available()
     n = SIMULATED_SAMPLES if device.simulated else REAL_SAMPLES
     rng = np.random.default_rng(seed)
-    archs = [space.sample(rng) for _ in range(n)]
+    full = getattr(space, "base", space)  # a reduced space shares its base's predictor: sample the whole base
+    archs = [full.sample(rng) for _ in range(n)]
     data_dir = root / f"{key}.data"
     status(f"no cached predictor for {key}: measuring {n} {space.name} networks and their blocks on the target")
     protocol = Protocol(min_time_s=0.0 if device.simulated else REAL_MIN_TIME_S, time_cap_s=2.0)

@@ -167,11 +167,11 @@ class Searcher(ABC):
         """
         start = time.perf_counter()
         evaluator = Evaluator(space, predictor, estimator, budget, on_progress)
-        extra: dict[str, Any] = {}
+        self.extra_: dict[str, Any] = {}  # a searcher may fill it as it goes: kept when the budget runs out
         try:
             extra = self.run(evaluator, constraint, np.random.default_rng(seed)) or {}
         except BudgetExhausted:
-            pass
+            extra = dict(self.extra_)
         history = evaluator.history
         if not history:
             raise HwprofError("the search evaluated no networks", "raise --budget")

@@ -11,13 +11,15 @@ predictor says they break the constraint, as OFA does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from hwprof.errors import HwprofError
 from hwprof.registry import SEARCHERS
-from nas.searchers.base import Candidate, Constraint, Evaluator, Searcher, crowding_distance, non_dominated_sort
+from nas.searchers.base import (Candidate, Constraint, Evaluator, Searcher, crowding_distance, non_dominated_sort,
+                                pareto_indices)
 from nas.searchers.sampling import feasible_samples, redraw_infeasible
 
 
@@ -44,11 +46,87 @@ def nsga2_select(pop: list[Candidate], k: int, constraint: Constraint) -> tuple[
     return [pop[i] for i in chosen], keys[chosen]
 
 
+def front_ranks(latency: np.ndarray, score: np.ndarray, depth: int) -> np.ndarray:
+    """Pareto front index of each point (0 = non-dominated), peeling ``depth`` fronts; deeper points get ``depth``."""
+    ranks = np.full(len(latency), depth)
+    left = np.arange(len(latency))
+    for rank in range(depth):
+        if not len(left):
+            break
+        front = left[pareto_indices(latency[left], score[left])]
+        ranks[front] = rank
+        left = np.setdiff1d(left, front)
+    return ranks
+
+
+@dataclass
+class Shrinker:
+    """Progressive space shrinking (GoldenNAS): drop choices whose networks are consistently dominated.
+
+    Every ``every`` generations, each layer choice that at least ``min_members``
+    evaluated networks carry, none of them within the first ``fronts`` Pareto
+    fronts of everything evaluated so far (feasible networks only, when there is
+    a constraint), is marked; a choice marked at ``patience`` checks in a row is
+    removed from the space the search samples and mutates in. ``skip`` (depth)
+    and global choices stay; a layer keeps at least one choice; interchangeable
+    positions of a stage are judged and shrunk together.
+
+    Attributes:
+        removed: What was removed: generation, variable(s), option label, members seen.
+    """
+
+    every: int = 2
+    min_members: int = 8
+    fronts: int = 2
+    patience: int = 2
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    _strikes: dict[tuple[int, int], int] = field(default_factory=dict)
+    _allow: list[list[int]] = field(default_factory=list)
+
+    def summary(self, space) -> dict[str, Any]:
+        """What was removed, and the options left at every shrunk variable."""
+        shrunk = {name for r in self.removed for name in r["variables"]}
+        names = [v.name for v in space.variables]
+        kept = {name: [space.variables[names.index(name)].labels[j] for j in self._allow[names.index(name)]]
+                for name in sorted(shrunk, key=names.index)} if self._allow else {}
+        return {"removed": self.removed, "kept": kept, "checks_every_generations": self.every}
+
+    def update(self, generation: int, evaluator: Evaluator, constraint: Constraint, allow: list[list[int]]) -> None:
+        """Judge the choices after ``generation`` and narrow ``allow`` in place."""
+        self._allow = allow
+        if generation % self.every:
+            return
+        space = evaluator.space
+        history = [c for c in evaluator.history if constraint.feasible(c.latency_ms)]
+        if len(history) < 2 * self.min_members:
+            return
+        ranks = front_ranks(np.array([c.latency_ms for c in history]), np.array([c.score for c in history]),
+                            self.fronts)
+        genes = np.array([c.arch.genes for c in history])
+        groups = {g[0]: g for g in space.skip_groups}
+        grouped = {i for g in space.skip_groups for i in g}
+        units = [groups.get(i, (i,)) for i, v in enumerate(space.variables)
+                 if v.kind == "layer" and (i not in grouped or i in groups)]
+        for unit in units:
+            v = space.variables[unit[0]]
+            for j in [o for o in allow[unit[0]] if o != v.skip_index]:
+                carriers = np.any(genes[:, list(unit)] == j, axis=1)
+                dominated = carriers.sum() >= self.min_members and ranks[carriers].min() >= self.fronts
+                key = (unit[0], j)
+                self._strikes[key] = self._strikes.get(key, 0) + 1 if dominated else 0
+                kept = [o for o in allow[unit[0]] if o != v.skip_index]
+                if self._strikes[key] >= self.patience and len(kept) > 1:
+                    for i in unit:
+                        allow[i].remove(j)
+                    self.removed.append({"generation": generation, "variables": [space.variables[i].name for i in unit],
+                                         "option": v.labels[j], "members": int(carriers.sum())})
+
+
 def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator, population: int,
            parents_ratio: float, mutation_ratio: float, mutate_prob: float,
            allowed: Sequence[Sequence[int]] | None = None, fixed: dict[int, int] | None = None,
            budget: int | None = None, initial: list[Candidate] | None = None,
-           inherited: Sequence[int] | None = None) -> list[Candidate]:
+           inherited: Sequence[int] | None = None, shrinker: Shrinker | None = None) -> list[Candidate]:
     """Run NSGA-II until ``budget`` evaluations (default: all remaining) are spent.
 
     Args:
@@ -63,14 +141,16 @@ def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generato
     """
     space = evaluator.space
     stop_at = len(evaluator.history) + (budget if budget is not None else evaluator.remaining)
-    allow = [list(a) for a in allowed] if allowed is not None else [list(range(len(v.options))) for v in space.variables]
+    allow = [list(a) for a in allowed] if allowed is not None else space.option_mask()
     for i, o in (fixed or {}).items():
         allow[i] = [o]
 
     keep = list(inherited or [])
 
     def fix(genes: tuple[int, ...], parent: Candidate | None = None) -> tuple[int, ...]:
-        genes = [allow[i][0] if len(allow[i]) == 1 else g for i, g in enumerate(genes)]
+        # a choice outside the allowed set (fixed, or shrunk away since the parent was made) is redrawn
+        genes = [g if g in allow[i] else allow[i][0] if len(allow[i]) == 1 else allow[i][int(rng.integers(len(allow[i])))]
+                 for i, g in enumerate(genes)]
         for i in keep:
             genes[i] = parent.arch.genes[i]
         return space.canonical(tuple(genes))
@@ -108,6 +188,8 @@ def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generato
         before = len(evaluator.history)
         pop = list({id(c): c for c in pop + spend(offspring)}.values())
         pop, _ = nsga2_select(pop, population, constraint)
+        if shrinker is not None:
+            shrinker.update(evaluator.step, evaluator, constraint, allow)
         if len(evaluator.history) == before:  # converged: every child already seen; inject fresh blood
             if keep:
                 fresh = [fix(space.mutate_genes(c.arch.genes, rng, 0.5, allow), c)
@@ -130,12 +212,15 @@ class EvolutionarySearcher(Searcher):
         parents_ratio: Share of the population kept as parents (OFA: 0.25).
         mutation_ratio: Share of children made by mutation, the rest by crossover (OFA: 0.5).
         mutate_prob: Per-choice mutation probability (OFA: 0.1).
+        shrink: Progressive space shrinking (GoldenNAS, see :class:`Shrinker`):
+            drop choices whose networks stay dominated; the result lists them.
+        shrink_every: Generations between shrinking checks.
     """
 
     name = "evolutionary"
 
     def __init__(self, population: int = 100, parents_ratio: float = 0.25, mutation_ratio: float = 0.5,
-                 mutate_prob: float = 0.1) -> None:
+                 mutate_prob: float = 0.1, shrink: bool = False, shrink_every: int = 2) -> None:
         if population < 4 or not 0 < parents_ratio <= 1 or not 0 <= mutation_ratio <= 1 or not 0 < mutate_prob <= 1:
             raise HwprofError("evolutionary settings out of range",
                               "population >= 4, 0 < parents_ratio <= 1, 0 <= mutation_ratio <= 1, 0 < mutate_prob <= 1")
@@ -143,12 +228,24 @@ class EvolutionarySearcher(Searcher):
         self.parents_ratio = parents_ratio
         self.mutation_ratio = mutation_ratio
         self.mutate_prob = mutate_prob
+        if shrink_every < 1:
+            raise HwprofError(f"shrink_every must be at least 1, got {shrink_every}")
+        self.shrink = bool(shrink)
+        self.shrink_every = int(shrink_every)
 
     def settings(self) -> dict[str, Any]:
         return {"population": self.population, "parents_ratio": self.parents_ratio,
-                "mutation_ratio": self.mutation_ratio, "mutate_prob": self.mutate_prob}
+                "mutation_ratio": self.mutation_ratio, "mutate_prob": self.mutate_prob, "shrink": self.shrink,
+                "shrink_every": self.shrink_every}
 
     def run(self, evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator) -> dict[str, Any]:
         population = min(self.population, max(4, evaluator.budget // 5))
-        evolve(evaluator, constraint, rng, population, self.parents_ratio, self.mutation_ratio, self.mutate_prob)
-        return {"population_used": population}
+        shrinker = Shrinker(every=self.shrink_every) if self.shrink else None
+        try:
+            evolve(evaluator, constraint, rng, population, self.parents_ratio, self.mutation_ratio, self.mutate_prob,
+                   shrinker=shrinker)
+        finally:  # the budget ends a search by exception: record what was shrunk either way
+            self.extra_ = {"population_used": population}
+            if shrinker is not None:
+                self.extra_["shrink"] = shrinker.summary(evaluator.space)
+        return self.extra_

@@ -45,11 +45,11 @@ def hardware_aware_space(space, predictor, keep: int = 4, globals: dict | None =
         v = space.variables[i]
         genes[i] = next(j for j in range(len(v.options)) if j != v.skip_index)
     macs = space.layer_deltas([space.to_arch(g).macs for g in space.layer_variants(genes)])
-    allowed = [list(range(len(v.options))) for v in space.variables]
+    allowed = space.option_mask()  # a reduced space narrows the operators to choose from
     for pos, i in enumerate(layer_idx):
         v = space.variables[i]
         lat, cap = table.costs_ms[pos], macs[pos]
-        ops = [j for j in range(len(v.options)) if j != v.skip_index]
+        ops = [j for j in allowed[i] if j != v.skip_index]
         base = min(ops, key=lambda j: (lat[j], -cap[j]))
         front = [j for j in ops if not any((lat[o] <= lat[j] and cap[o] >= cap[j]) and
                                            (lat[o] < lat[j] or cap[o] > cap[j]) for o in ops)]
@@ -59,7 +59,7 @@ def hardware_aware_space(space, predictor, keep: int = 4, globals: dict | None =
 
         ranked = sorted(front, key=efficiency, reverse=True)[:keep]
         ranked += sorted((j for j in ops if j not in ranked), key=efficiency, reverse=True)[: keep - len(ranked)]
-        allowed[i] = sorted(ranked) + ([v.skip_index] if v.skip_index is not None else [])
+        allowed[i] = sorted(ranked) + ([v.skip_index] if v.skip_index in allowed[i] else [])
     for group in space.skip_groups:  # positions of a skip group are interchangeable: share one set
         shared = sorted(set().union(*(allowed[i] for i in group)))
         for i in group:

@@ -69,6 +69,10 @@ class SinglePathSearcher(Searcher):
         band: Networks within ``[(1 - band) * T, T]`` are not penalised; below, a
             mirrored term pulls them up (1: S3NAS's one-sided loss).
         train_resolution: Image size the supernet trains at.
+        distill: Self-knowledge distillation (GoldenNAS): each step the largest
+            sub-network's soft predictions teach the chosen sub-network
+            (:func:`nas.training.distillation_loss`); costs a second forward pass.
+        distill_weight: Weight of the distillation term.
         data: Image folder ``DIR/<class>/<image>``; None: the bundled digits.
         max_images: Images read from ``data`` at most.
         threads: torch threads (0: torch's default).
@@ -79,7 +83,7 @@ class SinglePathSearcher(Searcher):
 
     def __init__(self, epochs: int = 8, warmup_epochs: int = 1, batch: int = 64, lr: float = 0.05,
                  arch_lr: float = 0.02, lambda1: float = 1.0, lambda2: float = 10.0, band: float = 0.05,
-                 train_resolution: int = 32,
+                 train_resolution: int = 32, distill: bool = False, distill_weight: float = 1.0,
                  data: str | Path | None = None, max_images: int = 5000, threads: int = 0) -> None:
         if epochs < 1 or warmup_epochs < 0 or warmup_epochs >= epochs:
             raise HwprofError(f"single-path search needs epochs >= 1 and 0 <= warmup_epochs < epochs "
@@ -88,6 +92,7 @@ class SinglePathSearcher(Searcher):
         self.lr, self.arch_lr = float(lr), float(arch_lr)
         self.lambda1, self.lambda2, self.band = float(lambda1), float(lambda2), float(band)
         self.train_resolution, self.max_images = int(train_resolution), int(max_images)
+        self.distill, self.distill_weight = bool(distill), float(distill_weight)
         self.data = None if data is None else str(data)
         self.threads = int(threads)
         self.data_description = ""
@@ -96,7 +101,8 @@ class SinglePathSearcher(Searcher):
     def settings(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "warmup_epochs": self.warmup_epochs, "batch": self.batch, "lr": self.lr,
                 "arch_lr": self.arch_lr, "lambda1": self.lambda1, "lambda2": self.lambda2, "band": self.band,
-                "train_resolution": self.train_resolution, "data": self.data, "max_images": self.max_images}
+                "train_resolution": self.train_resolution, "distill": self.distill,
+                "distill_weight": self.distill_weight, "data": self.data, "max_images": self.max_images}
 
     def score_label(self) -> str:
         """What the score of a candidate is."""
@@ -130,7 +136,7 @@ class SinglePathSearcher(Searcher):
 
         from nas.datasets import load_training_data
         from nas.supernet import Supernet
-        from nas.training import batches, recalibrate_bn, top1
+        from nas.training import batches, distillation_loss, recalibrate_bn, top1
 
         if constraint.latency_ms is None:
             raise HwprofError("single-path search needs a latency target", "give --latency-ms")
@@ -164,10 +170,13 @@ class SinglePathSearcher(Searcher):
                 searching = epoch >= self.warmup_epochs
                 net.train()
                 for chunk in batches(len(y), self.batch, gen)[:per_epoch]:
-                    ce = torch.nn.functional.cross_entropy(net(x[chunk]), y[chunk])
+                    logits = net(x[chunk])
+                    ce = torch.nn.functional.cross_entropy(logits, y[chunk])
+                    kd = (self.distill_weight * distillation_loss(logits, net.teacher_logits(x[chunk]))
+                          if self.distill else torch.zeros(()))  # the largest sub-network teaches the chosen one
                     expected = net.expected_latency()
                     pen = self.penalty(expected, target) if searching else torch.zeros(())
-                    loss = ce + pen
+                    loss = ce + kd + pen
                     opt_w.zero_grad()
                     opt_t.zero_grad()
                     loss.backward()

@@ -8,9 +8,18 @@ __all__ = ["SearchSpace", "Variable", "get_space", "space_names"]
 
 
 def get_space(name: str, **params) -> SearchSpace:
-    """Instantiate a registered search space by name (e.g. ``"ofa"``)."""
-    from hwprof.registry import SPACES
+    """Instantiate a registered search space by name (e.g. ``"ofa"``), or load a reduced space.
 
+    Args:
+        name: A registered name, or the path of a reduced-space JSON file
+            written by ``hwprof reduce-space`` (see :mod:`nas.spaces.reduced`).
+        **params: Constructor arguments of a registered space.
+    """
+    from hwprof.registry import SPACES
+    from nas.spaces.reduced import is_space_file, load_reduced_space
+
+    if is_space_file(name) and name not in SPACES.names():
+        return load_reduced_space(name)
     return SPACES.create(name, **params)
 
 

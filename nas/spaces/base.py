@@ -205,9 +205,13 @@ class SearchSpace(ABC):
 
     # --- search operators -------------------------------------------------------------
 
+    def option_mask(self) -> list[list[int]]:
+        """Option indices a search may use, per variable: all of them (a reduced space keeps fewer)."""
+        return [list(range(len(v.options))) for v in self.variables]
+
     def _allowed(self, allowed: Sequence[Sequence[int]] | None) -> list[list[int]]:
         if allowed is None:
-            return [list(range(len(v.options))) for v in self.variables]
+            return self.option_mask()
         if len(allowed) != self.n_variables or any(len(a) == 0 for a in allowed):
             raise HwprofError(f"an option mask for space '{self.name}' needs a non-empty list per variable")
         return [list(a) for a in allowed]
