@@ -934,6 +934,7 @@ def search(
     seed: Annotated[int, typer.Option(help="Seed: same seed, same result.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default runs/search-SPACE-TARGET).")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Searcher setting KEY=VALUE (repeatable), e.g. population=50.")] = None,
+    shrink: Annotated[bool, typer.Option("--shrink", help="evolutionary: progressive space shrinking (GoldenNAS): drop choices whose networks stay dominated; summary.json lists what was removed.")] = False,
     measure_best: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure the best network on the target at the end.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -948,6 +949,8 @@ def search(
 
     Examples:
       nas search --space ofa --target kirin-npu --latency-ms 4
+      nas search --space ofa --target kirin-npu --shrink
+      nas search --space reduced.json --target kirin-npu   (from `hwprof reduce-space`)
       nas search --searcher single-path --space s3nas --target kirin-npu --latency-ms 4 --epochs 8
     """
     from hwprof.predictors import store
@@ -966,6 +969,11 @@ def search(
     dev = get_device(target, seed=seed)
     trains = getattr(SEARCHERS.factory(searcher), "trains_supernet", False)  # unknown names fail here
     params = _parse_params(param or [])
+    if shrink:
+        if searcher != "evolutionary":
+            raise HwprofError(f"--shrink applies to --searcher evolutionary, not {searcher}",
+                              "drop --shrink or use --searcher evolutionary")
+        params["shrink"] = True
     if trains:
         if latency_ms is None:
             raise HwprofError(f"{searcher} search needs a latency target", "give --latency-ms (see the feasible "
@@ -1104,6 +1112,9 @@ def _search_table(summary: dict, result, space: str, label: str, simulated: bool
         table.add_row("training data", summary["extra"].get("data", ""))
     else:
         table.add_row("searcher / budget", f"{summary['searcher']} / {len(result.history)} networks scored")
+    if "shrink" in summary["extra"]:
+        removed = summary["extra"]["shrink"]["removed"]
+        table.add_row("space shrinking", f"{len(removed)} choice(s) removed (summary.json: extra.shrink)")
     table.add_row("score", result.estimator)
     table.add_row("latency predictor", f"{predictor} ({predictor_source})")
     table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")

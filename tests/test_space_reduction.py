@@ -133,13 +133,16 @@ def test_cli_reduce_space_then_search_it(tmp_path, ofa_predictor):
     pred = tmp_path / "npu.pred"
     store.save(ofa_predictor, pred)
     search = run_cli("nas", "search", "--space", str(out), "--target", "kirin-npu", "--predictor", str(pred),
-                     "--budget", "30", "--no-measure", "--out", str(tmp_path / "s"), "--json")
+                     "--budget", "30", "--shrink", "--no-measure", "--out", str(tmp_path / "s"), "--json")
     assert search.returncode == 0, search.stderr
+    assert "removed" in json.loads(search.stdout)["extra"]["shrink"]
     best = json.loads(search.stdout)["best"]["genes"]
     for name, label in best.items():
         assert label in doc["keep"][name]
     bad = run_cli("nas", "search", "--space", str(tmp_path / "missing.json"), "--target", "kirin-npu")
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--searcher", "random", "--shrink")
+    assert bad.returncode == 2 and "--shrink applies to --searcher evolutionary" in bad.stderr
 
 
 def test_shrink_removes_dominated_choices_and_records_them(ofa_predictor):
