@@ -121,6 +121,9 @@ def measure(
     per_op: Annotated[bool, typer.Option("--per-op", help="Also break each network's latency down per layer "
                                          "(onnxruntime profiler; the simulator's model on simulated devices); "
                                          "see `hwprof report`.")] = False,
+    executor: Annotated[str, typer.Option(help="Where to measure: local (this process) or ray (the cluster's nodes that host the device; see `hwprof worker`).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Tasks per batch sent to a worker with --executor ray (default 16).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Measure latency of sampled or given networks (and their blocks) into a parquet dataset.
@@ -129,6 +132,9 @@ def measure(
     On real devices a reference network is timed between tasks (--drift-every)
     and each row records its latency (column ref_ms); predictors use it to
     remove drift in machine speed. Keep other work off the machine while it measures.
+
+    With --executor ray the tasks run in batches on the Ray nodes that host the
+    device (started with `hwprof worker`) and stream back into the dataset.
 
     Example: hwprof measure --device kirin-npu --space ofa --samples 200 --seed 0 --out runs/npu
     """
@@ -145,9 +151,14 @@ def measure(
         raise HwprofError(f"--samples must be at least 1, got {samples}", "ask for one or more networks")
     if sum(x is not None and x != [] for x in (space, archs, model)) != 1:
         raise HwprofError("give exactly one of --space, --archs or --model", "e.g. --space ofa --samples 100")
-    dev = get_device(device, seed=seed, threads=threads, opt_level=opt_level,
-                     dtype="float16" if fp16 else "float32")
-    dev.require_available()
+    device_options = {"seed": seed, "threads": threads, "opt_level": opt_level,
+                      "dtype": "float16" if fp16 else "float32"}
+    dev = get_device(device, **device_options)
+    if batch_size is not None and batch_size < 1:
+        raise HwprofError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 16")
+    runner = _executor(executor, ray_address)
+    if runner.name == "local":
+        dev.require_available()  # with ray the device is on the workers, not necessarily here
     check_output_dir(out)
     dataset = Dataset(out)
     dataset.keys()  # a corrupt dataset is reported before any work starts
@@ -201,10 +212,15 @@ def measure(
             rate = done / max(time.perf_counter() - state["start"], 1e-9)
             progress.update(bar, rate=f"{rate:6.1f}/s")
 
-        summary = measure_into(dataset, dev, networks, mode, protocol, on_start=on_start,
-                               on_progress=on_progress, reference_every_s=drift_every or None,
-                               per_op_runs=20 if per_op else 0)
-    result = {"device": dev.name, "simulated": dev.simulated, "out": str(out), "planned": summary.planned,
+        try:
+            summary = measure_into(dataset, dev, networks, mode, protocol, on_start=on_start,
+                                   on_progress=on_progress, reference_every_s=drift_every or None,
+                                   per_op_runs=20 if per_op else 0, executor=runner,
+                                   device_options=device_options, batch_size=batch_size)
+        finally:
+            runner.close()
+    result = {"device": dev.name, "simulated": dev.simulated, "out": str(out), "executor": summary.executor,
+              "failed": summary.failed, "failures": summary.failures, "planned": summary.planned,
               "skipped_existing": summary.skipped, "measured": summary.measured,
               "e2e_rows": summary.e2e_rows, "block_rows": summary.block_rows,
               "unconverged": summary.unconverged, "inference_s": round(summary.inference_s, 3),
@@ -213,6 +229,7 @@ def measure(
         result["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), summary.reference_ms)}
     if json_out:
         _print_json(result)
+        _exit_if_incomplete(summary)
         return
     df = dataset.read(columns=["block_key", "median_ms", "device", "simulated"])
     df = df[df["device"] == dev.name]
@@ -234,7 +251,78 @@ def measure(
     table.add_row("inference time recorded, s", f"{summary.inference_s:.2f}")
     table.add_row("wall time, s", f"{summary.wall_s:.2f}")
     table.add_row("dataset", f"{out} ({len(df)} rows for {dev.name})")
+    if summary.executor != "local":
+        table.add_row("executor", summary.executor)
     console.print(table)
+    _exit_if_incomplete(summary)
+
+
+def _exit_if_incomplete(summary) -> None:
+    """Exit 1 when an executor left tasks unmeasured (what was measured is saved; a rerun resumes)."""
+    if summary.failed:
+        for line in summary.failures[:5]:
+            sys.stderr.write(f"not measured: {line}\n")
+        sys.stderr.write(f"{summary.failed} task(s) were not measured; rerun the same command to measure them "
+                         "(rows already written are kept)\n")
+        raise typer.Exit(1)
+
+
+def _executor(name: str, address: Optional[str]):
+    """The executor for --executor/--ray-address (local, or a Ray cluster)."""
+    from hwprof.executors import get_executor
+
+    if name != "ray" and address:
+        raise HwprofError("--ray-address applies to --executor ray", "add --executor ray or drop --ray-address")
+    return get_executor(name, **({"address": address} if name == "ray" else {}))
+
+
+@hwprof_app.command("worker")
+def worker(
+    devices: Annotated[str, typer.Option("--devices", help="Comma-separated devices this host measures on, e.g. cpu,kirin-npu.")],
+    address: Annotated[str, typer.Option("--address", help="Ray cluster address HOST:PORT (of `ray start --head`).")],
+    slots: Annotated[Optional[int], typer.Option(help="Concurrent batches per simulated device (default: CPU count); real devices always take one at a time.")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs this node offers the cluster for other work, e.g. search scoring (default: Ray's count).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the `ray start` command instead of running it.")] = False,
+) -> None:
+    """Join a Ray cluster as a measurement host for the devices it has.
+
+    The node advertises each device as the Ray custom resource
+    `hwprof-device:NAME` (one unit for a physical device, so one measurement
+    runs at a time on it), and `hwprof measure --executor ray` sends that
+    device's work only here. Runs until stopped (Ctrl-C or `ray stop`).
+
+    Example: ray start --head --port 6379            (on the head host)
+             hwprof worker --devices cpu,kirin-npu --address HEAD:6379   (on each device host)
+    """
+    import os
+    import shutil
+
+    from hwprof.executors import device_resource
+    from hwprof.executors.ray_executor import require_ray
+    from hwprof.profiling import device_label, get_device
+
+    require_ray()
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    if not names:
+        raise HwprofError("--devices is empty", "e.g. --devices cpu,kirin-npu")
+    if slots is not None and slots < 1:
+        raise HwprofError(f"--slots must be at least 1, got {slots}")
+    resources = {}
+    for name in names:
+        dev = get_device(name)
+        dev.require_available()
+        resources[device_resource(dev.name)] = float(slots or os.cpu_count() or 1) if dev.simulated else 1.0
+        Console(stderr=True).print(f"[dim]hosting {device_label(dev)}: {resources[device_resource(dev.name)]:g} "
+                                   f"slot(s)[/]")
+    ray_cli = Path(sys.executable).parent / "ray"
+    command = [str(ray_cli) if ray_cli.exists() else (shutil.which("ray") or "ray"), "start", "--address", address,
+               "--resources", json.dumps(resources), "--block"]
+    if num_cpus is not None:
+        command += ["--num-cpus", str(num_cpus)]
+    if dry_run:
+        console.print(" ".join(command))
+        return
+    os.execv(command[0], command)  # this process becomes the Ray node: stopping it stops the node
 
 
 def _parse_params(pairs: list[str]) -> dict:
@@ -470,7 +558,7 @@ def predict(
 
 
 def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path], samples: Optional[int],
-                   bootstrap: int, seed: int, quiet: bool):
+                   bootstrap: int, seed: int, quiet: bool, executor: str = "local", ray_address: Optional[str] = None):
     """Profile ``sp`` on ``device`` from ``data``, or from a sample measured now into ``measure_into_dir``."""
     import numpy as np
 
@@ -482,7 +570,9 @@ def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path]
     dev = get_device(device, seed=seed)
     if data is None:
         data = measure_into_dir
-        dev.require_available()
+        runner = _executor(executor, ray_address)
+        if runner.name == "local":
+            dev.require_available()
         samples = samples or (1000 if dev.simulated else 300)
         rng = np.random.default_rng(seed)
         at = profile_globals(sp)  # profile at the largest resolution: contributions and block timings agree there
@@ -491,7 +581,14 @@ def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path]
         if not quiet:
             Console(stderr=True).print(f"[dim]measuring {samples} {sp.name} networks (largest resolution) and "
                                        f"their blocks on {device_label(dev)} into {data}[/]")
-        measure_into(Dataset(data), dev, [sp.sample(rng, allowed) for _ in range(samples)], mode="both")
+        try:
+            run = measure_into(Dataset(data), dev, [sp.sample(rng, allowed) for _ in range(samples)], mode="both",
+                               executor=runner, device_options={"seed": seed})
+        finally:
+            runner.close()
+        if run.failed:
+            raise HwprofError(f"{run.failed} measurement(s) failed on the {executor} executor ({run.failures[0]})",
+                              "rerun the same command: what was measured is kept")
     measurements = load_measurements(data, device=dev.name, space=sp.name)
     return dev, profile_space(sp, measurements, bootstrap, seed), data
 
@@ -512,6 +609,8 @@ def profile_space_cmd(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for the 95% intervals.")] = 30,
     top: Annotated[int, typer.Option(help="Choices shown at each end of the ranking.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the sample and the bootstrap.")] = 0,
+    executor: Annotated[str, typer.Option(help="Where to measure the sample: local or ray (see `hwprof measure --help`).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Rank a space's block choices by what they cost on a device, from end-to-end latencies (Mills et al.).
@@ -529,7 +628,8 @@ def profile_space_cmd(
     from nas.spaces import get_space
 
     sp = get_space(space)
-    dev, profile, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out)
+    dev, profile, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out, executor,
+                                     ray_address)
     files = write_report(profile, out, top)
     if json_out:
         _print_json(profile.to_dict() | {"files": files})
@@ -559,6 +659,8 @@ def reduce_space_cmd(
     samples: Annotated[Optional[int], typer.Option(help=_PROFILE_OPTIONS_HELP["samples"])] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for the profile's intervals.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the sample and the bootstrap.")] = 0,
+    executor: Annotated[str, typer.Option(help="Where to measure the sample: local or ray (see `hwprof measure --help`).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Drop the block choices that are dominated on a device: slow for the capacity they give.
@@ -581,7 +683,7 @@ def reduce_space_cmd(
         raise HwprofError(f"--out {out} must be a .json file", "e.g. --out reduced.json")
     sp = get_space(space)
     dev, profile, data_used = _space_profile(sp, device, out.parent / f"{out.stem}-data", data, samples, bootstrap,
-                                             seed, json_out)
+                                             seed, json_out, executor, ray_address)
     reduced, why = reduce_space(sp, profile)
     doc = reduced.to_dict(device=dev.name, simulated=dev.simulated, profile_networks=profile.networks,
                           profile_data=str(data_used), profile_kendall_tau=profile.to_dict()["kendall_tau"],
@@ -934,6 +1036,8 @@ def search(
     seed: Annotated[int, typer.Option(help="Seed: same seed, same result.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory (default runs/search-SPACE-TARGET).")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Searcher setting KEY=VALUE (repeatable), e.g. population=50.")] = None,
+    executor: Annotated[str, typer.Option(help="Where candidates are scored: local, or ray (fanned out over the cluster's workers; same result for the same seed).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
     shrink: Annotated[bool, typer.Option("--shrink", help="evolutionary: progressive space shrinking (GoldenNAS): drop choices whose networks stay dominated; summary.json lists what was removed.")] = False,
     measure_best: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure the best network on the target at the end.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -988,7 +1092,15 @@ def search(
     do_scale = trains if scale is None else scale
     do_post = trains if postprocess is None else postprocess
     search_impl = SEARCHERS.create(searcher, **params)
+    if trains and executor != "local":
+        raise HwprofError(f"--executor {executor} fans out candidate scoring; {searcher} trains one supernet here",
+                          "drop --executor for single-path search")
     est = None if trains else create_estimator(estimator, accuracy_data=accuracy_data, data=data, seed=seed)
+    runner = _executor(executor, ray_address)
+    if runner.name != "local":
+        from nas.accuracy.base import ExecutorEstimator
+
+        est = ExecutorEstimator(est, runner)
     label = device_label(dev)
     if predictor_path is not None:
         latency_model = store.load(predictor_path)
@@ -1006,8 +1118,11 @@ def search(
     check_constraint(latency_ms, fastest, slowest, label)
     constraint = Constraint(latency_ms)
     out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
-    result = _run_search(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label, err,
-                         json_out)
+    try:
+        result = _run_search(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label, err,
+                             json_out)
+    finally:
+        runner.close()
     score_kind = "supernet top-1" if trains else est.kind
     summary = {
         "space": sp.name, "target": dev.name, "simulated": dev.simulated, "searcher": searcher,
@@ -1015,7 +1130,7 @@ def search(
         "score_label": result.estimator, "score_kind": score_kind, "predictor": latency_model.name,
         "predictor_file": predictor_source, "latency_constraint_ms": latency_ms,
         "feasible_range_ms": [fastest, slowest], "budget": None if trains else budget, "seed": seed,
-        "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
+        "executor": runner.name, "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
         "hypervolume_reference": list(result.reference), "search_wall_s": result.wall_s, "extra": result.extra,
         "best": None,
     }

@@ -24,6 +24,7 @@ rank agreement with directly measured block latencies (Kendall tau).
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -106,7 +107,7 @@ def run(seeds: int, budget: int, profile_samples: int, root: Path) -> dict:
                         "bottom3": ranking.choice.tail(3).tolist(), "kendall_tau": profile.kendall_tau,
                         "kendall_tau_within_positions": profile.kendall_tau_within,
                         "kendall_tau_choice_ranking": profile.kendall_tau_ranking},
-            "reduced": {"size_log10": float(np.log10(reduced.size())), "base_size_log10": float(np.log10(space.size())),
+            "reduced": {"size_log10": math.log10(reduced.size()), "base_size_log10": math.log10(space.size()),
                         "kept_options": sum(len(m) for m, v in zip(reduced.mask, space.variables) if v.kind == "layer"),
                         "base_options": sum(len(v.options) for v in space.variables if v.kind == "layer")},
             "whole_front": _compare(spaces, predictor, estimator, Constraint(), seeds, budget),

@@ -166,13 +166,92 @@ class RunSummary:
     wall_s: float
     unconverged: int
     reference_ms: tuple[float, float, float] | None = None  # (min, median, max) when drift was tracked
+    failed: int = 0  # tasks an executor could not measure (a rerun retries them)
+    failures: list[str] = field(default_factory=list)  # why, one line per failed batch
+    executor: str = "local"
+
+
+@dataclass
+class TaskStats:
+    """Counts of one :func:`measure_tasks` call."""
+
+    measured: int = 0
+    e2e_rows: int = 0
+    block_rows: int = 0
+    unconverged: int = 0
+    inference_s: float = 0.0
+    reference_ms: tuple[float, float, float] | None = None
+
+
+def host_json(device: Device) -> str:
+    """The ``host`` column: the measuring machine and the device's description."""
+    return json.dumps({**host_info(), **{k: v for k, v in device.info().items() if k != "sources"}},
+                      sort_keys=True, default=str)
+
+
+def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row: Callable[[dict], None],
+                  on_task: Callable[[Task], None] | None = None, reference_every_s: float | None = None,
+                  per_op_runs: int = 0) -> TaskStats:
+    """Measure ``tasks`` on ``device`` one after another; hand each finished row to ``on_row``.
+
+    The core every executor runs where the device is (in-process for
+    ``local``, on a worker node for ``ray``). With ``reference_every_s`` a
+    reference network is timed that often and each row gets the reference
+    latency at its moment (``ref_ms``): such a row is handed over after the
+    next reference timing. ``per_op_runs`` > 0 adds the per-kernel breakdown
+    of whole networks (``ops_json``).
+    """
+    host = host_json(device)
+    stats = TaskStats()
+    awaiting: list[tuple[dict, float]] = []  # rows waiting for the next reference timing, with their moment
+    reference = DriftReference(device, reference_every_s) if reference_every_s is not None and tasks else None
+
+    def time_reference() -> None:
+        reference.measure()
+        refs = reference.at([moment for _, moment in awaiting])
+        for (row, _), ref in zip(awaiting, refs):
+            row["ref_ms"] = float(ref)
+            on_row(row)
+        awaiting.clear()
+
+    for task in tasks:
+        model = task.target.proto if isinstance(task.target, ExternalModel) else build_onnx(task.target)
+        session = device.load(model)
+        try:
+            if reference is not None and reference.due():
+                time_reference()
+            began = time.monotonic()
+            m = measure_session(session, protocol)
+            moment = (began + time.monotonic()) / 2
+        finally:
+            session.close()
+        stats.inference_s += (m.samples_ms.sum() + m.warmup_ms.sum()) / 1e3
+        row = _row(task, m, device, protocol, host, datetime.now(timezone.utc), reference)
+        if per_op_runs and task.is_e2e:
+            row["ops_json"] = json.dumps(breakdown(device, model, per_op_runs))
+        if reference is None:
+            on_row(row)
+        else:
+            awaiting.append((row, moment))
+        stats.measured += 1
+        stats.e2e_rows += task.is_e2e
+        stats.block_rows += not task.is_e2e
+        stats.unconverged += not m.converged
+        if on_task:
+            on_task(task)
+    if reference is not None:
+        time_reference()
+        stats.reference_ms = reference.spread()
+        reference.close()
+    return stats
 
 
 def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str = "both",
                  protocol: Protocol = Protocol(), flush_rows: int = 50, flush_seconds: float = 5.0,
                  on_start: Callable[[int, int], None] | None = None,
                  on_progress: Callable[[Task], None] | None = None,
-                 reference_every_s: float | None = None, per_op_runs: int = 0) -> RunSummary:
+                 reference_every_s: float | None = None, per_op_runs: int = 0,
+                 executor=None, device_options: dict | None = None, batch_size: int | None = None) -> RunSummary:
     """Measure what ``dataset`` lacks for ``archs`` on ``device`` and append it.
 
     Rows already present for (arch hash, block key, device, settings) are skipped,
@@ -188,9 +267,18 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     With ``per_op_runs`` > 0, each whole network is also profiled per node
     (after its timed runs, in a separate profiling session) and the
     per-kernel breakdown is stored in ``ops_json`` (see :mod:`hwprof.per_op`).
+
+    With an ``executor`` other than local (see :mod:`hwprof.executors`), the
+    tasks go out in batches of ``batch_size`` to where the device is
+    (``device_options`` recreate the device there, as :func:`get_device`
+    takes them) and the rows stream back into ``dataset`` as batches finish;
+    the driver alone writes. A batch that cannot be measured is counted in
+    ``failed`` and left for a rerun.
     """
     start = time.perf_counter()
-    device.require_available()
+    executor_name = getattr(executor, "name", "local")
+    if executor_name == "local":
+        device.require_available()
     dataset.clean_temp_files()
     tasks = plan(archs, mode)
     settings_hash = device.settings_hash()
@@ -198,59 +286,57 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     todo = [t for t in tasks if (t.arch_hash, t.block_key, device.name, settings_hash) not in done]
     if on_start:
         on_start(len(tasks), len(tasks) - len(todo))
-    host = json.dumps({**host_info(), **{k: v for k, v in device.info().items() if k != "sources"}},
-                      sort_keys=True, default=str)
     pending: list[dict] = []
-    awaiting: list[tuple[dict, float]] = []  # rows waiting for the next reference timing, with their moment
-    reference = DriftReference(device, reference_every_s) if reference_every_s is not None and todo else None
+    last_flush = [time.monotonic()]
 
-    def time_reference() -> None:
-        reference.measure()
-        refs = reference.at([moment for _, moment in awaiting])
-        for (row, _), ref in zip(awaiting, refs):
-            row["ref_ms"] = float(ref)
-            pending.append(row)
-        awaiting.clear()
-
-    last_flush = time.monotonic()
-    inference = 0.0
-    summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0)
-    for task in todo:
-        model = task.target.proto if isinstance(task.target, ExternalModel) else build_onnx(task.target)
-        session = device.load(model)
-        try:
-            if reference is not None and reference.due():
-                time_reference()
-            began = time.monotonic()
-            m = measure_session(session, protocol)
-            moment = (began + time.monotonic()) / 2
-        finally:
-            session.close()
-        inference += (m.samples_ms.sum() + m.warmup_ms.sum()) / 1e3
-        row = _row(task, m, device, protocol, host, datetime.now(timezone.utc), reference)
-        if per_op_runs and task.is_e2e:
-            row["ops_json"] = json.dumps(breakdown(device, model, per_op_runs))
-        if reference is None:
-            pending.append(row)
-        else:
-            awaiting.append((row, moment))
-        summary.measured += 1
-        summary.e2e_rows += task.is_e2e
-        summary.block_rows += not task.is_e2e
-        summary.unconverged += not m.converged
-        if len(pending) >= flush_rows or time.monotonic() - last_flush >= flush_seconds:
+    def collect(row: dict) -> None:
+        pending.append(row)
+        if len(pending) >= flush_rows or time.monotonic() - last_flush[0] >= flush_seconds:
             dataset.append(pending)
-            pending, last_flush = [], time.monotonic()
-        if on_progress:
-            on_progress(task)
-    if reference is not None:
-        time_reference()
-        summary.reference_ms = reference.spread()
-        reference.close()
+            pending.clear()
+            last_flush[0] = time.monotonic()
+
+    summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0, executor=executor_name)
+    if executor_name == "local":
+        parts = [measure_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs)]
+    else:
+        parts = []
+        for batch, outcome in executor.measure(device.name, device_options or {}, todo, protocol,
+                                               reference_every_s, per_op_runs, batch_size):
+            if isinstance(outcome, BaseException):
+                summary.failed += len(batch)
+                summary.failures.append(f"{len(batch)} task(s): {outcome}")
+                continue
+            rows, stats = outcome
+            for row in rows:
+                collect(row)
+            parts.append(stats)
+            if on_progress:
+                for task in batch:
+                    on_progress(task)
     dataset.append(pending)
-    summary.inference_s = inference
+    for stats in parts:
+        summary.measured += stats.measured
+        summary.e2e_rows += stats.e2e_rows
+        summary.block_rows += stats.block_rows
+        summary.unconverged += stats.unconverged
+        summary.inference_s += stats.inference_s
+    spreads = [s.reference_ms for s in parts if s.reference_ms]
+    if spreads:
+        summary.reference_ms = (min(s[0] for s in spreads), float(sorted(s[1] for s in spreads)[len(spreads) // 2]),
+                                max(s[2] for s in spreads))
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def measure_batch(device_name: str, device_options: dict, tasks: list[Task], protocol: Protocol,
+                  reference_every_s: float | None = None, per_op_runs: int = 0) -> tuple[list[dict], TaskStats]:
+    """Measure a batch where it runs (an executor's worker): recreate the device, return the rows and counts."""
+    device = get_device(device_name, **device_options)
+    device.require_available()
+    rows: list[dict] = []
+    stats = measure_tasks(device, tasks, protocol, rows.append, None, reference_every_s, per_op_runs)
+    return rows, stats
 
 
 def check_output_dir(path: Path) -> None:

@@ -134,3 +134,8 @@ ESTIMATORS: Registry = Registry(
     "nas.estimators", "accuracy estimator",
     builtin_modules=("nas.accuracy.proxies", "nas.accuracy.predictor", "nas.accuracy.train"),
     list_command="nas estimators")
+
+EXECUTORS: Registry = Registry(
+    "hwprof.executors", "executor",
+    builtin_modules=("hwprof.executors.local", "hwprof.executors.ray_executor"),
+    list_command="")

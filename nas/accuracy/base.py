@@ -9,6 +9,8 @@ label, so a proxy is never shown as an accuracy.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -107,3 +109,61 @@ class CachedEstimator(AccuracyEstimator):
     @abstractmethod
     def compute(self, archs: Sequence[Arch]) -> np.ndarray:
         """Scores of networks not in the cache."""
+
+
+class ExecutorEstimator(AccuracyEstimator):
+    """Scores candidates through an executor (e.g. on Ray workers), in chunks; same scores as ``inner``.
+
+    The on-disk score cache of a :class:`CachedEstimator` stays on the driver:
+    only networks it lacks go out. Scores come back in order, so a seeded
+    search takes the same path as with the local executor.
+
+    Args:
+        inner: The estimator (sent to the workers by value).
+        executor: A :class:`hwprof.executors.Executor`.
+        chunk: Networks per remote task.
+    """
+
+    def __init__(self, inner: AccuracyEstimator, executor, chunk: int = 8) -> None:
+        self.inner = inner
+        self.executor = executor
+        self.chunk = max(1, int(chunk))
+        self.name = inner.name
+        self.kind = getattr(inner, "kind", "proxy")
+
+    @property
+    def label(self) -> str:
+        return getattr(self.inner, "label", self.inner.name)
+
+    def settings(self) -> dict[str, Any]:
+        return self.inner.settings()
+
+    def score(self, archs: Sequence[Arch]) -> np.ndarray:
+        inner = self.inner
+        cached = isinstance(inner, CachedEstimator) and inner.use_cache
+        cache = ScoreCache(inner) if cached else None
+        out = np.empty(len(archs))
+        todo = []
+        for i, a in enumerate(archs):
+            hit = cache.get(a.hash) if cache else None
+            if hit is None:
+                todo.append(i)
+            else:
+                out[i] = hit
+        if todo:
+            work = [[archs[i] for i in todo[k:k + self.chunk]] for k in range(0, len(todo), self.chunk)]
+            method = _compute_chunk if isinstance(inner, CachedEstimator) else _score_chunk
+            fresh = np.concatenate([np.asarray(r, dtype=float)
+                                    for r in self.executor.map(functools.partial(method, inner), work)])
+            out[todo] = fresh
+            if cache:
+                cache.put({archs[i].hash: float(v) for i, v in zip(todo, fresh)})
+        return out
+
+
+def _compute_chunk(estimator: CachedEstimator, archs: list[Arch]) -> list[float]:
+    return [float(v) for v in estimator.compute(archs)]
+
+
+def _score_chunk(estimator: AccuracyEstimator, archs: list[Arch]) -> list[float]:
+    return [float(v) for v in estimator.score(archs)]

@@ -143,6 +143,11 @@ class ZeroCostProxy(CachedEstimator):
             atexit.register(self.close)
         return self._pool
 
+    def __getstate__(self) -> dict[str, Any]:  # sent to other processes without its worker pool
+        state = dict(self.__dict__)
+        state.pop("_pool", None)
+        return state
+
     def close(self) -> None:
         """Shut the worker pool down (also done at exit)."""
         if self._pool is not None:

@@ -1,0 +1,195 @@
+"""Ray executor: measurement batches run on the cluster nodes that host the device.
+
+Each node advertises the devices it hosts as Ray custom resources
+(``hwprof-device:kirin-npu``; see ``hwprof worker``). A measurement batch asks
+for one unit of its device's resource, so it runs only on a node that has the
+device, and a node that hosts one physical device (one unit) runs one batch at
+a time: measurements do not disturb each other. Simulated devices are pure
+computation and a node may offer several units of them.
+
+Batches stream back to the driver as they finish and the driver alone writes
+the dataset. Ray retries a batch whose worker process or node died
+(``max_retries``); a batch that still fails, or that no live node can run any
+more, is reported and left for a rerun, which resumes as the local path does.
+
+Ray is an optional extra: ``pip install 'hwprof[ray]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+from hwprof.errors import HwprofError
+from hwprof.executors.base import DEVICE_RESOURCE_PREFIX, Executor, batched, device_resource
+from hwprof.registry import EXECUTORS
+
+
+def require_ray():
+    """Import Ray or fail clearly, naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError:
+        raise HwprofError("--executor ray needs Ray, which is not installed",
+                          "install the extra: pip install 'hwprof[ray]'") from None
+    return ray
+
+
+def local_device_resources(slots: int | None = None) -> dict[str, float]:
+    """Device resources a Ray node on this machine offers: every available device.
+
+    Real devices get one unit (one measurement at a time); simulated ones
+    ``slots`` units (default: the CPU count), since they only compute.
+    """
+    from hwprof.profiling import get_device
+    from hwprof.registry import DEVICES
+
+    out = {}
+    for name in DEVICES.names():
+        try:
+            dev = get_device(name)
+            if dev.is_available():
+                out[device_resource(name)] = float(slots or os.cpu_count() or 1) if dev.simulated else 1.0
+        except Exception:  # noqa: BLE001 - a device that cannot even be created is not offered
+            continue
+    return out
+
+
+class NoWorkerForDevice(RuntimeError):
+    """No live node of the cluster hosts the device any more."""
+
+
+@EXECUTORS.register("ray")
+class RayExecutor(Executor):
+    """Runs measurement batches and mapped functions on a Ray cluster.
+
+    Args:
+        address: Cluster address (``HOST:PORT`` of ``ray start --head``);
+            None starts a Ray instance on this machine offering every
+            available device (see :func:`local_device_resources`).
+        max_retries: Times Ray reruns a batch whose worker died.
+        no_worker_timeout_s: How long batches may wait while no live node
+            offers their device before they are reported as not measured
+            (default: ``HWPROF_RAY_NO_WORKER_TIMEOUT_S`` or 30).
+        slots: Units of each simulated device a local instance offers.
+    """
+
+    name = "ray"
+    default_batch = 16
+
+    def __init__(self, address: str | None = None, max_retries: int = 2, no_worker_timeout_s: float | None = None,
+                 slots: int | None = None) -> None:
+        self.ray = require_ray()
+        self.address = address
+        self.max_retries = int(max_retries)
+        if no_worker_timeout_s is None:
+            no_worker_timeout_s = float(os.environ.get("HWPROF_RAY_NO_WORKER_TIMEOUT_S", 30.0))
+        self.no_worker_timeout_s = float(no_worker_timeout_s)
+        self._started = False
+        # Ray prints cluster events (a node died, ...) to stdout; they are diagnostics, and stdout is kept for
+        # results (--json), so they go to stderr while the executor is open
+        self._stdout = sys.stdout
+        sys.stdout = sys.stderr
+        if not self.ray.is_initialized():
+            kwargs: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False, "configure_logging": True}
+            try:
+                if address:
+                    self.ray.init(address=address, **kwargs)
+                else:
+                    self.ray.init(resources=local_device_resources(slots), include_dashboard=False, **kwargs)
+                self._started = True
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                sys.stdout = self._stdout
+                raise HwprofError(f"cannot connect to the Ray cluster at {address or 'this machine'}: {exc}",
+                                  "start it with `ray start --head` and pass --ray-address HOST:PORT") from None
+
+    def describe(self) -> dict[str, Any]:
+        resources = self.ray.cluster_resources()
+        devices = {k[len(DEVICE_RESOURCE_PREFIX):]: v for k, v in resources.items()
+                   if k.startswith(DEVICE_RESOURCE_PREFIX)}
+        return {"executor": self.name, "address": self.address or "local instance",
+                "nodes": len([n for n in self.ray.nodes() if n.get("Alive")]), "device_slots": devices}
+
+    def _offered(self, resource: str) -> float:
+        return float(self.ray.cluster_resources().get(resource, 0.0))
+
+    def measure(self, device_name: str, device_options: dict, tasks: list, protocol,
+                reference_every_s: float | None, per_op_runs: int,
+                batch_size: int | None = None) -> Iterator[tuple[list, Any]]:
+        if not tasks:
+            return
+        ray = self.ray
+        resource = device_resource(device_name)
+        if self._offered(resource) <= 0:
+            raise HwprofError(f"no node of the Ray cluster hosts device '{device_name}'",
+                              f"start one there: hwprof worker --devices {device_name} --address "
+                              f"{self.address or 'HOST:PORT'}")
+        remote = ray.remote(_measure_on_node).options(resources={resource: 1}, num_cpus=0,
+                                                   max_retries=self.max_retries, retry_exceptions=False)
+        pending = {remote.remote(device_name, device_options, batch, protocol, reference_every_s, per_op_runs): batch
+                   for batch in batched(tasks, batch_size or self.default_batch)}
+        unhosted_since = None
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in done:
+                batch = pending.pop(ref)
+                try:
+                    yield batch, ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a batch's failure is reported, the rest go on
+                    yield batch, _short(exc)
+            if done:
+                unhosted_since = None
+                continue
+            if self._offered(resource) > 0:
+                unhosted_since = None
+            elif unhosted_since is None:
+                unhosted_since = time.monotonic()
+            elif time.monotonic() - unhosted_since > self.no_worker_timeout_s:
+                for ref, batch in list(pending.items()):
+                    ray.cancel(ref, force=True)
+                    yield batch, NoWorkerForDevice(f"no live worker hosts '{device_name}' any more")
+                pending.clear()
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        remote = self.ray.remote(_apply).options(num_cpus=1, max_retries=self.max_retries)
+        shared = self.ray.put(fn)  # sent once, not with every item
+        try:
+            return self.ray.get([remote.remote(shared, item) for item in items])
+        except self.ray.exceptions.RayError as exc:
+            raise HwprofError(f"a task on the Ray cluster failed: {_short(exc)}",
+                              "check the workers (`ray status`), or use --executor local") from None
+
+    def close(self) -> None:
+        if self._started and self.ray.is_initialized():
+            self.ray.shutdown()  # this process started or joined the cluster: leave it
+            self._started = False
+        sys.stdout = self._stdout
+
+
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def _measure_on_node(*args) -> tuple[list, Any]:
+    """:func:`hwprof.profiling.measure_batch` on a Ray node; each row's ``host`` names the node."""
+    import ray
+
+    from hwprof.profiling import measure_batch
+
+    rows, stats = measure_batch(*args)
+    node = ray.get_runtime_context().get_node_id()
+    for row in rows:
+        row["host"] = json.dumps({**json.loads(row["host"]), "ray_node_id": node}, sort_keys=True)
+    return rows, stats
+
+
+def _short(exc: BaseException) -> BaseException:
+    """A one-line exception for reports (Ray's task errors carry the remote traceback)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return cause
+    text = str(exc).strip().splitlines()
+    return RuntimeError(f"{type(exc).__name__}: {text[-1] if text else ''}")
