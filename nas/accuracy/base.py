@@ -15,7 +15,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -84,27 +84,33 @@ class ScoreCache:
             pass
 
 
+def cached_scores(estimator: AccuracyEstimator, archs: Sequence[Arch],
+                  compute: Callable[[list[Arch]], np.ndarray]) -> np.ndarray:
+    """Scores of ``archs``: from ``estimator``'s disk cache where present, the rest by ``compute`` (then cached)."""
+    cache = ScoreCache(estimator) if getattr(estimator, "use_cache", True) else None
+    out = np.empty(len(archs))
+    todo = []
+    for i, a in enumerate(archs):
+        hit = cache.get(a.hash) if cache else None
+        if hit is None:
+            todo.append(i)
+        else:
+            out[i] = hit
+    if todo:
+        fresh = compute([archs[i] for i in todo])
+        out[todo] = fresh
+        if cache:
+            cache.put({archs[i].hash: float(v) for i, v in zip(todo, fresh)})
+    return out
+
+
 class CachedEstimator(AccuracyEstimator):
     """An estimator whose per-network scores are cached on disk by arch hash."""
 
     use_cache: bool = True
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
-        cache = ScoreCache(self) if self.use_cache else None
-        out = np.empty(len(archs))
-        todo = []
-        for i, a in enumerate(archs):
-            hit = cache.get(a.hash) if cache else None
-            if hit is None:
-                todo.append(i)
-            else:
-                out[i] = hit
-        if todo:
-            fresh = self.compute([archs[i] for i in todo])
-            out[todo] = fresh
-            if cache:
-                cache.put({archs[i].hash: float(v) for i, v in zip(todo, fresh)})
-        return out
+        return cached_scores(self, archs, self.compute)
 
     @abstractmethod
     def compute(self, archs: Sequence[Arch]) -> np.ndarray:
@@ -139,26 +145,14 @@ class ExecutorEstimator(AccuracyEstimator):
         return self.inner.settings()
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
-        inner = self.inner
-        cached = isinstance(inner, CachedEstimator) and inner.use_cache
-        cache = ScoreCache(inner) if cached else None
-        out = np.empty(len(archs))
-        todo = []
-        for i, a in enumerate(archs):
-            hit = cache.get(a.hash) if cache else None
-            if hit is None:
-                todo.append(i)
-            else:
-                out[i] = hit
-        if todo:
-            work = [[archs[i] for i in todo[k:k + self.chunk]] for k in range(0, len(todo), self.chunk)]
-            method = _compute_chunk if isinstance(inner, CachedEstimator) else _score_chunk
-            fresh = np.concatenate([np.asarray(r, dtype=float)
-                                    for r in self.executor.map(functools.partial(method, inner), work)])
-            out[todo] = fresh
-            if cache:
-                cache.put({archs[i].hash: float(v) for i, v in zip(todo, fresh)})
-        return out
+        if isinstance(self.inner, CachedEstimator):
+            return cached_scores(self.inner, archs, lambda todo: self._remote(_compute_chunk, todo))
+        return self._remote(_score_chunk, archs)
+
+    def _remote(self, method, archs: Sequence[Arch]) -> np.ndarray:
+        work = [list(archs[k:k + self.chunk]) for k in range(0, len(archs), self.chunk)]
+        results = self.executor.map(functools.partial(method, self.inner), work)
+        return np.concatenate([np.asarray(r, dtype=float) for r in results]) if results else np.empty(0)
 
 
 def _compute_chunk(estimator: CachedEstimator, archs: list[Arch]) -> list[float]:

@@ -53,6 +53,11 @@ class OFASpace(SearchSpace):
     def _skip_groups(self) -> list[tuple[str, ...]]:
         return [tuple(f"s{s + 1}.b{j}" for j in range(MIN_DEPTH, MAX_DEPTH)) for s in range(5)]
 
+    def _block_shape(self, stage: int, option: tuple) -> tuple[int, int, int]:
+        """(output channels, kernel, expand ratio) of a block of ``stage`` for a layer option."""
+        k, e = option
+        return self.widths[stage + 2], k, e
+
     def _build(self, choice: dict[str, Any]) -> list[Block]:
         w = self.widths
         chain = Chain(3, choice["resolution"])
@@ -63,8 +68,8 @@ class OFASpace(SearchSpace):
                 option = choice[f"s{s + 1}.b{j}"]
                 if option == "skip":
                     continue
-                k, e = option
-                chain.add("mbconv", w[s + 2], kernel=(k,), stride=STRIDES[s] if j == 0 else 1,
+                c_out, k, e = self._block_shape(s, option)
+                chain.add("mbconv", c_out, kernel=(k,), stride=STRIDES[s] if j == 0 else 1,
                           mid=make_divisible(round(chain.channels * e), 8), se=SES[s], act=ACTS[s])
         chain.add("conv", w[7], kernel=(1,), act="hswish")
         chain.add("gap", w[7])

@@ -16,13 +16,10 @@ approximations (flagged ``exact=False``) rather than exact.
 
 from __future__ import annotations
 
-from typing import Any
-
-from hwprof.arch import Block
 from hwprof.layers import make_divisible
 from hwprof.registry import SPACES
-from nas.spaces.base import Chain, Variable, option_variable
-from nas.spaces.ofa import ACTS, EXPANDS, KERNELS, MAX_DEPTH, MIN_DEPTH, RESOLUTIONS, SES, STRIDES, OFASpace
+from nas.spaces.base import Variable, option_variable
+from nas.spaces.ofa import EXPANDS, KERNELS, MAX_DEPTH, MIN_DEPTH, RESOLUTIONS, OFASpace
 
 WIDTH_MULTS = (0.75, 1.0, 1.25)
 
@@ -46,22 +43,6 @@ class OFAWidthSpace(OFASpace):
                 variables.append(option_variable(f"s{s + 1}.b{j}", options, labels, j >= MIN_DEPTH))
         return variables
 
-    def _build(self, choice: dict[str, Any]) -> list[Block]:
-        w = self.widths
-        chain = Chain(3, choice["resolution"])
-        chain.add("conv", w[0], kernel=(3,), stride=2, act="hswish")
-        chain.add("mbconv", w[1], kernel=(3,), mid=w[0], expand_conv=False, act="relu")
-        for s in range(5):
-            for j in range(MAX_DEPTH):
-                option = choice[f"s{s + 1}.b{j}"]
-                if option == "skip":
-                    continue
-                k, e, mult = option
-                chain.add("mbconv", make_divisible(w[s + 2] * mult, 8), kernel=(k,),
-                          stride=STRIDES[s] if j == 0 else 1, mid=make_divisible(round(chain.channels * e), 8),
-                          se=SES[s], act=ACTS[s])
-        chain.add("conv", w[7], kernel=(1,), act="hswish")
-        chain.add("gap", w[7])
-        chain.add("conv", w[8], kernel=(1,), act="hswish", bn=False)
-        chain.add("linear", self.num_classes)
-        return chain.blocks
+    def _block_shape(self, stage: int, option: tuple) -> tuple[int, int, int]:
+        k, e, mult = option
+        return make_divisible(self.widths[stage + 2] * mult, 8), k, e
