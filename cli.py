@@ -102,7 +102,7 @@ def devices(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
 def measure(
     device: Annotated[str, typer.Option("--device", "-d", help="Device name (see `hwprof devices`) or a profile .toml.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory (parquet parts are appended).")],
-    space: Annotated[Optional[str], typer.Option("--space", "-s", help="Sample networks from this space.")] = None,
+    space: Annotated[Optional[str], typer.Option("--space", "-s", help="Sample networks from this space (a name, or a reduced-space .json from `hwprof reduce-space`).")] = None,
     samples: Annotated[int, typer.Option("--samples", "-n", help="How many networks to sample from --space.")] = 100,
     archs: Annotated[Optional[Path], typer.Option("--archs", help="Measure the networks in this .json/.jsonl file instead.")] = None,
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="Measure this ONNX model file end to end (repeatable).")] = None,
@@ -601,7 +601,7 @@ _PROFILE_OPTIONS_HELP = {
 
 @hwprof_app.command("profile-space")
 def profile_space_cmd(
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`), or a reduced-space .json.")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device (see `hwprof devices`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")],
     data: Annotated[Optional[Path], typer.Option("--data", help=_PROFILE_OPTIONS_HELP["data"])] = None,
@@ -871,7 +871,7 @@ def spaces(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
 
 @nas_app.command("sample")
 def sample(
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space name (see `nas spaces`).")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space name (see `nas spaces`), or a reduced-space .json.")],
     n: Annotated[int, typer.Option("-n", "--num", help="How many networks to draw (>= 1).")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same networks.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the networks as JSON Lines.")] = None,
@@ -1022,7 +1022,7 @@ def estimators(json_out: Annotated[bool, typer.Option("--json", help="Machine-re
 @nas_app.command("search")
 def search(
     target: Annotated[str, typer.Option("--target", "-t", help="Device to search for (see `hwprof devices`).")],
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")] = "ofa",
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`), or a reduced-space .json from `hwprof reduce-space`.")] = "ofa",
     latency_ms: Annotated[Optional[float], typer.Option("--latency-ms", help="Latency constraint in ms; omit for the whole Pareto front (single-path needs it).")] = None,
     searcher: Annotated[str, typer.Option(help="random | evolutionary | hurricane | single-path (see `nas searchers`).")] = "evolutionary",
     estimator: Annotated[str, typer.Option(help="synflow | naswot (zero-cost proxies), predictor, train (see `nas estimators`); single-path scores with its supernet instead.")] = "synflow",
