@@ -590,7 +590,7 @@ def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path]
             raise HwprofError(f"{run.failed} measurement(s) failed on the {executor} executor ({run.failures[0]})",
                               "rerun the same command: what was measured is kept")
     measurements = load_measurements(data, device=dev.name, space=sp.name)
-    return dev, profile_space(sp, measurements, bootstrap, seed), data
+    return dev, profile_space(sp, measurements, bootstrap, seed), data, measurements
 
 
 _PROFILE_OPTIONS_HELP = {
@@ -628,8 +628,8 @@ def profile_space_cmd(
     from nas.spaces import get_space
 
     sp = get_space(space)
-    dev, profile, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out, executor,
-                                     ray_address)
+    dev, profile, _, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out,
+                                        executor, ray_address)
     files = write_report(profile, out, top)
     if json_out:
         _print_json(profile.to_dict() | {"files": files})
@@ -659,33 +659,50 @@ def reduce_space_cmd(
     samples: Annotated[Optional[int], typer.Option(help=_PROFILE_OPTIONS_HELP["samples"])] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for the profile's intervals.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the sample and the bootstrap.")] = 0,
+    by: Annotated[str, typer.Option(help="What a choice gives: score (its additive contribution to --estimator's score over the profiled networks) or capacity (the MACs and parameters it adds).")] = "score",
+    estimator: Annotated[str, typer.Option(help="Estimator for --by score: the one your search will use (see `nas estimators`).")] = "synflow",
     executor: Annotated[str, typer.Option(help="Where to measure the sample: local or ray (see `hwprof measure --help`).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Drop the block choices that are dominated on a device: slow for the capacity they give.
+    """Drop the block choices that are dominated on a device: slow for what they give.
 
     Profiles the space from end-to-end latencies (as `hwprof profile-space`),
     then at each position drops every choice that another choice beats: no more
-    latency added on this device, at least as many MACs and parameters. Depth
-    (skip) and input resolution stay searchable. The result is a JSON file that
-    `--space` accepts wherever a space name is accepted.
+    latency added on this device, and no less given — to the score of the
+    estimator your search will use (--by score, fitted over the profiled
+    networks the same way as their latency), or in MACs and parameters
+    (--by capacity). Depth (skip) and input resolution stay searchable. The
+    result is a JSON file that `--space` accepts wherever a space name is
+    accepted.
 
     Example: hwprof reduce-space --space ofa --device kirin-npu --out reduced.json
              nas search --space reduced.json --target kirin-npu --predictor npu.pred
     """
     from hwprof.io import atomic_write_text
     from hwprof.profiling import device_label
-    from hwprof.space_reduction import reduce_space
+    from hwprof.space_reduction import reduce_space, score_contributions
+    from nas.accuracy import create_estimator
     from nas.spaces import get_space
 
     if out.suffix != ".json":
         raise HwprofError(f"--out {out} must be a .json file", "e.g. --out reduced.json")
+    if by not in ("score", "capacity"):
+        raise HwprofError(f"--by must be score or capacity, got '{by}'", "e.g. --by score")
     sp = get_space(space)
-    dev, profile, data_used = _space_profile(sp, device, out.parent / f"{out.stem}-data", data, samples, bootstrap,
-                                             seed, json_out, executor, ray_address)
-    reduced, why = reduce_space(sp, profile)
-    doc = reduced.to_dict(device=dev.name, simulated=dev.simulated, profile_networks=profile.networks,
+    est = create_estimator(estimator, seed=seed) if by == "score" else None  # a bad name fails before any work
+    dev, profile, data_used, measured = _space_profile(sp, device, out.parent / f"{out.stem}-data", data, samples,
+                                                       bootstrap, seed, json_out, executor, ray_address)
+    gains, judged_by = None, "capacity: MACs and parameters added"
+    if est is not None:
+        if not json_out:
+            Console(stderr=True).print(f"[dim]scoring the {len(measured.archs)} profiled networks with "
+                                       f"{est.label}[/]")
+        gains = score_contributions(sp, measured.archs, est.score(measured.archs), seed)
+        judged_by = f"score: additive contribution to the {est.label}"
+    reduced, why = reduce_space(sp, profile, gains)
+    doc = reduced.to_dict(device=dev.name, simulated=dev.simulated, judged_by=judged_by,
+                          profile_networks=profile.networks,
                           profile_data=str(data_used), profile_kendall_tau=profile.to_dict()["kendall_tau"],
                           profile_kendall_tau_choice_ranking=profile.kendall_tau_ranking,
                           profile_kendall_tau_within_positions=profile.kendall_tau_within, dropped_because=why)
@@ -698,7 +715,8 @@ def reduce_space_cmd(
         _print_json(doc | {"file": str(out)})
         return
     sim = " - SIMULATED device" if dev.simulated else ""
-    table = Table(title=f"{sp.name} reduced for {device_label(dev)}{sim} ({profile.networks} networks profiled)")
+    table = Table(title=f"{sp.name} reduced for {device_label(dev)}{sim} ({profile.networks} networks profiled; "
+                        f"gain judged by {judged_by.split(':')[0]})")
     for col in ("position", "kept", "dropped (dominated by)"):
         table.add_column(col)
     for v, m in zip(reduced.variables, reduced.mask):

@@ -2,21 +2,30 @@
 
 A block choice is *dominated* at a position when another choice there adds no
 more latency on the device (the profile's additive contribution, fitted from
-end-to-end measurements) and gives at least as much capacity: at least as many
-MACs and as many parameters, more of one. Capacity stands in for what a choice
-gives to accuracy, as in HURRICANE's operator selection; a dominated choice is
-slow for what it gives, so a search loses nothing by not visiting it.
-Dominated choices are dropped; ``skip`` (depth) and global choices (input
-resolution) are kept, and the interchangeable positions of a stage keep one
-shared set.
+end-to-end measurements) and gives at least as much. What a choice gives is
+measured one of two ways:
+
+- ``score`` (the default of ``hwprof reduce-space``): its additive
+  contribution to an accuracy estimator's score (e.g. the synflow proxy the
+  search will use), fitted by ridge regression on one-hot choices over the
+  profiled networks, the same method as the latency side (Mills et al. fit
+  both a block's latency and its predictive power from whole networks);
+- ``capacity``: the MACs and parameters it adds (at least as many of both,
+  more of one), as in HURRICANE's operator selection; needs no scoring.
+
+A dominated choice is slow for what it gives, so a search loses nothing by not
+visiting it. Dominated choices are dropped; ``skip`` (depth) and global
+choices (input resolution) are kept, and the interchangeable positions of a
+stage keep one shared set.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from hwprof.arch import Arch
 from hwprof.space_profile import SpaceProfile, profile_anchor
 from nas.spaces.base import SKIP, SearchSpace
 from nas.spaces.reduced import ReducedSpace
@@ -28,34 +37,66 @@ def capacity_deltas(space: SearchSpace, anchor: list[int]) -> tuple[list[np.ndar
     return (space.layer_deltas([a.macs for a in archs]), space.layer_deltas([a.params for a in archs]))
 
 
-def dominated_options(latency: np.ndarray, macs: np.ndarray, params: np.ndarray, options: list[int]) -> set[int]:
-    """Options (of ``options``) some other option beats: no slower, no less capacity, better in one."""
+def score_contributions(space: SearchSpace, archs: Sequence[Arch], scores: np.ndarray,
+                        seed: int = 0) -> list[np.ndarray]:
+    """Per layer position, each option's additive contribution to ``scores`` (ridge on one-hot choices).
+
+    Args:
+        space: The space the networks come from.
+        archs: Networks of the space.
+        scores: One score per network (e.g. a zero-cost proxy).
+        seed: Seed of the cross-validation folds that pick the ridge penalty.
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
+
+    genes = np.array([space.genes_of(a) for a in archs])
+    blocks, spans = [], []
+    for i, v in enumerate(space.variables):
+        onehot = np.zeros((len(genes), len(v.options)))
+        onehot[np.arange(len(genes)), genes[:, i]] = 1.0
+        spans.append((sum(b.shape[1] for b in blocks), len(v.options)))
+        blocks.append(onehot)
+    x = np.hstack(blocks)
+    model = RidgeCV(alphas=np.logspace(-3, 3, 13), cv=KFold(5, shuffle=True, random_state=seed)).fit(
+        x, np.asarray(scores, dtype=float))
+    return [model.coef_[start:start + n] for (start, n), v in zip(spans, space.variables) if v.kind == "layer"]
+
+
+def dominated_options(latency: np.ndarray, gains: Sequence[np.ndarray], options: list[int]) -> set[int]:
+    """Options (of ``options``) some other option beats: no slower, gives no less on every gain, better in one."""
     out = set()
     for j in options:
         for o in options:
             if o == j:
                 continue
-            no_worse = latency[o] <= latency[j] and macs[o] >= macs[j] and params[o] >= params[j]
-            better = latency[o] < latency[j] or macs[o] > macs[j] or params[o] > params[j]
+            no_worse = latency[o] <= latency[j] and all(g[o] >= g[j] for g in gains)
+            better = latency[o] < latency[j] or any(g[o] > g[j] for g in gains)
             if no_worse and better:
                 out.add(j)
                 break
     return out
 
 
-def reduce_space(space: SearchSpace, profile: SpaceProfile) -> tuple[ReducedSpace, dict[str, Any]]:
+def reduce_space(space: SearchSpace, profile: SpaceProfile,
+                 score_gains: list[np.ndarray] | None = None) -> tuple[ReducedSpace, dict[str, Any]]:
     """Drop the choices the profile shows to be dominated on its device.
 
     Args:
         space: The profiled space (a reduced space is reduced further).
         profile: Its profile on one device (:func:`hwprof.space_profile.profile_space`).
+        score_gains: Per layer position, each option's contribution to a score
+            (:func:`score_contributions`); None judges by capacity (MACs and params).
 
     Returns:
         The reduced space, and per position the dropped labels with the option
         that dominates each (``{"s1.b0": [{"dropped": "k7_e3", "by": "k3_e6"}, ...]}``).
     """
-    anchor = profile_anchor(space)
-    macs, params = capacity_deltas(space, anchor)
+    if score_gains is None:
+        macs, params = capacity_deltas(space, profile_anchor(space))
+        gains_at = [[m, p] for m, p in zip(macs, params)]
+    else:
+        gains_at = [[g] for g in score_gains]
     mask = space.option_mask()
     contributions = {(r.position, r.choice): r.contribution_ms for r in profile.table.itertuples()}
     why: dict[str, list[dict[str, str]]] = {}
@@ -63,11 +104,12 @@ def reduce_space(space: SearchSpace, profile: SpaceProfile) -> tuple[ReducedSpac
     for pos, i in enumerate(layer_idx):
         v = space.variables[i]
         lat = np.array([contributions.get((v.name, lab), np.nan) for lab in v.labels])
+        gains = gains_at[pos]
         ops = [j for j in mask[i] if v.options[j] != SKIP and np.isfinite(lat[j])]
-        drop = dominated_options(lat, macs[pos], params[pos], ops)
+        drop = dominated_options(lat, gains, ops)
         for j in sorted(drop):
-            by = min((o for o in ops if o not in drop and lat[o] <= lat[j] and macs[pos][o] >= macs[pos][j]
-                      and params[pos][o] >= params[pos][j]), key=lambda o: lat[o], default=None)
+            by = min((o for o in ops if o not in drop and lat[o] <= lat[j] and all(g[o] >= g[j] for g in gains)),
+                     key=lambda o: lat[o], default=None)
             why.setdefault(v.name, []).append({"dropped": v.labels[j], "by": v.labels[by] if by is not None else ""})
         mask[i] = [j for j in mask[i] if j not in drop]
     for group in space.skip_groups:  # interchangeable positions: keep what any of them keeps

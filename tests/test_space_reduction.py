@@ -14,7 +14,7 @@ from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
 from hwprof.space_profile import SpaceProfile
-from hwprof.space_reduction import capacity_deltas, dominated_options, reduce_space
+from hwprof.space_reduction import capacity_deltas, dominated_options, reduce_space, score_contributions
 from nas.accuracy.base import AccuracyEstimator
 from nas.searchers import Constraint, create_searcher
 from nas.spaces import get_space
@@ -56,8 +56,8 @@ def test_dominated_options_keep_the_pareto_set():
     macs = np.array([10.0, 20.0, 15.0, 12.0])
     params = np.array([1.0, 2.0, 2.0, 3.0])
     # 2 is beaten by 1 (same latency, more MACs, same params); 3 has the most params, so it stays
-    assert dominated_options(latency, macs, params, [0, 1, 2, 3]) == {2}
-    assert dominated_options(latency, macs, params, [0, 3]) == set()
+    assert dominated_options(latency, [macs, params], [0, 1, 2, 3]) == {2}
+    assert dominated_options(latency, [macs, params], [0, 3]) == set()
 
 
 def test_reduce_space_drops_what_the_profile_shows_dominated():
@@ -84,6 +84,28 @@ def test_reduce_space_drops_what_the_profile_shows_dominated():
         assert "k3_e6" in kept and ("skip" in kept) == (v.skip_index is not None)
         assert {d["dropped"] for d in why[v.name]} >= {"k7_e3", "k7_e4"}
     assert reduced.size() < sp.size()
+
+
+def test_score_contributions_recover_additive_effects_and_drive_the_reduction():
+    sp = get_space("ofa")
+    rng = np.random.default_rng(0)
+    archs = [sp.sample(rng) for _ in range(400)]
+    layers = [i for i, v in enumerate(sp.variables) if v.kind == "layer"]
+    # a score in which kernel 5 gives most and kernel 7 least, at every position
+    effect = {"k3": 1.0, "k5": 2.0, "k7": 0.0}
+    scores = np.array([sum(effect.get(sp.variables[i].labels[a.genes[i]][:2], 0.0) for i in layers) for a in archs])
+    gains = score_contributions(sp, archs, scores)
+    for g, i in zip(gains, layers):
+        labels = sp.variables[i].labels
+        assert g[labels.index("k5_e3")] > g[labels.index("k3_e3")] > g[labels.index("k7_e3")]
+    rows = [{"position": sp.variables[i].name, "stage": "s", "choice": lab, "contribution_ms": 0.0 if lab == "skip"
+             else {"k3": 0.1, "k5": 0.2, "k7": 0.3}[lab[:2]], "ci_low_ms": 0.0, "ci_high_ms": 0.0,
+             "block_ms": np.nan, "block_delta_ms": np.nan} for i in layers for lab in sp.variables[i].labels]
+    profile = SpaceProfile("ofa", "kirin-npu", True, 400, pd.DataFrame(rows), None)
+    reduced, _ = reduce_space(sp, profile, gains)
+    for i in layers:  # k7 is slowest and gives least: dropped; k3 (fastest) and k5 (gives most) stay
+        kept = {sp.variables[i].labels[j][:2] for j in reduced.mask[i]}
+        assert "k7" not in kept and {"k3", "k5"} <= kept
 
 
 def test_reduced_space_samples_and_evolves_within_its_options(ofa_predictor, tmp_path):
