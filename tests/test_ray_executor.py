@@ -96,7 +96,7 @@ def cluster(tmp_path_factory):
             c.worker("b", "hexagon-dsp,cpu")
             c.wait_for(["hwprof-device:kirin-npu", "hwprof-device:hexagon-dsp", "hwprof-device:cpu"])
         except AssertionError as exc:  # the machine cannot host a loopback cluster (not a failure of hwprof's code)
-            logs = " | ".join((c.tmp / f"{n}.log").read_text().strip().splitlines()[-1][:200]
+            logs = " | ".join(((c.tmp / f"{n}.log").read_text().strip().splitlines() or [""])[-1][:200]
                               for n in ("a", "b") if (c.tmp / f"{n}.log").exists())
             pytest.skip(f"Ray worker nodes did not join a loopback cluster here: {exc}; logs: {logs}")
         yield c
