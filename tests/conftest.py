@@ -12,7 +12,7 @@ import pytest
 
 from nas.spaces import get_space, space_names
 
-SPACES = ["ofa", "proxyless", "resnet", "fbnet", "s3nas", "hurricane"]
+SPACES = ["ofa", "ofa-width", "proxyless", "resnet", "fbnet", "s3nas", "hurricane"]
 REPO = Path(__file__).resolve().parents[1]
 
 

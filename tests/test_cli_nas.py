@@ -17,7 +17,7 @@ def test_help_lists_commands():
             assert command in proc.stdout
 
 
-def test_spaces_json_lists_exactly_six():
+def test_spaces_json_lists_every_builtin_space():
     proc = run_cli("nas", "spaces", "--json", check=True)
     infos = json.loads(proc.stdout)
     assert sorted(i["name"] for i in infos) == sorted(SPACES)
