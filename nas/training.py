@@ -48,9 +48,9 @@ def train_classifier(net: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, 
             opt.step()
             sched.step()
             step += 1
-            total, count = total + float(loss), count + 1
+            total, count = total + loss.item(), count + 1
             if on_step:
-                on_step(step, float(loss))
+                on_step(step, loss.item())
         losses.append(total / max(count, 1))
     return losses
 
