@@ -1110,6 +1110,7 @@ def search(
     do_scale = trains if scale is None else scale
     do_post = trains if postprocess is None else postprocess
     search_impl = SEARCHERS.create(searcher, **params)
+    search_impl.check_space(sp)  # before a predictor is built or measured for it
     if trains and executor != "local":
         raise HwprofError(f"--executor {executor} fans out candidate scoring; {searcher} trains one supernet here",
                           "drop --executor for single-path search")

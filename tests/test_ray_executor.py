@@ -172,6 +172,11 @@ def test_cli_ray_errors_are_clear(tmp_path):
     bad = run_cli("hwprof", "measure", "--device", "kirin-npu", "--space", "ofa", "--samples", "2", "--out",
                   str(tmp_path / "x"), "--executor", "nope")
     assert bad.returncode == 2 and "unknown executor 'nope'" in bad.stderr
+    for address, message in ((f"127.0.0.1:{_free_port()}", "no Ray cluster answers at"), ("nope", "is not HOST:PORT")):
+        bad = run_cli("hwprof", "measure", "--device", "kirin-npu", "--space", "ofa", "--samples", "2", "--out",
+                      str(tmp_path / "y"), "--executor", "ray", "--ray-address", address)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
 
 
 def test_search_scores_candidates_on_the_cluster_with_the_local_result(cluster, tmp_path):

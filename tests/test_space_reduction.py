@@ -163,6 +163,9 @@ def test_cli_reduce_space_then_search_it(tmp_path, ofa_predictor):
         assert label in doc["keep"][name]
     bad = run_cli("nas", "search", "--space", str(tmp_path / "missing.json"), "--target", "kirin-npu")
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("nas", "search", "--space", "ofa-width", "--target", "kirin-npu", "--searcher", "single-path",
+                  "--latency-ms", "4", "--out", str(tmp_path / "sp"))  # refused before any predictor is built
+    assert bad.returncode == 2 and "cannot represent" in bad.stderr and "predictor" not in bad.stderr
     bad = run_cli("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--searcher", "random", "--shrink")
     assert bad.returncode == 2 and "--shrink applies to --searcher evolutionary" in bad.stderr
 

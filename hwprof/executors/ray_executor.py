@@ -89,6 +89,8 @@ class RayExecutor(Executor):
             no_worker_timeout_s = float(os.environ.get("HWPROF_RAY_NO_WORKER_TIMEOUT_S", 30.0))
         self.no_worker_timeout_s = float(no_worker_timeout_s)
         self._started = False
+        if address and not self.ray.is_initialized():
+            _check_reachable(address)
         # Ray prints cluster events (a node died, ...) to stdout; they are diagnostics, and stdout is kept for
         # results (--json), so they go to stderr while the executor is open
         self._stdout = sys.stdout
@@ -167,6 +169,20 @@ class RayExecutor(Executor):
             self.ray.shutdown()  # this process started or joined the cluster: leave it
             self._started = False
         sys.stdout = self._stdout
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, when nothing listens at a cluster address (Ray itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    fix = "start the head with `ray start --head --port PORT` and pass --ray-address HOST:PORT"
+    if not host or not port.isdigit():
+        raise HwprofError(f"--ray-address '{address}' is not HOST:PORT", fix)
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise HwprofError(f"no Ray cluster answers at {address} ({exc.strerror or exc})", fix) from None
 
 
 def _apply(fn: Callable[[Any], Any], item: Any) -> Any:

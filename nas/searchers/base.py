@@ -148,6 +148,9 @@ class Searcher(ABC):
         """Constructor arguments (JSON-able)."""
         return {}
 
+    def check_space(self, space) -> None:
+        """Raise :class:`HwprofError` if this searcher cannot search ``space`` (checked before any work)."""
+
     @abstractmethod
     def run(self, evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator) -> dict[str, Any]:
         """Spend the evaluator's budget; return searcher-specific extras."""

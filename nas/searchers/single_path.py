@@ -104,6 +104,11 @@ class SinglePathSearcher(Searcher):
                 "train_resolution": self.train_resolution, "distill": self.distill,
                 "distill_weight": self.distill_weight, "data": self.data, "max_images": self.max_images}
 
+    def check_space(self, space) -> None:
+        from nas.supernet import supernet_layout
+
+        supernet_layout(space)
+
     def score_label(self) -> str:
         """What the score of a candidate is."""
         return f"supernet top-1 on held-out {self.data_description or 'training data'}"
