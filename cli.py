@@ -560,12 +560,10 @@ def predict(
 def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path], samples: Optional[int],
                    bootstrap: int, seed: int, quiet: bool, executor: str = "local", ray_address: Optional[str] = None):
     """Profile ``sp`` on ``device`` from ``data``, or from a sample measured now into ``measure_into_dir``."""
-    import numpy as np
-
     from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
     from hwprof.profiling import device_label, get_device, measure_into
-    from hwprof.space_profile import profile_globals, profile_space
+    from hwprof.space_profile import profile_sample, profile_space
 
     dev = get_device(device, seed=seed)
     if data is None:
@@ -574,15 +572,11 @@ def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path]
         if runner.name == "local":
             dev.require_available()
         samples = samples or (1000 if dev.simulated else 300)
-        rng = np.random.default_rng(seed)
-        at = profile_globals(sp)  # profile at the largest resolution: contributions and block timings agree there
-        allowed = [m if v.kind == "layer" else [v.options.index(at[v.name])]
-                   for v, m in zip(sp.variables, sp.option_mask())]
         if not quiet:
             Console(stderr=True).print(f"[dim]measuring {samples} {sp.name} networks (largest resolution) and "
                                        f"their blocks on {device_label(dev)} into {data}[/]")
         try:
-            run = measure_into(Dataset(data), dev, [sp.sample(rng, allowed) for _ in range(samples)], mode="both",
+            run = measure_into(Dataset(data), dev, profile_sample(sp, samples, seed), mode="both",
                                executor=runner, device_options={"seed": seed})
         finally:
             runner.close()

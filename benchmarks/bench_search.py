@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import emit
+from benchmarks.common import emit, feasible_points, shared_reference_hypervolumes
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
 from nas.accuracy.proxies import SynflowProxy
 from nas.searchers import Constraint, create_searcher
-from nas.searchers.base import hypervolume
 from nas.searchers.hurricane import hardware_aware_space
 from nas.spaces import get_space
 
@@ -60,13 +59,10 @@ def _compare(space, predictor, estimator, constraint: Constraint, seeds: int, bu
             start = time.perf_counter()
             results[name] = create_searcher(name).search(space, predictor, estimator, constraint, budget, seed)
             wall[name] += time.perf_counter() - start
-        points = {name: np.array([(c.latency_ms, c.score) for c in r.history if constraint.feasible(c.latency_ms)])
-                  .reshape(-1, 2) for name, r in results.items()}
-        everything = np.vstack(list(points.values()))
-        ref = (constraint.latency_ms or float(everything[:, 0].max()), float(everything[:, 1].min()))
-        for name, p in points.items():
-            hv[name].append(hypervolume(p[:, 0], p[:, 1], ref) if len(p) else 0.0)
-            best[name].append(float(p[:, 1].max()) if len(p) else float("nan"))
+        points = feasible_points(results, constraint)
+        for name, value in shared_reference_hypervolumes(points, constraint).items():
+            hv[name].append(value)
+            best[name].append(float(points[name][:, 1].max()) if len(points[name]) else float("nan"))
     return {"latency_target_ms": constraint.latency_ms, "hypervolume": hv,
             "mean_hypervolume": {k: float(np.mean(v)) for k, v in hv.items()},
             "mean_best_score": {k: float(np.mean(v)) for k, v in best.items()}, "search_s": wall}

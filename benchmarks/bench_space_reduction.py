@@ -33,16 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import emit
+from benchmarks.common import emit, feasible_points, shared_reference_hypervolumes
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
-from hwprof.space_profile import profile_globals, profile_space
+from hwprof.space_profile import profile_sample, profile_space
 from hwprof.space_reduction import reduce_space, score_contributions
 from nas.accuracy.proxies import SynflowProxy
 from nas.searchers import Constraint, create_searcher
-from nas.searchers.base import hypervolume
 from nas.spaces import get_space
 
 DEVICES = ["kirin-npu", "hexagon-dsp", "myriad-vpu"]
@@ -51,12 +50,7 @@ RUNS = ["original", "reduced", "shrink"]
 
 def _profile(root: Path, device: str, space, n: int):
     path = root / f"profile-{device}"
-    rng = np.random.default_rng(0)
-    at = profile_globals(space)
-    allowed = [m if v.kind == "layer" else [v.options.index(at[v.name])]
-               for v, m in zip(space.variables, space.option_mask())]
-    measure_into(Dataset(path), get_device(device, seed=0), [space.sample(rng, allowed) for _ in range(n)],
-                 mode="both")
+    measure_into(Dataset(path), get_device(device, seed=0), profile_sample(space, n, seed=0), mode="both")
     data = load_measurements(path)
     return profile_space(space, data, bootstrap=30), data.archs
 
@@ -81,12 +75,8 @@ def _compare(spaces: dict, predictor, estimator, constraint: Constraint, seeds: 
             results[run] = searcher.search(space, predictor, estimator, constraint, budget, seed)
             wall[run] += time.perf_counter() - start
         removed.append(len(results["shrink"].extra["shrink"]["removed"]))
-        points = {r: np.array([(c.latency_ms, c.score) for c in res.history if constraint.feasible(c.latency_ms)])
-                  .reshape(-1, 2) for r, res in results.items()}
-        everything = np.vstack(list(points.values()))
-        ref = (constraint.latency_ms or float(everything[:, 0].max()), float(everything[:, 1].min()))
-        for r, p in points.items():
-            hv[r].append(hypervolume(p[:, 0], p[:, 1], ref) if len(p) else 0.0)
+        for r, value in shared_reference_hypervolumes(feasible_points(results, constraint), constraint).items():
+            hv[r].append(value)
     return {"latency_target_ms": constraint.latency_ms, "hypervolume": hv,
             "mean_hypervolume": {r: float(np.mean(v)) for r, v in hv.items()},
             "shrink_removed_choices": removed, "search_s": wall}

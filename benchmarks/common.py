@@ -37,3 +37,27 @@ def emit(name: str, results: dict, json_path: str | None = None) -> None:
     if json_path:
         with open(json_path, "w") as fh:
             json.dump(doc, fh, indent=2)
+
+
+def feasible_points(results: dict, constraint) -> dict:
+    """Per run name, the (latency ms, score) of every evaluated network that meets ``constraint``."""
+    import numpy as np
+
+    return {name: np.array([(c.latency_ms, c.score) for c in r.history if constraint.feasible(c.latency_ms)])
+            .reshape(-1, 2) for name, r in results.items()}
+
+
+def shared_reference_hypervolumes(points: dict, constraint) -> dict:
+    """Hypervolume of each run's points against one reference point for all of them.
+
+    The reference is the latency target (or the slowest latency any run saw) and
+    the lowest score any run saw, so the runs of one seed are compared fairly.
+    """
+    import numpy as np
+
+    from nas.searchers.base import hypervolume
+
+    everything = np.vstack(list(points.values()))
+    ref = (constraint.latency_ms or float(everything[:, 0].max()), float(everything[:, 1].min()))
+    return {name: hypervolume(p[:, 0], p[:, 1], ref) if len(p) else 0.0 for name, p in points.items()}
+

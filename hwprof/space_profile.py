@@ -164,6 +164,16 @@ def profile_globals(space) -> dict[str, Any]:
     return {v.name: max(v.options) for v in space.variables if v.kind != "layer"}
 
 
+def profile_sample(space, n: int, seed: int = 0) -> list:
+    """``n`` networks to profile: layer choices drawn from the space's options, globals as in :func:`profile_globals`
+    (contributions and single-block timings are compared there)."""
+    at = profile_globals(space)
+    allowed = [m if v.kind == "layer" else [v.options.index(at[v.name])]
+               for v, m in zip(space.variables, space.option_mask())]
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng, allowed) for _ in range(n)]
+
+
 def profile_anchor(space) -> list[int]:
     """The network the profile's single-block timings are taken in: each layer at its first
     non-skip option, global choices as in :func:`profile_globals`."""

@@ -112,10 +112,7 @@ def reduce_space(space: SearchSpace, profile: SpaceProfile,
                      key=lambda o: lat[o], default=None)
             why.setdefault(v.name, []).append({"dropped": v.labels[j], "by": v.labels[by] if by is not None else ""})
         mask[i] = [j for j in mask[i] if j not in drop]
-    for group in space.skip_groups:  # interchangeable positions: keep what any of them keeps
-        shared = sorted(set().union(*(mask[i] for i in group)))
-        for i in group:
-            mask[i] = shared
+    mask = space.share_within_skip_groups(mask)  # interchangeable positions: keep what any of them keeps
     index = {v.name: i for i, v in enumerate(space.variables)}
     why = {name: [d for d in drops if space.variables[index[name]].labels.index(d["dropped"]) not in mask[index[name]]]
            for name, drops in why.items()}

@@ -60,11 +60,7 @@ def hardware_aware_space(space, predictor, keep: int = 4, globals: dict | None =
         ranked = sorted(front, key=efficiency, reverse=True)[:keep]
         ranked += sorted((j for j in ops if j not in ranked), key=efficiency, reverse=True)[: keep - len(ranked)]
         allowed[i] = sorted(ranked) + ([v.skip_index] if v.skip_index in allowed[i] else [])
-    for group in space.skip_groups:  # positions of a skip group are interchangeable: share one set
-        shared = sorted(set().union(*(allowed[i] for i in group)))
-        for i in group:
-            allowed[i] = shared
-    return allowed
+    return space.share_within_skip_groups(allowed)  # interchangeable positions share one set
 
 
 @SEARCHERS.register("hurricane")

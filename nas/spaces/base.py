@@ -144,12 +144,18 @@ class SearchSpace(ABC):
         return len(self.variables)
 
     def size(self) -> int:
-        """Number of distinct canonical genotypes (architectures) in the space."""
+        """Number of distinct canonical genotypes (architectures) the space's search may visit.
+
+        Counts the options of :meth:`option_mask` (all of them, unless the space is reduced).
+        """
+        mask = self.option_mask()
         grouped = {i for g in self.skip_groups for i in g}
-        total = math.prod(len(v.options) for i, v in enumerate(self.variables) if i not in grouped)
+        total = math.prod(len(m) for i, m in enumerate(mask) if i not in grouped)
         for group in self.skip_groups:
-            n_opts = len(self.variables[group[0]].options) - 1
-            total *= sum(n_opts**m for m in range(len(group) + 1))
+            skip = self.variables[group[0]].skip_index
+            n_opts = len([j for j in mask[group[0]] if j != skip])
+            depth_free = skip in mask[group[0]]
+            total *= sum(n_opts**m for m in range(len(group) + 1)) if depth_free else n_opts ** len(group)
         return total
 
     def info(self) -> dict[str, Any]:
@@ -208,6 +214,14 @@ class SearchSpace(ABC):
     def option_mask(self) -> list[list[int]]:
         """Option indices a search may use, per variable: all of them (a reduced space keeps fewer)."""
         return [list(range(len(v.options))) for v in self.variables]
+
+    def share_within_skip_groups(self, mask: list[list[int]]) -> list[list[int]]:
+        """``mask`` with the interchangeable positions of each skip group given the union of their options."""
+        for group in self.skip_groups:
+            shared = sorted(set().union(*(mask[i] for i in group)))
+            for i in group:
+                mask[i] = list(shared)
+        return mask
 
     def _allowed(self, allowed: Sequence[Sequence[int]] | None) -> list[list[int]]:
         if allowed is None:

@@ -82,20 +82,6 @@ class ReducedSpace(SearchSpace):
         """Whether a genotype uses only kept options."""
         return all(int(g) in m for g, m in zip(genes, self.mask))
 
-    def layer_variants(self, genes: Sequence[int]) -> list[tuple[int, ...]]:
-        # every option of every layer, as the base: cost tables stay the base's (same shape)
-        return self.base.layer_variants(genes)
-
-    def size(self) -> int:
-        grouped = {i for g in self.skip_groups for i in g}
-        total = math.prod(len(m) for i, m in enumerate(self.mask) if i not in grouped)
-        for group in self.skip_groups:
-            skip = self.variables[group[0]].skip_index
-            n_opts = len([j for j in self.mask[group[0]] if j != skip])
-            depth_free = skip in self.mask[group[0]]
-            total *= sum(n_opts**m for m in range(len(group) + 1)) if depth_free else n_opts ** len(group)
-        return total
-
     def info(self) -> dict[str, Any]:
         out = super().info()
         out["base_size_log10"] = round(math.log10(self.base.size()), 2)
