@@ -304,12 +304,17 @@ class Supernet(nn.Module):
             block.thresholds.copy_(t)
 
     def largest_genes(self) -> tuple[int, ...]:
-        """The genotype of the largest sub-network: every block kept, largest kernel set and expand ratio."""
-        genes = list(self.genes())
-        for block, spec in zip(self.blocks, self.specs):
-            top = (len(block.kernel_sets) - 1, max(b for _, b in block.option_index))
-            genes[spec.variable] = block.option_index[top]
-        return tuple(genes)
+        """The genotype of the largest sub-network: every block kept, largest kernel set and expand ratio.
+
+        Fixed by the supernet's structure, so worked out once (self-distillation asks every step).
+        """
+        if getattr(self, "_largest", None) is None:
+            genes = list(self.genes())
+            for block, spec in zip(self.blocks, self.specs):
+                top = (len(block.kernel_sets) - 1, max(b for _, b in block.option_index))
+                genes[spec.variable] = block.option_index[top]
+            self._largest = tuple(genes)
+        return self._largest
 
     @torch.no_grad()
     def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
