@@ -112,6 +112,7 @@ def measure(
     threads: Annotated[int, typer.Option(help="Intra-op threads (real devices).")] = 1,
     opt_level: Annotated[str, typer.Option(help="onnxruntime graph optimisation: disable|basic|extended|all.")] = "all",
     fp16: Annotated[bool, typer.Option("--fp16", help="Build float16 models (real devices).")] = False,
+    graph_style: Annotated[str, typer.Option(help="How networks are spelled as ONNX: hwprof (our fused-op form), torch (our torch module exported by torch.onnx.export), torch-manual (activations and pooling written out, as in the OFA code base, exported by torch). Recorded with every row.")] = "hwprof",
     target_ci: Annotated[float, typer.Option(help="Stop when the median's 95% CI is within this fraction.")] = 0.02,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of inference to record at least per model (default 0.25 real, 0 simulated).")] = None,
     time_cap: Annotated[float, typer.Option(help="Seconds of inference at most per model.")] = 5.0,
@@ -152,8 +153,8 @@ def measure(
     if sum(x is not None and x != [] for x in (space, archs, model)) != 1:
         raise HwprofError("give exactly one of --space, --archs or --model", "e.g. --space ofa --samples 100")
     device_options = {"seed": seed, "threads": threads, "opt_level": opt_level,
-                      "dtype": "float16" if fp16 else "float32"}
-    dev = get_device(device, **device_options)
+                      "dtype": "float16" if fp16 else "float32", "graph_style": graph_style}
+    dev = get_device(device, **dict(device_options))
     if batch_size is not None and batch_size < 1:
         raise HwprofError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 16")
     runner = _executor(executor, ray_address)
@@ -181,11 +182,10 @@ def measure(
         networks = [sp.sample(rng) for _ in range(samples)]
     plan(networks, mode)  # validates --mode before any work
     if per_op:  # a device that cannot break latency down fails here, before any work
-        from hwprof.build_onnx import build_onnx
         from hwprof.per_op import breakdown
 
         first = networks[0]
-        breakdown(dev, first.proto if hasattr(first, "proto") else build_onnx(first), runs=1)
+        breakdown(dev, first.proto if hasattr(first, "proto") else dev.build(first), runs=1)
     if min_time is None:
         min_time = 0.0 if dev.simulated else 0.25
     protocol = Protocol(target_ci=target_ci, min_time_s=min_time, time_cap_s=time_cap)
@@ -234,7 +234,8 @@ def measure(
     df = dataset.read(columns=["block_key", "median_ms", "device", "simulated"])
     df = df[df["device"] == dev.name]
     e2e = df[df["block_key"] == "e2e"]["median_ms"]
-    table = Table(title=f"Measured on {label}" + (" - SIMULATED latencies" if dev.simulated else ""))
+    table = Table(title=f"Measured on {label}" + (" - SIMULATED latencies" if dev.simulated else "")
+                  + (f", graph style {dev.graph_style}" if not model else ""))
     table.add_column("item")
     table.add_column("value", justify="right")
     table.add_row("measured now", str(summary.measured))
@@ -376,69 +377,74 @@ def predictors(json_out: Annotated[bool, typer.Option("--json", help="Machine-re
 
 @hwprof_app.command("fit-predictor")
 def fit_predictor(
-    data: Annotated[Path, typer.Option("--data", help="Dataset directory written by `hwprof measure`.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Dataset directory written by `hwprof measure` (repeatable: kernel-rf learns several graph styles at once).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Predictor file to write (e.g. npu.pred).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Predictor (see `hwprof predictors`); auto: lut with a kernel-rf fallback when block rows exist, else additive.")] = "auto",
     test_fraction: Annotated[float, typer.Option(help="Share of networks held out to report test metrics (0: none).")] = 0.2,
     refit: Annotated[bool, typer.Option(help="After testing, refit on all networks for the saved predictor.")] = True,
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device to use when the dataset holds several.")] = None,
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Space to use when the dataset holds several.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. fallback=kernel-rf.")] = None,
+    graph_style: Annotated[Optional[str], typer.Option(help="Graph style to use when the data hold several (default: all of them, for kernel-rf).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. fallback=none for a strict lookup table.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the hold-out split and the fit.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Fit a latency predictor to measured latencies and save it (JSON + npz / skops, no pickle).
+
+    kernel-rf reads each network's kernels from the graph the device's runtime
+    executes (onnxruntime's optimized graph on cpu), so it can learn several
+    graph styles at once: give --data once per style, or one dataset holding them.
 
     Example: hwprof fit-predictor --data runs/npu --model kernel-rf --out npu.pred
     """
     from rich.status import Status
 
     from hwprof.predictors import store
-    from hwprof.predictors.data import load_measurements
-    from hwprof.predictors.training import evaluate, fit_on
+    from hwprof.predictors.data import load_measurements, load_styles
+    from hwprof.predictors.training import fit_and_test
     from hwprof.registry import PREDICTORS
 
     params = _parse_params(param or [])
     if out.is_dir():
         raise HwprofError(f"--out {out} is a directory", "give a file name, e.g. --out npu.pred")
-    measured = load_measurements(data, device=device, space=space)
+    if graph_style is not None or (len(data) == 1 and model not in ("auto", "kernel-rf")):
+        parts = [load_measurements(path, device=device, space=space, style=graph_style) for path in data]
+    else:
+        parts = load_styles(data, device=device, space=space)
+    measured = parts[0]
     if model == "auto":
-        model, params = ("lut", {"fallback": "kernel-rf", **params}) if measured.blocks else ("additive", params)
+        model = "kernel-rf" if len(parts) > 1 else "lut" if measured.blocks else "additive"
     PREDICTORS.factory(model)  # unknown names fail before any work
     status = Status(f"fitting {model} on {measured.label}", console=Console(stderr=True))
-    metrics = None
     if not json_out:
         status.start()
     try:
-        if test_fraction > 0:
-            train, test = measured.split(test_fraction, seed)
-            status.update(f"fitting {model} on {len(train.archs)} of {len(measured.archs)} networks ({measured.label})")
-            predictor = fit_on(model, train, seed=seed, **params)
-            metrics, _ = evaluate(predictor, test)
-            if refit:
-                status.update(f"refitting {model} on all {len(measured.archs)} networks ({measured.label})")
-                predictor = fit_on(model, measured, seed=seed, **params)
-        else:
-            predictor = fit_on(model, measured, seed=seed, **params)
+        predictor, metrics = fit_and_test(model, parts, test_fraction, refit, seed, params, status.update)
     finally:
         status.stop()
-    if metrics is not None:
-        predictor.provenance_["test_metrics"] = metrics
-        predictor.provenance_["test_fraction"] = test_fraction
-    predictor.provenance_["refit_on_all"] = bool(refit or test_fraction <= 0)
     store.save(predictor, out)
+    styles = [p.graph_style for p in parts]
+    n_archs, n_blocks = sum(len(p.archs) for p in parts), sum(len(p.blocks) for p in parts)
     result = {"predictor": model, "params": predictor.get_params(), "out": str(out), "device": measured.device,
-              "simulated": measured.simulated, "space": measured.space, "networks": len(measured.archs),
-              "blocks": len(measured.blocks), "test_metrics": metrics}
+              "simulated": measured.simulated, "space": measured.space, "graph_styles": styles,
+              "kernel_source": predictor.provenance_.get("kernel_source"), "networks": n_archs,
+              "blocks": n_blocks, "test_metrics": metrics}
     if json_out:
         _print_json(result)
         return
-    console.print(f"fitted [bold]{model}[/] on {len(measured.archs)} networks and {len(measured.blocks)} blocks "
-                  f"measured on {measured.label} (space {measured.space or '-'})")
+    console.print(f"fitted [bold]{model}[/] on {n_archs} networks and {n_blocks} blocks measured on "
+                  f"{measured.label} (space {measured.space or '-'}, graph style {', '.join(styles)})")
+    if result["kernel_source"] and (model == "kernel-rf" or predictor.get_params().get("fallback") == "kernel-rf"):
+        console.print(f"kernels from: {result['kernel_source']}")
     if metrics is not None:
         sim = " - SIMULATED device" if measured.simulated else ""
-        console.print(_metrics_table(f"Held-out test: {metrics['n']} networks ({test_fraction:.0%}){sim}",
-                                     {model: metrics}))
+        rows = {model: metrics} if "by_style" not in metrics else {
+            **{f"{model} [{s}]": m for s, m in metrics["by_style"].items()}, f"{model} [all]": metrics}
+        console.print(_metrics_table(f"Held-out test: {metrics['n']} networks ({test_fraction:.0%}){sim}", rows))
+        if metrics.get("fallback_blocks"):
+            missing, total = metrics["fallback_blocks"]
+            console.print(f"{missing} of the {total} distinct blocks of the held-out networks were not in the lookup "
+                          f"table and were predicted by the {predictor.get_params().get('fallback')} fallback")
         if refit:
             console.print("the saved predictor was then refitted on all networks")
     console.print(f"saved {out}")
@@ -449,6 +455,7 @@ def evaluate_cmd(
     predictor_path: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file from `hwprof fit-predictor`.")],
     data: Annotated[Path, typer.Option("--data", help="Dataset directory with end-to-end measurements to test on.")],
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write predicted-vs-measured scatter (PNG) here.")] = None,
+    graph_style: Annotated[Optional[str], typer.Option(help="Graph style to score when the dataset holds several.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Score a predictor on measured networks: RMSE, MAPE, within ±5/10%, Kendall τ, Spearman ρ.
@@ -463,9 +470,11 @@ def evaluate_cmd(
 
     predictor = store.load(predictor_path)
     prov = predictor.provenance_
-    measured = load_measurements(data, device=prov.get("device"), space=prov.get("space") or None)
+    measured = load_measurements(data, device=prov.get("device"), space=prov.get("space") or None, style=graph_style)
     check_compatible(predictor, measured)
     metrics, predicted = evaluate(predictor, measured)
+    if hasattr(predictor, "missing_blocks"):
+        metrics["fallback_blocks"] = list(predictor.missing_blocks(measured.archs))
     raw_measured = measured
     measured, _ = comparable(predictor, measured)
     if plot is not None:
@@ -478,8 +487,13 @@ def evaluate_cmd(
         _print_json(result)
         return
     sim = " - SIMULATED device" if measured.simulated else ""
-    console.print(_metrics_table(f"{predictor_path.name} on {data} ({measured.label}, {measured.space}){sim}",
-                                 {predictor.name: metrics}))
+    console.print(_metrics_table(f"{predictor_path.name} on {data} ({measured.label}, {measured.space}, "
+                                 f"graph style {measured.graph_style}){sim}", {predictor.name: metrics}))
+    if metrics.get("fallback_blocks"):
+        missing, total = metrics["fallback_blocks"]
+        fallback = predictor.get_params().get("fallback")
+        console.print(f"{missing} of the {total} distinct blocks were not in the lookup table"
+                      + (f" and were predicted by the {fallback} fallback" if missing and fallback else ""))
     if metrics["drift_corrected"]:
         ref = raw_measured.ref_ms
         console.print(f"measured latencies corrected for machine-speed drift: reference network "
@@ -512,9 +526,14 @@ def predict(
     arch: Annotated[Optional[Path], typer.Option("--arch", help="Architecture JSON (one network).")] = None,
     archs: Annotated[Optional[Path], typer.Option("--archs", help="Architectures, JSON Lines.")] = None,
     input_shape: Annotated[Optional[str], typer.Option(help="Input shape for ONNX models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
+    graph_style: Annotated[Optional[str], typer.Option(help="For --arch/--archs: the graph style the networks will be exported in (one the predictor was fitted on; default its first).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print predictions as JSON.")] = False,
 ) -> None:
     """Predict latency (ms) of networks or ONNX models on the predictor's device, without running them.
+
+    kernel-rf reads an ONNX model's kernels from the graph the device's runtime
+    executes (onnxruntime's optimized graph on cpu), so unfused activation
+    chains, ReduceMean pooling and layout conversions are priced as they run.
 
     Example: hwprof predict --predictor npu.pred --archs archs.jsonl
     """
@@ -526,6 +545,10 @@ def predict(
     if len(given) != 1:
         raise HwprofError("give exactly one of --model, --arch or --archs")
     predictor = store.load(predictor_path)
+    if graph_style is not None:
+        from hwprof.graph_styles import check_style
+
+        predictor.use_style(check_style(graph_style))
     prov = predictor.provenance_
     rows = []
     if model:
@@ -547,9 +570,11 @@ def predict(
     device = prov.get("device", "?")
     simulated = bool(prov.get("simulated", False))
     if json_out:
-        _print_json({"predictor": predictor.name, "device": device, "simulated": simulated, "predictions": rows})
+        _print_json({"predictor": predictor.name, "device": device, "simulated": simulated,
+                     "graph_style": None if model else predictor.graph_style, "predictions": rows})
         return
-    table = Table(title=f"{predictor.name} predictions for {device}" + (" (SIMULATED device)" if simulated else ""))
+    table = Table(title=f"{predictor.name} predictions for {device}" + (" (SIMULATED device)" if simulated else "")
+                  + ("" if model else f", graph style {predictor.graph_style}"))
     table.add_column("network")
     table.add_column("predicted ms", justify="right")
     for r in rows:

@@ -59,6 +59,7 @@ class Device(ABC):
     name: str = ""
     kind: str = ""
     simulated: bool = False
+    graph_style: str = "hwprof"  # how hwprof's networks are spelled as ONNX (see hwprof.graph_styles)
 
     @abstractmethod
     def is_available(self) -> bool:
@@ -75,6 +76,19 @@ class Device(ABC):
     def settings(self) -> dict[str, Any]:
         """Options that change measurements (threads, dtype, ...); recorded with every row."""
         return {}
+
+    def recorded_settings(self) -> dict[str, Any]:
+        """:meth:`settings` plus the graph style when it is not the default (what rows record)."""
+        values = self.settings()
+        if self.graph_style != "hwprof":
+            values = {**values, "graph_style": self.graph_style}
+        return values
+
+    def build(self, target) -> onnx.ModelProto:
+        """The ONNX model of an Arch or Block in this device's graph style and dtype."""
+        from hwprof.graph_styles import build_model
+
+        return build_model(target, self.graph_style, getattr(self, "dtype", "float32"))
 
     def profile_hash(self) -> str:
         """Hash identifying the hardware and runtime a measurement reflects.
@@ -114,8 +128,8 @@ class Device(ABC):
                               "run `hwprof devices` to see what is available")
 
     def settings_hash(self) -> str:
-        """Short hash of :meth:`settings` plus the profile hash."""
-        text = json.dumps({"settings": self.settings(), "profile": self.profile_hash()}, sort_keys=True)
+        """Short hash of :meth:`recorded_settings` plus the profile hash."""
+        text = json.dumps({"settings": self.recorded_settings(), "profile": self.profile_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

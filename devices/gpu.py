@@ -139,6 +139,6 @@ def _torch_module_for(model: onnx.ModelProto):
     if not arch_json:
         raise HwprofError("the torch-CUDA backend can only run networks built by hwprof",
                           "install onnxruntime-gpu to run arbitrary ONNX models on the GPU")
-    from nas.torch_build import build_torch
+    from hwprof.build_torch import build_torch
 
     return build_torch(Arch.from_json(arch_json))

@@ -159,7 +159,7 @@ def run_suites(suites: list[dict[str, Any]], seed: int = 0,
             results[k].append({
                 "model": m["name"], "source": m["source"],
                 "model_sha256": hashlib.sha256(m["model"].SerializeToString()).hexdigest()[:16],
-                "device": device.name, "simulated": device.simulated, "settings": device.settings(),
+                "device": device.name, "simulated": device.simulated, "settings": device.recorded_settings(),
                 "settings_hash": device.settings_hash(), "profile_hash": device.profile_hash(),
                 "median_ms": float(np.median(samples)), "p10_ms": float(np.percentile(samples, 10)),
                 "p90_ms": float(np.percentile(samples, 90)), "n": int(len(samples)),

@@ -17,7 +17,6 @@ import onnx
 import hwprof
 from devices.base import Device, host_info
 from hwprof.arch import Arch, Block
-from hwprof.build_onnx import build_onnx
 from hwprof.dataset import Dataset
 from hwprof.drift import DriftReference
 from hwprof.per_op import breakdown
@@ -31,16 +30,26 @@ MODES = ("e2e", "blocks", "both")
 def get_device(name: str, **options) -> Device:
     """Create a device by registry name or from a profile TOML path.
 
-    Options a device does not take (e.g. ``threads`` for a simulated chip) are ignored.
+    Options a device does not take (e.g. ``threads`` for a simulated chip) are ignored;
+    ``graph_style`` (see :mod:`hwprof.graph_styles`) is taken by every device.
     """
+    from hwprof.graph_styles import DEFAULT_STYLE, check_style
+
+    style = check_style(options.pop("graph_style", None) or DEFAULT_STYLE)
     if name.endswith(".toml"):
         from devices.simulated import SimulatedDevice
 
-        return SimulatedDevice.from_file(name, seed=options.get("seed", 0))
-    factory = DEVICES.factory(name)
-    params = inspect.signature(factory).parameters
-    accepted = {k: v for k, v in options.items() if k in params}
-    return factory(**accepted)
+        device = SimulatedDevice.from_file(name, seed=options.get("seed", 0))
+    else:
+        factory = DEVICES.factory(name)
+        params = inspect.signature(factory).parameters
+        device = factory(**{k: v for k, v in options.items() if k in params})
+    if style != DEFAULT_STYLE:
+        if getattr(device, "dtype", "float32") != "float32":
+            raise HwprofError(f"graph style '{style}' is exported by torch in float32 only",
+                              "use --graph-style hwprof with --dtype float16")
+        device.graph_style = style
+    return device
 
 
 def device_label(device: Device) -> str:
@@ -143,7 +152,7 @@ def _row(task: Task, m: Measurement, device: Device, protocol: Protocol, host: s
         "block_json": "" if task.is_e2e else json.dumps(target.to_dict(), sort_keys=True),
         "macs": target.macs, "params": target.params, "resolution": target.resolution,
         "device": device.name, "device_kind": device.kind, "simulated": device.simulated,
-        "profile_hash": device.profile_hash(), "settings": json.dumps(device.settings(), sort_keys=True),
+        "profile_hash": device.profile_hash(), "settings": json.dumps(device.recorded_settings(), sort_keys=True),
         "settings_hash": device.settings_hash(), "protocol": json.dumps(protocol_info, sort_keys=True),
         "median_ms": m.median_ms, "mean_ms": m.mean_ms, "std_ms": m.std_ms, "p10_ms": m.p10_ms,
         "p90_ms": m.p90_ms, "iqr_ms": m.iqr_ms, "ci_low_ms": m.ci_low_ms, "ci_high_ms": m.ci_high_ms,
@@ -215,7 +224,7 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
         awaiting.clear()
 
     for task in tasks:
-        model = task.target.proto if isinstance(task.target, ExternalModel) else build_onnx(task.target)
+        model = task.target.proto if isinstance(task.target, ExternalModel) else device.build(task.target)
         session = device.load(model)
         try:
             if reference is not None and reference.due():
@@ -340,11 +349,21 @@ def measure_batch(device_name: str, device_options: dict, tasks: list[Task], pro
 
 
 def check_output_dir(path: Path) -> None:
-    """Fail early and clearly if ``path`` cannot hold a dataset."""
+    """Fail early and clearly if ``path`` cannot hold a dataset: create it and write a probe file.
+
+    Called before any measurement, so that minutes of measuring are never thrown
+    away for an output directory that cannot be written.
+    """
+    import os
+    import tempfile
+
     if path.exists() and not path.is_dir():
         raise HwprofError(f"output path {path} is a file", "give a directory for --out")
-    probe = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
-    import os
-
-    if not os.access(probe, os.W_OK):
-        raise HwprofError(f"output path {path} is not writable", "choose a writable --out directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".hwprof-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HwprofError(f"output path {path} cannot be written ({exc.strerror or exc})",
+                          "choose a writable --out directory") from None

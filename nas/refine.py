@@ -41,7 +41,7 @@ def short_training_score(data, epochs: int = 3, batch: int = 64, seed: int = 0) 
     import torch
 
     from nas.accuracy.train import with_classes
-    from nas.torch_build import build_torch
+    from hwprof.build_torch import build_torch
     from nas.training import top1, train_classifier
 
     def score(arch: Arch) -> float:

@@ -36,7 +36,7 @@ from hwprof.arch import Arch, Block
 from hwprof.errors import HwprofError
 from hwprof.layers import make_divisible, split_channels
 from nas.spaces.base import SKIP, SearchSpace
-from nas.torch_build import _ACTS, build_torch
+from hwprof.build_torch import _ACTS, build_torch
 
 #: Temperature of the sigmoid relaxation (statistics are relative to the superkernel's RMS).
 TEMPERATURE = 0.5

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hwprof.build_onnx import build_onnx
 from hwprof.onnx_stats import count_macs, count_params
-from nas.torch_build import build_torch, count_torch_params
+from hwprof.build_torch import build_torch, count_torch_params
 from tests.conftest import SPACES, samples
 
 

@@ -111,15 +111,19 @@ def test_cost_table_rejects_impossible_global(fitted):
         fitted["additive"].cost_table(get_space("ofa"), {"resolution": 999})
 
 
-def test_lut_missing_block_is_named_unless_fallback(npu):
+def test_lut_falls_back_by_default_and_names_missing_block_when_strict(npu):
     train, test = npu.split(0.5, seed=3)
-    lut = fit_on("lut", train)
+    strict = fit_on("lut", train, fallback="none")
     missing = [a for a in test.archs if any(b not in train.blocks for b in a.blocks)]
     assert missing, "the split should leave some blocks unmeasured"
     with pytest.raises(HwprofError, match=r"block 'mbconv .*' \(key [0-9a-f]+\) is not in the lookup table"):
-        lut.predict(missing)
-    with_fallback = fit_on("lut", train, fallback="kernel-rf")
-    assert np.all(with_fallback.predict(missing) > 0)
+        strict.predict(missing)
+    default = fit_on("lut", train)
+    assert default.get_params() == {"fallback": "kernel-rf"}
+    assert np.all(default.predict(missing) > 0)
+    n_missing, n_blocks = default.missing_blocks(missing)
+    assert 0 < n_missing <= n_blocks
+    assert n_missing == len({b.key() for a in missing for b in a.blocks} - {b.key() for b in train.blocks})
 
 
 def test_block_models_need_block_rows(npu):

@@ -190,7 +190,7 @@ def test_shrink_removes_dominated_choices_and_records_them(ofa_predictor):
 
 def test_ofa_width_space_builds_and_predictors_fit(tmp_path):
     from hwprof.build_onnx import build_onnx
-    from nas.torch_build import build_torch
+    from hwprof.build_torch import build_torch
 
     sp = get_space("ofa-width")
     assert not sp.separable and len(sp.variables[1].options) == 27

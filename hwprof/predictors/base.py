@@ -87,10 +87,37 @@ class LatencyPredictor(ABC):
     name: ClassVar[str] = ""
     needs_blocks: ClassVar[bool] = False
     layer_additive: ClassVar[bool] = False
+    style_aware: ClassVar[bool] = False  # can be fitted on several graph styles (kernel-rf: `fit_styles`)
 
     def __init__(self) -> None:
         self.provenance_: dict[str, Any] = {}
         self._tables: dict[tuple, CostTable] = {}
+        self.graph_style = "hwprof"  # the graph style (hwprof.graph_styles) predictions are for
+        self.graph_runtime = None  # the runtime whose executed graph gives kernels (hwprof.runtime_graph)
+
+    def fitted_styles(self) -> list[str]:
+        """Graph styles the training data held (``hwprof`` for files written before styles existed)."""
+        return list(self.provenance_.get("graph_styles") or ["hwprof"])
+
+    def use_style(self, style: str) -> LatencyPredictor:
+        """Predict for networks exported in graph ``style`` from now on.
+
+        Raises:
+            HwprofError: if the predictor was not fitted on that style.
+        """
+        fitted = self.fitted_styles()
+        if style not in fitted:
+            raise HwprofError(f"the predictor was fitted on graph style(s) {', '.join(fitted)}, not '{style}'",
+                              f"measure with --graph-style {style} and fit a predictor on that data")
+        self.graph_style = style
+        self._tables = {}
+        for inner in self._inner_predictors():
+            inner.use_style(style)
+        return self
+
+    def _inner_predictors(self) -> list[LatencyPredictor]:
+        """Predictors this one delegates to (a lookup table's fallback)."""
+        return []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -13,6 +13,7 @@ from hwprof.arch import Arch, Block
 from hwprof.dataset import Dataset
 from hwprof.drift import corrected, smoothed
 from hwprof.errors import HwprofError
+from hwprof.graph_styles import check_style, styles_of
 
 _COLUMNS = ["arch_hash", "space", "block_key", "arch_json", "block_json", "device", "device_kind",
             "simulated", "profile_hash", "settings", "settings_hash", "median_ms", "ref_ms", "timestamp"]
@@ -52,6 +53,11 @@ class MeasurementData:
     block_ref_ms: dict[Block, float] | None = None
 
     @property
+    def graph_style(self) -> str:
+        """The graph style the networks were measured in (see :mod:`hwprof.graph_styles`)."""
+        return styles_of(json.loads(self.settings) if self.settings else {})
+
+    @property
     def label(self) -> str:
         """Device name for display, marked when simulated."""
         return f"{self.device} (simulated)" if self.simulated else self.device
@@ -69,7 +75,8 @@ class MeasurementData:
         """What a predictor fitted on this data records about it."""
         return {"device": self.device, "device_kind": self.device_kind, "simulated": self.simulated,
                 "profile_hash": self.profile_hash, "settings": self.settings, "space": self.space,
-                "train_hash": self.fingerprint(), "n_networks": len(self.archs), "n_blocks": len(self.blocks)}
+                "train_hash": self.fingerprint(), "n_networks": len(self.archs), "n_blocks": len(self.blocks),
+                "graph_styles": [self.graph_style]}
 
     @property
     def has_reference(self) -> bool:
@@ -114,24 +121,66 @@ class MeasurementData:
         return self.subset(np.sort(order[n_test:])), self.subset(np.sort(order[:n_test]))
 
 
-def load_measurements(path: str | Path, device: str | None = None, space: str | None = None) -> MeasurementData:
+def _read(path: Path):
+    if not path.exists():
+        raise HwprofError(f"dataset {path} does not exist", "run `hwprof measure --out PATH` first")
+    df = Dataset(path).read(columns=_COLUMNS)
+    if df.empty:
+        raise HwprofError(f"dataset {path} holds no measurements", "run `hwprof measure --out PATH` first")
+    return df.assign(graph_style=[styles_of(json.loads(s)) if s else "hwprof" for s in df.settings])
+
+
+def dataset_styles(path: str | Path) -> list[str]:
+    """Graph styles a dataset directory holds rows of."""
+    return sorted(_read(Path(path)).graph_style.unique())
+
+
+def load_styles(paths: list[str | Path], device: str | None = None,
+                space: str | None = None) -> list[MeasurementData]:
+    """One :class:`MeasurementData` per graph style found in ``paths`` (for style-aware predictors).
+
+    Raises:
+        HwprofError: as :func:`load_measurements`, or if two parts hold the same style.
+    """
+    parts: list[MeasurementData] = []
+    for path in paths:
+        for style in dataset_styles(path):
+            parts.append(load_measurements(path, device, space, style))
+    seen = [p.graph_style for p in parts]
+    dup = next((s for s in seen if seen.count(s) > 1), None)
+    if dup:
+        raise HwprofError(f"graph style '{dup}' is in more than one of the datasets",
+                          "measure each style into one --out directory")
+    if len({(p.device, p.space) for p in parts}) > 1:
+        raise HwprofError("the datasets hold different devices or spaces: "
+                          + ", ".join(sorted({f"{p.device}/{p.space}" for p in parts})),
+                          "fit one predictor per device and space")
+    return parts
+
+
+def load_measurements(path: str | Path, device: str | None = None, space: str | None = None,
+                      style: str | None = None) -> MeasurementData:
     """Read one device's measurements from a dataset directory.
 
     Args:
         path: Dataset directory written by ``hwprof measure``.
         device: Device to select when the dataset holds several.
         space: Space to select when the dataset holds several.
+        style: Graph style to select when the dataset holds several.
 
     Raises:
         HwprofError: if the path is missing, corrupt, empty, or ambiguous.
     """
     path = Path(path)
-    if not path.exists():
-        raise HwprofError(f"dataset {path} does not exist", "run `hwprof measure --out PATH` first")
-    df = Dataset(path).read(columns=_COLUMNS)
-    if df.empty:
-        raise HwprofError(f"dataset {path} holds no measurements", "run `hwprof measure --out PATH` first")
+    df = _read(path)
     df = _select(df, "device", device, "--device", path)
+    if style is not None:
+        check_style(style)
+    styles = sorted(df.graph_style.unique())
+    if style is None and len(styles) > 1:
+        raise HwprofError(f"dataset {path} holds networks in several graph styles: {', '.join(styles)}",
+                          "pick one with --graph-style, or fit kernel-rf, which learns several at once")
+    df = _select(df, "graph_style", style, "--graph-style", path)
     if df.ref_ms.notna().all():  # drift tracked: one-off spikes of single reference timings smoothed away
         df = df.assign(ref_ms=smoothed(df.timestamp, df.ref_ms))
     e2e = df[df.block_key == "e2e"]

@@ -1,7 +1,8 @@
 """Kernel-level random forests (nn-Meter, Zhang et al., MobiSys 2021).
 
-The network is split into kernels as the device fuses them (from hwprof's
-IR, or from any ONNX graph by :func:`~hwprof.predictors.kernels.kernels_from_onnx`);
+The network is split into kernels as the device's runtime executes them
+(:func:`~hwprof.runtime_graph.graph_kernels`: onnxruntime's optimized graph for
+``cpu``, hwprof's fusion rules for simulated chips);
 one random forest per kernel type predicts a kernel's latency from its
 features; a network is ``a * sum(kernels) + d * io_elements + c``, fitted on
 end-to-end rows (``io_elements``: the network's input and output).
@@ -25,17 +26,30 @@ from sklearn.ensemble import RandomForestRegressor
 
 from hwprof.arch import Arch, Block
 from hwprof.errors import HwprofError
+from hwprof.graph_styles import DEFAULT_STYLE
 from hwprof.predictors.base import LatencyPredictor, block_io_elements, design_overhead, fit_overhead
-from hwprof.predictors.kernels import FEATURES, group_kernels, kernels_from_onnx
+from hwprof.predictors.kernels import FEATURES, LEGACY_FEATURES, block_kernels
 from hwprof.registry import PREDICTORS
+from hwprof.runtime_graph import RULES, GraphRuntime, graph_kernels, target_kernels
 
-_ELEMENTWISE = ("add", "mul", "act")
 _MACS, _IN, _OUT = FEATURES.index("macs"), FEATURES.index("in_elems"), FEATURES.index("out_elems")
+_EXTRA = FEATURES.index("extra_elems")
+# Kernel types that do the same kind of work, tried in order for a type the training blocks lacked.
+_SIMILAR = {"add": ("mul", "act"), "mul": ("add", "act"), "act": ("add", "mul"), "reorder": ("act", "add", "mul"),
+            "reduce": ("gap",), "gap": ("reduce",)}
+
+Kernels = tuple  # ((kernel type, features, boundary), ...)
 
 
 @PREDICTORS.register("kernel-rf")
 class KernelRFPredictor(LatencyPredictor):
     """One random forest per kernel type, summed over the network.
+
+    Kernels come from the graph the device's runtime executes (see
+    :mod:`hwprof.runtime_graph`): for ``cpu``, onnxruntime's optimized graph of
+    the network in its graph style; for simulated chips, hwprof's fusion rules.
+    Because the graph style changes the executed kernels, one kernel-rf can be
+    fitted on several graph styles at once (``style_aware``).
 
     Args:
         n_estimators: Trees per forest.
@@ -46,89 +60,116 @@ class KernelRFPredictor(LatencyPredictor):
     name = "kernel-rf"
     needs_blocks = True
     layer_additive = True
+    style_aware = True
 
     def __init__(self, n_estimators: int = 40, rounds: int = 3, min_samples_leaf: int = 1) -> None:
         super().__init__()
         self.n_estimators = n_estimators
         self.rounds = rounds
         self.min_samples_leaf = min_samples_leaf
-        self._kernel_cache: dict[Block, float] = {}
+        self._kernel_cache: dict[tuple, tuple[float, float]] = {}
 
     def get_params(self) -> dict[str, Any]:
         return {"n_estimators": self.n_estimators, "rounds": self.rounds, "min_samples_leaf": self.min_samples_leaf}
 
+    # --- kernels ---------------------------------------------------------------------------
+
+    def _kernels(self, target: Block | Arch, style: str, runtime: GraphRuntime | None = None) -> Kernels:
+        runtime = runtime or self.runtime_
+        if runtime.kind == RULES and style == DEFAULT_STYLE and isinstance(target, Block):
+            return tuple((t, f, False) for t, f in block_kernels(target))  # the IR is the graph: no build needed
+        return tuple((k.type, k.features, k.boundary) for k in target_kernels(target, style, runtime))
+
     def fit(self, archs: Sequence[Arch], latency_ms: np.ndarray,
             block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0,
             on_round=None) -> KernelRFPredictor:
-        if not block_latency_ms:
+        return self.fit_styles([(self.graph_style, archs, latency_ms, block_latency_ms)], seed, on_round)
+
+    def fit_styles(self, parts: Sequence[tuple[str, Sequence[Arch], np.ndarray, Mapping[Block, float] | None]],
+                   seed: int = 0, on_round=None) -> KernelRFPredictor:
+        """Fit on measurements of several graph styles of the same device.
+
+        Args:
+            parts: (graph style, networks, their latencies, block -> latency) per style.
+            seed: Seed of the forests.
+            on_round: Called with (round, rounds) after each backfitting round.
+
+        Returns:
+            self.
+        """
+        self._tables = {}
+        self.runtime_ = self.graph_runtime or GraphRuntime(RULES)  # fit_on sets it from the data's device
+        rows = [(style, b, ms) for style, _, _, blocks in parts for b, ms in (blocks or {}).items()]
+        if not rows:
             raise HwprofError("the kernel-rf predictor needs single-block measurements",
                               "measure with `hwprof measure --mode both` (or use --model additive)")
-        blocks = list(block_latency_ms)
-        y = np.array([block_latency_ms[b] for b in blocks], dtype=float)
-        io = np.array([block_io_elements(b) for b in blocks])
-        groups = group_kernels(blocks)
+        y = np.array([ms for _, _, ms in rows], dtype=float)
+        io = np.array([block_io_elements(b) for _, b, _ in rows])
+        groups = _group([self._kernels(b, style) for style, b, _ in rows])
         uniq = {}  # identical kernels get one row and the mean of their targets
         for ktype, (x, owner) in groups.items():
-            rows, inverse = np.unique(x, axis=0, return_inverse=True)
-            uniq[ktype] = (rows, inverse.ravel(), owner)
+            unique_rows, inverse = np.unique(x, axis=0, return_inverse=True)
+            uniq[ktype] = (unique_rows, inverse.ravel(), owner)
         share = {k: _prior(x) for k, (x, _) in groups.items()}
         self.forests_: dict[str, RandomForestRegressor] = {}
-        kernel_sum = self._sum_by_block(share, groups, len(blocks))
+        self.n_features_ = len(FEATURES)
+        kernel_sum = _sum_by_owner(share, groups, len(rows))
         beta = _block_overhead(y, io, kernel_sum, with_scale=True)
         for r in range(self.rounds + 1):
             work = np.maximum(y - beta[0] - beta[1] * io, 0.05 * y)  # what the kernels themselves take
-            for k, (rows, inverse, owner) in uniq.items():
+            for k, (unique_rows, inverse, owner) in uniq.items():
                 target = share[k] * (work[owner] / np.maximum(kernel_sum[owner], 1e-12))
-                mean_target = np.bincount(inverse, weights=target, minlength=len(rows)) / np.bincount(
-                    inverse, minlength=len(rows))
+                mean_target = np.bincount(inverse, weights=target, minlength=len(unique_rows)) / np.bincount(
+                    inverse, minlength=len(unique_rows))
                 forest = RandomForestRegressor(n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
                                                random_state=seed, n_jobs=1)
-                self.forests_[k] = forest.fit(rows, mean_target)
-            share = {k: np.maximum(self.forests_[k].predict(rows)[inverse], 1e-6)
-                     for k, (rows, inverse, _) in uniq.items()}
-            kernel_sum = self._sum_by_block(share, groups, len(blocks))
+                self.forests_[k] = forest.fit(unique_rows, mean_target)
+            share = {k: np.maximum(self.forests_[k].predict(unique_rows)[inverse], 1e-6)
+                     for k, (unique_rows, inverse, _) in uniq.items()}
+            kernel_sum = _sum_by_owner(share, groups, len(rows))
             beta = _block_overhead(y, io, kernel_sum)
             if on_round:
                 on_round(r + 1, self.rounds + 1)
         self.block_overhead_ = beta[:2]
         self._kernel_cache = {}
-        self.overhead_ = fit_overhead(self._network_features(archs), np.asarray(latency_ms, dtype=float))
+        self.styles_ = sorted({style for style, *_ in parts})
+        features = np.vstack([self._network_features(archs, style) for style, archs, _, _ in parts])
+        latency = np.concatenate([np.asarray(lat, dtype=float) for _, _, lat, _ in parts])
+        self.overhead_ = fit_overhead(features, latency)
         return self
 
-    @staticmethod
-    def _sum_by_block(share: dict[str, np.ndarray], groups, n: int) -> np.ndarray:
-        total = np.zeros(n)
-        for k in sorted(share):  # fixed order: exact, reproducible sums
-            np.add.at(total, groups[k][1], share[k])
-        return total
+    def _predict_kernels(self, ktype: str, x: np.ndarray) -> np.ndarray:
+        return self._forest(ktype).predict(x[:, : self.n_features_])
 
-    def _kernel_sums(self, blocks: Sequence[Block]) -> np.ndarray:
-        """Sum of kernel predictions of each block (cached per block configuration)."""
+    def _kernel_sums(self, blocks: Sequence[Block], style: str) -> np.ndarray:
+        """(all kernels, kernels inside a network) predicted per block, cached per block and style."""
         self._check_fitted()
-        todo = list(dict.fromkeys(b for b in blocks if b not in self._kernel_cache))
+        todo = list(dict.fromkeys(b for b in blocks if (b, style) not in self._kernel_cache))
         if todo:
-            totals = np.zeros(len(todo))
-            for ktype, (x, owner) in sorted(group_kernels(todo).items()):
-                np.add.at(totals, owner, self._forest(ktype).predict(x))
-            self._kernel_cache.update(zip(todo, totals.tolist()))
-        return np.array([self._kernel_cache[b] for b in blocks], dtype=float)
+            kernels = [self._kernels(b, style) for b in todo]
+            totals = np.zeros((len(todo), 2))
+            for ktype, (x, owner, boundary) in sorted(_group(kernels, with_boundary=True).items()):
+                pred = self._predict_kernels(ktype, x)
+                np.add.at(totals[:, 0], owner, pred)
+                np.add.at(totals[:, 1], owner, np.where(boundary, 0.0, pred))
+            self._kernel_cache.update({(b, style): tuple(t) for b, t in zip(todo, totals.tolist())})
+        return np.array([self._kernel_cache[(b, style)] for b in blocks], dtype=float).reshape(-1, 2)
 
     def _forest(self, ktype: str) -> RandomForestRegressor:
-        forest = self.forests_.get(ktype)
-        if forest is None and ktype in _ELEMENTWISE:  # same memory-bound work as another elementwise kernel
-            forest = next((self.forests_[k] for k in _ELEMENTWISE if k in self.forests_), None)
-        if forest is None:
-            raise HwprofError(f"kernel type '{ktype}' never occurred in the training blocks",
-                              "measure blocks containing it, or use --model additive")
-        return forest
+        for candidate in (ktype, *_SIMILAR.get(ktype, ())):
+            if candidate in self.forests_:
+                return self.forests_[candidate]
+        raise HwprofError(f"kernel type '{ktype}' never occurred in the training blocks",
+                          "measure blocks containing it, or use --model additive")
 
     def predict_blocks(self, blocks: Sequence[Block]) -> np.ndarray:
         """Predicted latency (ms) of single blocks timed alone: their kernels plus per-run overhead."""
         io = np.array([block_io_elements(b) for b in blocks])
-        return self._kernel_sums(blocks) + self.block_overhead_[0] + self.block_overhead_[1] * io
+        return self._kernel_sums(blocks, self.graph_style)[:, 0] + self.block_overhead_[0] + self.block_overhead_[1] * io
 
-    def _network_features(self, archs: Sequence[Arch]) -> np.ndarray:
-        sums = self._kernel_sums([b for a in archs for b in a.blocks])
+    def _network_features(self, archs: Sequence[Arch], style: str | None = None) -> np.ndarray:
+        """Per network: its kernels summed over its blocks (without per-block layout conversions), and its I/O."""
+        sums = self._kernel_sums([b for a in archs for b in a.blocks], style or self.graph_style)[:, 1]
         out, i = [], 0
         for a in archs:
             n = len(a.blocks)
@@ -140,19 +181,29 @@ class KernelRFPredictor(LatencyPredictor):
         self._check_fitted()
         return design_overhead(self._network_features(archs)) @ self.overhead_
 
+    def onnx_kernels(self, model) -> list:
+        """Kernels of an ONNX model as this predictor's runtime runs them (:class:`OnnxKernel` list)."""
+        self._check_fitted()
+        return graph_kernels(model, self.runtime_)
+
+    def kernel_latencies(self, kernels: Sequence) -> np.ndarray:
+        """Predicted latency (ms) of each kernel in ``kernels`` (:class:`OnnxKernel` objects)."""
+        out = np.zeros(len(kernels))
+        by_type: dict[str, list[int]] = {}
+        for i, k in enumerate(kernels):
+            by_type.setdefault(k.type, []).append(i)
+        for ktype, index in sorted(by_type.items()):
+            out[index] = self._predict_kernels(ktype, np.asarray([kernels[i].features for i in index], dtype=float))
+        return out
+
     def predict_onnx(self, models: Sequence) -> np.ndarray:
-        """Predicted latency (ms) of arbitrary ONNX models, from their fused kernels."""
+        """Predicted latency (ms) of arbitrary ONNX models, from the kernels their runtime executes."""
         from devices.base import model_input
 
         self._check_fitted()
         feats = []
         for model in models:
-            total = 0.0
-            by_type: dict[str, list] = {}
-            for ktype, f in kernels_from_onnx(model):
-                by_type.setdefault(ktype, []).append(f)
-            for ktype, rows in sorted(by_type.items()):
-                total += float(self._forest(ktype).predict(np.asarray(rows, dtype=float)).sum())
+            total = float(self.kernel_latencies(self.onnx_kernels(model)).sum())
             _, in_shape, _ = model_input(model)
             out_dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
             feats.append([total, network_io_elements(in_shape, tuple(out_dims))])
@@ -160,14 +211,40 @@ class KernelRFPredictor(LatencyPredictor):
 
     def get_state(self):
         types = sorted(self.forests_)
-        return ({"kernel_types": types}, {"overhead": self.overhead_, "block_overhead": self.block_overhead_},
+        return ({"kernel_types": types, "runtime": self.runtime_.to_json(), "n_features": self.n_features_,
+                 "graph_styles": list(self.styles_)},
+                {"overhead": self.overhead_, "block_overhead": self.block_overhead_},
                 {f"forest.{k}": self.forests_[k] for k in types})
 
     def set_state(self, meta, arrays, models) -> None:
         self.forests_ = {k: models[f"forest.{k}"] for k in meta["kernel_types"]}
         self.overhead_ = arrays["overhead"]
         self.block_overhead_ = arrays["block_overhead"]
+        self.runtime_ = self.graph_runtime = GraphRuntime.from_json(meta.get("runtime"))
+        self.n_features_ = int(meta.get("n_features", LEGACY_FEATURES))
+        self.styles_ = list(meta.get("graph_styles", [DEFAULT_STYLE]))
         self._kernel_cache = {}
+
+
+def _group(kernel_lists: Sequence[Kernels], with_boundary: bool = False) -> dict:
+    """Kernels grouped by type: (feature matrix, owning list index per row[, boundary flags])."""
+    feats: dict[str, list] = {}
+    owner: dict[str, list] = {}
+    bound: dict[str, list] = {}
+    for i, kernels in enumerate(kernel_lists):
+        for ktype, f, boundary in kernels:
+            feats.setdefault(ktype, []).append(f)
+            owner.setdefault(ktype, []).append(i)
+            bound.setdefault(ktype, []).append(boundary)
+    return {k: (np.asarray(feats[k], dtype=float), np.asarray(owner[k]))
+            + ((np.asarray(bound[k], dtype=bool),) if with_boundary else ()) for k in feats}
+
+
+def _sum_by_owner(share: dict[str, np.ndarray], groups, n: int) -> np.ndarray:
+    total = np.zeros(n)
+    for k in sorted(share):  # fixed order: exact, reproducible sums
+        np.add.at(total, groups[k][1], share[k])
+    return total
 
 
 def network_io_elements(input_shape: Sequence[int], output_shape: Sequence[int]) -> float:
@@ -186,4 +263,4 @@ def _block_overhead(y: np.ndarray, io: np.ndarray, kernel_sum: np.ndarray, with_
 
 def _prior(x: np.ndarray) -> np.ndarray:
     """Initial share of a block's latency: compute plus memory traffic plus a dispatch constant."""
-    return x[:, _MACS] + 8.0 * (x[:, _IN] + x[:, _OUT]) + 1e4
+    return x[:, _MACS] + 8.0 * (x[:, _IN] + x[:, _OUT] + x[:, _EXTRA]) + 1e4

@@ -18,7 +18,10 @@ from hwprof.arch import Block
 from hwprof.layers import ACTIVATIONS, Layer
 
 FEATURES = ("c_in", "c_out", "res_in", "res_out", "kernel", "stride", "groups", "macs", "in_elems",
-            "out_elems", "params", "act")
+            "out_elems", "params", "act", "extra_elems")
+# Predictor files written before ``extra_elems`` (elements read from a second operand or a fused
+# residual) existed were fitted on the first 12 features.
+LEGACY_FEATURES = 12
 
 
 def kernel_type(layer: Layer) -> str:
@@ -33,10 +36,16 @@ def kernel_type(layer: Layer) -> str:
 
 
 def kernel_features(layer: Layer) -> tuple[float, ...]:
-    """Numeric features of one kernel, in :data:`FEATURES` order."""
+    """Numeric features of one kernel, in :data:`FEATURES` order.
+
+    ``extra_elems`` (elements read besides the first input) is known here only for a
+    residual ``add`` of two equal tensors; graph-based detection fills it in exactly.
+    """
+    in_elems = layer.c_in * layer.res_in**2
     return (layer.c_in, layer.c_out, layer.res_in, layer.res_out, layer.kernel, layer.stride, layer.groups,
-            layer.macs, layer.c_in * layer.res_in**2, layer.c_out * layer.res_out**2, layer.params,
-            ACTIVATIONS.index(layer.act) if layer.act in ACTIVATIONS else 0)
+            layer.macs, in_elems, layer.c_out * layer.res_out**2, layer.params,
+            ACTIVATIONS.index(layer.act) if layer.act in ACTIVATIONS else 0,
+            in_elems if layer.kind == "add" else 0)
 
 
 @lru_cache(maxsize=65536)
@@ -70,11 +79,14 @@ class OnnxKernel:
         features: Numeric features in :data:`FEATURES` order.
         nodes: Names of the graph nodes it fuses, the main node first (unnamed nodes
             are called ``{op_type}_{index}``, see :func:`node_names`).
+        boundary: A layout conversion at the graph's input or output, there because the
+            graph was run on its own (see :mod:`hwprof.runtime_graph`).
     """
 
     type: str
     features: tuple[float, ...]
     nodes: tuple[str, ...]
+    boundary: bool = False
 
     @property
     def name(self) -> str:

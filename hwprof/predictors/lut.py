@@ -20,18 +20,19 @@ class LUTPredictor(LatencyPredictor):
     on end-to-end rows.
 
     Args:
-        fallback: Predictor name (e.g. ``"kernel-rf"``) fitted on the same block
-            rows to fill in blocks missing from the table; ``None`` makes a
-            missing block an error that names it.
+        fallback: Predictor name fitted on the same block rows to fill in blocks
+            missing from the table (default ``"kernel-rf"``: on spaces with many
+            resolutions a bare table almost never covers an unseen network);
+            ``"none"`` (or ``None``) makes a missing block an error that names it.
     """
 
     name = "lut"
     needs_blocks = True
     layer_additive = True
 
-    def __init__(self, fallback: str | None = None) -> None:
+    def __init__(self, fallback: str | None = "kernel-rf") -> None:
         super().__init__()
-        self.fallback = fallback
+        self.fallback = None if fallback in (None, "", "none") else fallback
 
     def get_params(self) -> dict[str, Any]:
         return {"fallback": self.fallback}
@@ -50,6 +51,7 @@ class LUTPredictor(LatencyPredictor):
             if not hasattr(self.fallback_, "predict_blocks"):
                 raise HwprofError(f"predictor '{self.fallback}' cannot predict single blocks",
                                   "use --fallback kernel-rf")
+            self.fallback_.graph_style, self.fallback_.graph_runtime = self.graph_style, self.graph_runtime
             self.fallback_.fit(archs, latency_ms, block_latency_ms, seed=seed)
         self.overhead_ = fit_overhead(self._block_features(archs), np.asarray(latency_ms, dtype=float))
         return self
@@ -69,6 +71,15 @@ class LUTPredictor(LatencyPredictor):
                     "measure networks that contain it, or fit with --fallback kernel-rf")
             out[missing] = self.fallback_.predict_blocks([blocks[i] for i in missing])
         return out
+
+    def missing_blocks(self, archs: Sequence[Arch]) -> tuple[int, int]:
+        """(distinct blocks of ``archs`` not in the table, distinct blocks) - the fallback predicts the first."""
+        self._check_fitted()
+        keys = {b.key() for a in archs for b in a.blocks}
+        return sum(k not in self.table_ for k in keys), len(keys)
+
+    def _inner_predictors(self) -> list[LatencyPredictor]:
+        return [self.fallback_] if self.fallback_ is not None else []
 
     def _block_features(self, archs: Sequence[Arch]) -> np.ndarray:
         unique = list(dict.fromkeys(b for a in archs for b in a.blocks))

@@ -117,6 +117,7 @@ def load(path: str | Path) -> LatencyPredictor:
     except Exception as exc:  # any failure to rebuild the state means a bad file
         raise HwprofError(f"{bad} ({type(exc).__name__}: {exc})", "refit it with `hwprof fit-predictor`") from None
     predictor.provenance_ = manifest.get("provenance", {})
+    predictor.use_style(predictor.fitted_styles()[0])
     return predictor
 
 

@@ -12,19 +12,54 @@ from hwprof.predictors import create_predictor
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.predictors.data import MeasurementData
 from hwprof.predictors.metrics import prediction_metrics
+from hwprof.runtime_graph import runtime_for
 
 
-def fit_on(name: str, data: MeasurementData, seed: int = 0, **params: Any) -> LatencyPredictor:
+def fit_on(name: str, data: MeasurementData | list[MeasurementData], seed: int = 0,
+           **params: Any) -> LatencyPredictor:
     """Fit the predictor ``name`` on ``data`` and record where its training data came from.
+
+    ``data`` may be a list with one part per graph style of the same device
+    (see :func:`~hwprof.predictors.data.load_styles`); only style-aware
+    predictors (kernel-rf) take several. The predictor reads kernels from the
+    graph the data's device executes (:func:`~hwprof.runtime_graph.runtime_for`).
 
     Raises:
         HwprofError: if the data lack what the model needs.
     """
+    parts = data if isinstance(data, list) else [data]
     predictor = create_predictor(name, **params)
+    if len(parts) > 1 and not predictor.style_aware:
+        raise HwprofError(f"the {name} predictor learns one graph style, and the data hold "
+                          f"{', '.join(p.graph_style for p in parts)}",
+                          "fit kernel-rf, or give the data of one --graph-style")
     nominal = None
-    if data.has_reference:  # learn latency at one nominal machine speed (see hwprof.drift)
-        nominal = data.reference_nominal_ms()
-        data = data.drift_corrected(nominal)
+    if all(p.has_reference for p in parts):  # learn latency at one nominal machine speed (see hwprof.drift)
+        nominal = parts[0].reference_nominal_ms()
+        parts = [p.drift_corrected(nominal) for p in parts]
+    for part in parts:
+        _check_trainable(name, predictor, part)
+    data = parts[0]
+    predictor.graph_style = data.graph_style
+    predictor.graph_runtime = runtime_for(data.device, data.settings, data.simulated)
+    if len(parts) > 1:
+        predictor.fit_styles([(p.graph_style, p.archs, p.latency_ms, p.blocks) for p in parts], seed=seed)
+    else:
+        predictor.fit(data.archs, data.latency_ms, data.blocks if predictor.needs_blocks else None, seed=seed)
+    predictor.provenance_ = {**data.provenance(), "seed": seed}
+    if len(parts) > 1:
+        predictor.provenance_.update(
+            graph_styles=[p.graph_style for p in parts], settings=without_keys(data.settings, ("graph_style",)),
+            n_networks=sum(len(p.archs) for p in parts),
+            n_blocks=sum(len(p.blocks) for p in parts),
+            train_hash="+".join(p.fingerprint() for p in parts))
+    predictor.provenance_["kernel_source"] = predictor.graph_runtime.describe()
+    if nominal is not None:
+        predictor.provenance_["reference_ms"] = nominal
+    return predictor
+
+
+def _check_trainable(name: str, predictor: LatencyPredictor, data: MeasurementData) -> None:
     if len(data.archs) < 2:
         raise HwprofError(f"{data.source or 'the dataset'} holds {len(data.archs)} end-to-end measurement(s); "
                           "predictors need at least 2", "measure more networks with `hwprof measure --mode both`")
@@ -32,11 +67,6 @@ def fit_on(name: str, data: MeasurementData, seed: int = 0, **params: Any) -> La
         raise HwprofError(f"the {name} predictor needs single-block measurements, and "
                           f"{data.source or 'the dataset'} has none",
                           "measure with `hwprof measure --mode both`, or use --model additive")
-    predictor.fit(data.archs, data.latency_ms, data.blocks if predictor.needs_blocks else None, seed=seed)
-    predictor.provenance_ = {**data.provenance(), "seed": seed}
-    if nominal is not None:
-        predictor.provenance_["reference_ms"] = nominal
-    return predictor
 
 
 def comparable(predictor: LatencyPredictor, data: MeasurementData) -> tuple[MeasurementData, bool]:
@@ -57,19 +87,23 @@ def check_compatible(predictor: LatencyPredictor, data: MeasurementData) -> None
     for field, label in (("device", "device"), ("profile_hash", "device profile"), ("settings", "device settings"),
                          ("space", "space")):
         theirs, ours = prov.get(field), getattr(data, field)
-        if field == "settings" and theirs is not None:  # a simulated device's noise seed is not a setting
-            theirs, ours = _without_seed(theirs), _without_seed(ours)
+        if field == "settings" and theirs is not None:  # a simulated device's noise seed is not a setting,
+            theirs, ours = (without_keys(v, ("seed", "graph_style")) for v in (theirs, ours))  # styles: below
         if theirs is not None and theirs != ours:
             raise HwprofError(f"the predictor was fitted for {label} '{theirs}' but {data.source} is "
                               f"{label} '{ours}'", "evaluate on data measured with the same device and space")
+    if data.graph_style not in predictor.fitted_styles():
+        raise HwprofError(f"the predictor was fitted on graph style(s) {', '.join(predictor.fitted_styles())} but "
+                          f"{data.source} holds '{data.graph_style}'", "evaluate on data of a style it was fitted on")
 
 
-def _without_seed(settings: str) -> str:
+def without_keys(settings: str, keys: tuple[str, ...]) -> str:
+    """Settings JSON without ``keys`` (those that do not make two devices' settings differ)."""
     try:
         values = json.loads(settings)
     except (TypeError, ValueError):
         return settings
-    return json.dumps({k: v for k, v in values.items() if k != "seed"}, sort_keys=True)
+    return json.dumps({k: v for k, v in values.items() if k not in keys}, sort_keys=True)
 
 
 def evaluate(predictor: LatencyPredictor, data: MeasurementData) -> tuple[dict[str, float], np.ndarray]:
@@ -83,6 +117,7 @@ def evaluate(predictor: LatencyPredictor, data: MeasurementData) -> tuple[dict[s
     if not data.archs:
         raise HwprofError(f"{data.source} has no end-to-end measurements to evaluate on",
                           "measure with `hwprof measure --mode e2e` or `--mode both`")
+    predictor.use_style(data.graph_style)
     predicted = predictor.predict(data.archs)
     target, drift_corrected = comparable(predictor, data)
     metrics = prediction_metrics(target.latency_ms, predicted)
@@ -91,3 +126,54 @@ def evaluate(predictor: LatencyPredictor, data: MeasurementData) -> tuple[dict[s
         raw = prediction_metrics(data.latency_ms, predicted)
         metrics["raw_mape"], metrics["raw_within_10pct"] = raw["mape"], raw["within_10pct"]
     return metrics, predicted
+
+
+def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float = 0.2, refit: bool = True,
+                 seed: int = 0, params: dict[str, Any] | None = None,
+                 status=lambda _message: None) -> tuple[LatencyPredictor, dict[str, Any] | None]:
+    """What ``hwprof fit-predictor`` does: hold out networks, fit, score, refit on everything.
+
+    Args:
+        name: Predictor name.
+        parts: The data, one part per graph style (one part for most datasets).
+        test_fraction: Share of each part's networks held out (0: no test).
+        refit: Refit on all networks after testing.
+        seed: Seed of the split and the fit.
+        params: Predictor parameters.
+        status: Called with a line of progress.
+
+    Returns:
+        The predictor (its provenance records the test figures) and the test metrics:
+        the pooled figures, ``by_style`` when several styles were fitted, and
+        ``fallback_blocks`` for a lookup table whose fallback filled in blocks.
+    """
+    params = params or {}
+    label, total = parts[0].label, sum(len(p.archs) for p in parts)
+    single = parts[0] if len(parts) == 1 else parts
+    metrics = None
+    if test_fraction > 0:
+        splits = [p.split(test_fraction, seed) for p in parts]
+        trains = [train for train, _ in splits]
+        status(f"fitting {name} on {sum(len(t.archs) for t in trains)} of {total} networks ({label})")
+        predictor = fit_on(name, trains[0] if len(trains) == 1 else trains, seed=seed, **params)
+        scored = [(test, *evaluate(predictor, test)) for _, test in splits]
+        if len(scored) == 1:
+            metrics = scored[0][1]
+        else:
+            measured = np.concatenate([comparable(predictor, t)[0].latency_ms for t, _, _ in scored])
+            metrics = {**prediction_metrics(measured, np.concatenate([p for _, _, p in scored])),
+                       "drift_corrected": all(m["drift_corrected"] for _, m, _ in scored),
+                       "by_style": {t.graph_style: m for t, m, _ in scored}}
+        missing = [predictor.missing_blocks(t.archs) for t, _, _ in scored] if hasattr(predictor, "missing_blocks") else []
+        if missing:
+            metrics["fallback_blocks"] = [sum(m[0] for m in missing), sum(m[1] for m in missing)]
+        if refit:
+            status(f"refitting {name} on all {total} networks ({label})")
+            predictor = fit_on(name, single, seed=seed, **params)
+    else:
+        predictor = fit_on(name, single, seed=seed, **params)
+    if metrics is not None:
+        predictor.provenance_["test_metrics"] = metrics
+        predictor.provenance_["test_fraction"] = test_fraction
+    predictor.provenance_["refit_on_all"] = bool(refit or test_fraction <= 0)
+    return predictor, metrics

@@ -63,7 +63,7 @@ def synflow_score(arch: Arch) -> float:
     """log10 of the SynFlow saliency of a freshly initialised network."""
     import torch
 
-    from nas.torch_build import build_torch
+    from hwprof.build_torch import build_torch
 
     torch.manual_seed(_seed_of(arch))
     for dtype in (torch.float32, torch.float64):  # float64 only if float32 overflows
@@ -84,7 +84,7 @@ def naswot_score(arch: Arch, batch: int = 16) -> float:
     import torch
     from torch import nn
 
-    from nas.torch_build import build_torch
+    from hwprof.build_torch import build_torch
 
     torch.manual_seed(_seed_of(arch))
     net = build_torch(arch).eval()

@@ -73,7 +73,7 @@ class ShortTrainingEstimator(CachedEstimator):
         import torch
 
         from nas.accuracy.proxies import at_resolution
-        from nas.torch_build import build_torch
+        from hwprof.build_torch import build_torch
         from nas.training import top1, train_classifier
 
         torch.manual_seed(self.seed)

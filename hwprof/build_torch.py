@@ -3,6 +3,15 @@
 The module interprets the same primitive layers as the ONNX builder
 (:mod:`hwprof.layers`), so torch and ONNX agree with the IR on shapes,
 parameters and MACs by construction; tests check all three independently.
+
+Two spellings of the same network exist, because users write both and
+torch's exporter turns them into different graphs: ``module`` uses torch's
+activation modules (``nn.Hardswish`` exports as one HardSwish op,
+``nn.AdaptiveAvgPool2d(1)`` as GlobalAveragePool); ``manual`` writes them out
+as the Once-for-All code base and many others do (``x * relu6(x + 3) / 6``,
+``relu6(x + 3) / 6``, ``x * sigmoid(x)``, ``x.mean((2, 3), keepdim=True)``),
+which exports as Add/Clip/Mul/Div chains and ReduceMean. Both compute the same
+function with the same parameters (state-dict names agree).
 """
 
 from __future__ import annotations
@@ -20,25 +29,58 @@ _ACTS = {
 }
 
 
-def _module_for(layer: Layer) -> nn.Module | None:
+class ManualHswish(nn.Module):
+    """h-swish written out: ``x * relu6(x + 3) / 6``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * nn.functional.relu6(x + 3.0) / 6.0
+
+
+class ManualHsigmoid(nn.Module):
+    """h-sigmoid written out: ``relu6(x + 3) / 6``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.relu6(x + 3.0) / 6.0
+
+
+class ManualSwish(nn.Module):
+    """Swish written out: ``x * sigmoid(x)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+class SpatialMean(nn.Module):
+    """Global average pooling written as a mean over H and W (exports as ReduceMean)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+SPELLINGS = ("module", "manual")
+_MANUAL_ACTS = {**_ACTS, "hswish": ManualHswish, "hsigmoid": ManualHsigmoid, "swish": ManualSwish}
+
+
+def _module_for(layer: Layer, spelling: str = "module") -> nn.Module | None:
+    acts = _MANUAL_ACTS if spelling == "manual" else _ACTS
     if layer.kind == "conv":
         k = layer.kernel
         parts: list[nn.Module] = [nn.Conv2d(layer.c_in, layer.c_out, k, layer.stride, k // 2,
                                             groups=layer.groups, bias=layer.bias)]
         if layer.bn:
             parts.append(nn.BatchNorm2d(layer.c_out))
-        parts.append(_ACTS[layer.act]())
+        parts.append(acts[layer.act]())
         return nn.Sequential(*parts)
     if layer.kind == "linear":
         return nn.Sequential(nn.Flatten(1), nn.Linear(layer.c_in, layer.c_out))
     if layer.kind == "act":
-        return _ACTS[layer.act]()
+        return acts[layer.act]()
     if layer.kind == "maxpool":
         return nn.MaxPool2d(layer.kernel, layer.stride, layer.kernel // 2)
     if layer.kind == "avgpool":
         return nn.AvgPool2d(layer.kernel, layer.stride, ceil_mode=True, count_include_pad=False)
     if layer.kind == "gap":
-        return nn.AdaptiveAvgPool2d(1)
+        return SpatialMean() if spelling == "manual" else nn.AdaptiveAvgPool2d(1)
     return None  # add, mul, concat, split, shuffle: functional
 
 
@@ -48,15 +90,17 @@ class TorchNet(nn.Module):
     Args:
         layers: Primitive layers (from :attr:`Arch.layers` or :meth:`Block.layers`).
         output: Name of the value the module returns.
+        spelling: ``module`` (torch's activation and pooling modules) or
+            ``manual`` (written out; see the module docstring).
     """
 
-    def __init__(self, layers: tuple[Layer, ...], output: str) -> None:
+    def __init__(self, layers: tuple[Layer, ...], output: str, spelling: str = "module") -> None:
         super().__init__()
         self.layers = layers
         self.output = output
         self.mods = nn.ModuleDict()
         for layer in layers:
-            module = _module_for(layer)
+            module = _module_for(layer, spelling)
             if module is not None:
                 self.mods[_key(layer.name)] = module
 
@@ -89,11 +133,12 @@ def _key(name: str) -> str:
     return name.replace(".", "_")
 
 
-def build_torch(target: Arch | Block) -> TorchNet:
+def build_torch(target: Arch | Block, spelling: str = "module") -> TorchNet:
     """Build a torch module for a whole network or a single block.
 
     Args:
         target: An :class:`Arch` or a :class:`Block`.
+        spelling: ``module`` or ``manual`` (see the module docstring).
 
     Returns:
         A module mapping an NCHW float tensor to the network's output.
@@ -105,7 +150,9 @@ def build_torch(target: Arch | Block) -> TorchNet:
         output = layers[-1].outputs[0]
     else:
         raise HwprofError(f"cannot build a torch module from {type(target).__name__}")
-    return TorchNet(layers, output)
+    if spelling not in SPELLINGS:
+        raise HwprofError(f"unknown torch spelling '{spelling}'", f"use one of: {', '.join(SPELLINGS)}")
+    return TorchNet(layers, output, spelling)
 
 
 def count_torch_params(module: nn.Module) -> int:

@@ -1,0 +1,288 @@
+"""Kernels as the runtime runs them: detection on the runtime's own executed graph.
+
+A runtime does not run the graph it is given. onnxruntime folds BatchNorm
+into convolutions, fuses supported activations (and, in its NCHWc layout, a
+following residual Add) into the convolution, converts layouts with
+ReorderInput/ReorderOutput around ops that cannot stay blocked, and leaves
+decomposed activation chains (Add -> Clip -> Mul -> Div) and ReduceMean
+pooling as separate kernels. The graph it will execute can be written out at
+session creation without running inference (``optimized_model_filepath``);
+:func:`graph_kernels` reads the kernels from that graph, so a predictor sees
+exactly what runs: one fused kernel where the runtime fuses, one kernel per
+node where it does not, each with features that capture its memory traffic.
+
+Runtimes that show nothing (simulated chips, whose analytic model fuses
+Conv -> BN -> activation itself) use hwprof's own fusion rules
+(:func:`hwprof.predictors.kernels.onnx_kernels`), which match what the
+simulator charges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from hwprof.errors import HwprofError
+from hwprof.predictors.kernels import FEATURES, OnnxKernel, kernel_features, kernel_type, node_names, onnx_kernels
+from hwprof.layers import Layer
+
+RULES = "rules"
+ONNXRUNTIME = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class GraphRuntime:
+    """The runtime whose executed graph defines the kernels.
+
+    Attributes:
+        kind: ``onnxruntime`` (kernels of the session's optimized graph) or
+            ``rules`` (hwprof's fusion rules, for runtimes that show nothing).
+        provider: onnxruntime execution provider.
+        opt_level: onnxruntime graph optimisation level (disable | basic | extended | all).
+    """
+
+    kind: str = RULES
+    provider: str = "CPUExecutionProvider"
+    opt_level: str = "all"
+
+    def describe(self) -> str:
+        """One line for outputs, e.g. ``onnxruntime CPUExecutionProvider (opt all)``."""
+        if self.kind == RULES:
+            return "hwprof fusion rules (Conv+BN+activation; the runtime shows no executed graph)"
+        return f"onnxruntime {self.provider} optimized graph (level {self.opt_level})"
+
+    def to_json(self) -> str:
+        """Stable JSON form (stored in predictor manifests)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> GraphRuntime:
+        """Inverse of :meth:`to_json`; ``None`` or empty gives the rules runtime."""
+        return cls(**json.loads(text)) if text else cls()
+
+
+def runtime_for(device: str, settings: str | dict, simulated: bool) -> GraphRuntime:
+    """The runtime that executes graphs for a device with the given settings.
+
+    ``cpu`` is onnxruntime's CPU provider at the recorded optimisation level. A
+    GPU's optimized graph can only be written where the CUDA provider loads,
+    and simulated chips have their own analytic model: both use the rules.
+    """
+    if simulated or device != "cpu":
+        return GraphRuntime(RULES)
+    values = json.loads(settings) if isinstance(settings, str) and settings else (settings or {})
+    return GraphRuntime(ONNXRUNTIME, "CPUExecutionProvider", str(values.get("opt_level", "all")))
+
+
+def optimized_model(model: onnx.ModelProto, runtime: GraphRuntime) -> onnx.ModelProto:
+    """The graph onnxruntime will execute for ``model`` (written at session creation, no inference).
+
+    Raises:
+        HwprofError: if onnxruntime cannot load or optimize the model.
+    """
+    import onnxruntime as ort
+
+    from devices.cpu import OPT_LEVELS
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = OPT_LEVELS[runtime.opt_level]
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    with tempfile.TemporaryDirectory(prefix="hwprof-opt-") as tmp:
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        try:
+            ort.InferenceSession(model.SerializeToString(), opts, providers=[runtime.provider])
+            return onnx.load(opts.optimized_model_filepath)
+        except Exception as exc:  # onnxruntime and onnx raise their own exception types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise HwprofError(f"onnxruntime cannot load or optimize the model: {first}",
+                              "check the model with onnx.checker, or re-export it") from None
+
+
+def graph_kernels(model: onnx.ModelProto, runtime: GraphRuntime) -> list[OnnxKernel]:
+    """Kernels of ``model`` as ``runtime`` runs them (see the module docstring)."""
+    if runtime.kind == RULES:
+        return onnx_kernels(model)
+    from devices.graph_cost import tensor_shapes
+
+    return executed_kernels(optimized_model(model, runtime), tensor_shapes(model))
+
+
+# --- kernels of an executed (optimized) onnxruntime graph --------------------------------
+
+_FREE = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Shape", "Gather", "Constant", "Cast",
+         "Dropout", "MemcpyToHost", "MemcpyFromHost"}
+_CONV = {"Conv", "FusedConv"}
+_POOL = {"MaxPool": "maxpool", "AveragePool": "avgpool"}
+_GLOBAL_POOL = {"GlobalAveragePool", "GlobalMaxPool"}
+_FC = {"Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
+_REORDER = {"ReorderInput", "ReorderOutput", "Transpose"}
+# What an elementwise kernel computes, coded for the trees (0 is "none": a plain copy).
+ELEMENTWISE_CODES = {"Relu": 1, "Clip": 2, "HardSwish": 3, "HardSigmoid": 4, "Sigmoid": 5, "Tanh": 6,
+                     "LeakyRelu": 7, "Add": 8, "Sub": 8, "Mul": 9, "Div": 10, "BatchNormalization": 11,
+                     "Pow": 12, "Sqrt": 12, "Erf": 13, "Softmax": 14}
+_FUSED_ACTS = {b"Relu": "relu", b"Clip": "relu6", b"HardSigmoid": "hsigmoid", b"Sigmoid": "sigmoid",
+               b"HardSwish": "hswish", b"Tanh": "sigmoid", b"LeakyRelu": "relu"}
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _elems(shape: list[int] | None) -> int:
+    return int(np.prod(shape[1:])) if shape and len(shape) > 1 else int(np.prod(shape or [1]))
+
+
+def _broadcast(shapes: list[list[int]]) -> list[int]:
+    rank = max(len(s) for s in shapes)
+    padded = [[1] * (rank - len(s)) + list(s) for s in shapes]
+    return [max(col) for col in zip(*padded)]
+
+
+def _window(size: int, kernel: int, stride: int, pad: int, dilation: int = 1, ceil: bool = False) -> int:
+    span = size + pad - dilation * (kernel - 1) - 1
+    return (math.ceil(span / stride) if ceil else span // stride) + 1
+
+
+def _infer_shape(node: onnx.NodeProto, ins: list[list[int] | None], consts: dict[str, onnx.TensorProto]) -> list[int]:
+    """Output shape of one node of an optimized graph (contrib ops included)."""
+    x = ins[0] if ins and ins[0] is not None else [1]
+    op = node.op_type
+    if op in _CONV or (op in _POOL and len(x) == 4):
+        if op in _CONV:
+            w = ins[1] or [x[1], 1, 1, 1]
+            kernel, channels = list(w[2:]) or [1, 1], w[0]
+        else:
+            kernel, channels = list(_attr(node, "kernel_shape", [1, 1])), x[1]
+        strides = list(_attr(node, "strides", [1] * len(kernel)))
+        dil = list(_attr(node, "dilations", [1] * len(kernel)))
+        pads = list(_attr(node, "pads", [0] * 2 * len(kernel)))
+        ceil = bool(_attr(node, "ceil_mode", 0))
+        if _attr(node, "auto_pad", b"NOTSET") in (b"SAME_UPPER", b"SAME_LOWER"):
+            return [x[0], channels, *[math.ceil(s / st) for s, st in zip(x[2:], strides)]]
+        return [x[0], channels, *[_window(s, k, st, pads[i] + pads[i + len(kernel)], d, ceil)
+                                  for i, (s, k, st, d) in enumerate(zip(x[2:], kernel, strides, dil))]]
+    if op in _GLOBAL_POOL:
+        return [*x[:2], *[1] * (len(x) - 2)]
+    if op in ("ReduceMean", "ReduceSum", "ReduceMax"):
+        axes = _attr(node, "axes", None)
+        if axes is None and len(node.input) > 1 and node.input[1] in consts:
+            axes = onnx.numpy_helper.to_array(consts[node.input[1]]).tolist()
+        axes = [a % len(x) for a in (axes if axes is not None else range(len(x)))]
+        keep = _attr(node, "keepdims", 1)
+        return [1 if i in axes else d for i, d in enumerate(x) if keep or i not in axes]
+    if op in _FC:
+        w = ins[1] or [x[-1], x[-1]]
+        out = w[0] if op != "MatMul" and _attr(node, "transB", 0) else w[-1]
+        return [*x[:-1], out]
+    if op == "ReorderOutput":
+        return [x[0], int(_attr(node, "channels", x[1])), *x[2:]]
+    if op == "Flatten":
+        axis = _attr(node, "axis", 1)
+        return [int(np.prod(x[:axis])), int(np.prod(x[axis:]))]
+    if op == "Concat":
+        axis = _attr(node, "axis", 1) % len(x)
+        return [sum(s[axis] for s in ins if s) if i == axis else d for i, d in enumerate(x)]
+    known = [s for s in ins if s is not None]
+    return _broadcast(known) if known else x
+
+
+def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[int]] | None = None) -> list[OnnxKernel]:
+    """Kernels of a graph as onnxruntime wrote it after optimisation: one per executed node.
+
+    Args:
+        optimized: The optimized graph (see :func:`optimized_model`).
+        known_shapes: Tensor shapes of the original model (names the optimizer kept);
+            the rest are derived node by node, contrib and NCHWc ops included.
+
+    Returns:
+        One :class:`OnnxKernel` per node that does work, in graph order. Reorders that
+        read the graph's input or write its output are marked ``boundary`` (they exist
+        because the graph was run alone; inside a larger network they may not).
+    """
+    graph = optimized.graph
+    consts = {i.name: i for i in graph.initializer}
+    consts.update({n.output[0]: _attr(n, "value", None) for n in graph.node if n.op_type == "Constant"})
+    shapes: dict[str, list[int]] = {i.name: list(i.dims) for i in graph.initializer}
+    for vi in (*graph.input, *graph.value_info, *graph.output):
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        if dims and all(d > 0 for d in dims):
+            shapes[vi.name] = dims
+    for name, dims in (known_shapes or {}).items():
+        shapes.setdefault(name, list(dims))
+    inputs = {i.name for i in graph.input} - set(consts)
+    outputs = {o.name for o in graph.output}
+    out: list[OnnxKernel] = []
+    for node, name in zip(graph.node, node_names(optimized)):
+        ins = [shapes.get(i) if i else None for i in node.input]
+        for o in node.output:
+            if o and o not in shapes:
+                shapes[o] = _infer_shape(node, ins, consts)
+        if node.op_type in _FREE:
+            continue
+        x = ins[0] if ins and ins[0] is not None else [1]
+        y = shapes.get(node.output[0], x)
+        c_in, res_in = (x[1], x[2]) if len(x) == 4 else (x[-1], 1)
+        c_out, res_out = (y[1], y[2]) if len(y) == 4 else (y[-1], 1)
+        variable = [i for i in node.input if i and i not in consts]
+        extra = sum(_elems(shapes.get(i)) for i in variable[1:])
+        boundary = False
+        op = node.op_type
+        if op in _CONV:
+            w = shapes.get(node.input[1], [c_out, c_in, 1, 1])
+            groups = int(_attr(node, "group", 1))
+            act = _FUSED_ACTS.get(_attr(node, "activation", b""), "none")
+            summed = len(node.input) > 3 and bool(node.input[3])  # residual Add fused (NCHWc "Sum", FusedConv "Z")
+            layer = Layer("conv", "", (), (), c_in, c_out, res_in, res_out, int(w[2]) if len(w) > 2 else 1,
+                          int(_attr(node, "strides", [1])[0]), groups, bias=len(node.input) > 2 and bool(node.input[2]),
+                          act=act)
+            extra = _elems(shapes.get(node.input[3])) if summed else 0
+        elif op in _FC:
+            layer = Layer("linear", "", (), (), c_in, c_out, 1, 1)
+            extra = 0
+        elif op in _GLOBAL_POOL:
+            layer = Layer("gap", "", (), (), c_in, c_in, res_in, 1)
+        elif op in ("ReduceMean", "ReduceSum", "ReduceMax"):
+            layer = Layer("reduce", "", (), (), c_in, c_out, res_in, res_out)
+        elif op in _POOL:
+            k = int(_attr(node, "kernel_shape", [1])[0])
+            layer = Layer(_POOL[op], "", (), (), c_in, c_out, res_in, res_out, k, int(_attr(node, "strides", [1])[0]))
+        elif op in _REORDER and len(x) == 5:  # channel shuffle: Reshape -> Transpose -> Reshape
+            layer = Layer("shuffle", "", (), (), x[1] * x[2], x[1] * x[2], x[3], x[3], groups=x[1])
+        elif op in _REORDER:
+            layer = Layer("reorder", "", (), (), c_in, c_out, res_in, res_out)
+            boundary = node.input[0] in inputs or node.output[0] in outputs
+        elif op in ("Concat", "Split"):
+            layer = Layer(op.lower(), "", (), (), c_in, c_out, res_in, res_out)
+        elif op in ("Add", "Sub", "Mul", "Div") and len(variable) == 2:
+            layer = Layer("add" if op in ("Add", "Sub") else "mul", "", (), (), c_in, c_out, res_in, res_out)
+        else:
+            layer = Layer("act", "", (), (), c_in, c_out, res_in, res_out)
+        features = list(kernel_features(layer))
+        if layer.kind not in ("conv", "linear"):  # elementwise and data movement: which operation it is
+            features[FEATURES.index("act")] = ELEMENTWISE_CODES.get(op, 0)
+        features[FEATURES.index("extra_elems")] = extra
+        out.append(OnnxKernel(kernel_type(layer), tuple(float(f) for f in features), (name,), boundary))
+    return out
+
+
+@lru_cache(maxsize=32768)
+def _cached_target_kernels(target, style: str, runtime: GraphRuntime) -> tuple[OnnxKernel, ...]:
+    from hwprof.graph_styles import build_model
+
+    return tuple(graph_kernels(build_model(target, style), runtime))
+
+
+def target_kernels(target, style: str, runtime: GraphRuntime) -> tuple[OnnxKernel, ...]:
+    """Kernels of a block or network of the IR, built in ``style``, as ``runtime`` runs it (cached)."""
+    return _cached_target_kernels(target, style, runtime)
