@@ -519,6 +519,88 @@ def _parse_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
     return shape
 
 
+@hwprof_app.command("advise")
+def advise_cmd(
+    model: Annotated[Path, typer.Argument(help="ONNX model file (e.g. exported by torch.onnx.export).")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device to profile on (see `hwprof devices`).")] = "cpu",
+    predictor_path: Annotated[Optional[Path], typer.Option("--predictor", "-p", help="kernel-rf predictor of the device, for predicted savings.")] = None,
+    fix_out: Annotated[Optional[Path], typer.Option("--fix", help="Write the model with the safe rewrites applied here, checked against the original and measured before and after.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Largest output difference (max abs, seeded inputs) a rewrite may make.")] = 1e-4,
+    input_shape: Annotated[Optional[str], typer.Option(help="Input shape for models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
+    rounds: Annotated[int, typer.Option(help="Round-robin rounds when measuring before and after --fix.")] = 3,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Where a model loses time to how its graph is spelled, and the rewrite that removes it.
+
+    Finds decomposed h-swish/h-sigmoid chains (Add->Clip->Mul->Div), ReduceMean
+    pooling over H and W, and BatchNorm left apart from its Conv; profiles the
+    model per node on the device and gives each the time of its nodes plus the
+    layout conversions the runtime inserts around them. --fix applies the safe
+    rewrites (one HardSwish / HardSigmoid / GlobalAveragePool op, folded BN),
+    refuses any that changes the outputs by more than --tolerance, and measures
+    the model before and after.
+
+    Example: hwprof advise exported.onnx --device cpu --fix fixed.onnx
+    """
+    from hwprof.advise import advise, before_after, fix
+    from hwprof.api import to_onnx
+    from hwprof.predictors import store
+    from hwprof.profiling import device_label, get_device
+
+    proto = to_onnx(model, _parse_shape(input_shape))
+    dev = get_device(device)
+    dev.require_available()
+    predictor = store.load(predictor_path) if predictor_path else None
+    if predictor is not None and predictor.name != "kernel-rf":
+        raise HwprofError(f"--predictor must be a kernel-rf predictor, not {predictor.name}",
+                          "fit one with `hwprof fit-predictor --model kernel-rf`")
+    report = advise(proto, dev, predictor)
+    result: dict = {"model": str(model), **report.to_dict()}
+    fixed = None
+    if fix_out is not None:
+        from hwprof.build_onnx import save_onnx
+
+        fixed = fix(proto, tolerance)
+        save_onnx(fixed.model, fix_out)
+        before, after = before_after([proto, fixed.model], device, rounds) if fixed.applied else (None, None)
+        result["fix"] = {"out": str(fix_out), "applied": fixed.applied, "refused": fixed.refused,
+                         "max_abs_diff": fixed.max_abs_diff, "before_ms": before, "after_ms": after,
+                         "speedup": before / after if fixed.applied else 1.0}
+    if json_out:
+        _print_json(result)
+        return
+    label = device_label(dev)
+    table = Table(title=f"{model.name} on {label}: per-node profile {report.total_ms:.2f} ms, "
+                        f"layout conversions {report.layout_ms:.2f} ms")
+    for column in ("what", "chains", "time in its nodes, ms", "share", "rewrite"):
+        table.add_column(column, justify="right" if column in ("chains", "share") or "ms" in column else "left")
+    if predictor is not None:
+        table.add_column("predicted saving, ms", justify="right")
+    for f in report.findings:
+        row = [f.kind, str(f.count), f"{f.nodes_ms:.3f}", f"{f.nodes_ms / max(report.total_ms, 1e-9):.0%}", f.rewrite]
+        if predictor is not None:
+            row.append(f"{f.predicted_saving_ms:.3f}")
+        table.add_row(*row)
+    console.print(table)
+    if not report.findings:
+        console.print("nothing to rewrite: the graph uses the forms the runtime fuses")
+    else:
+        console.print("[dim]time in its nodes: the chains' own nodes plus the layout conversions next to them; "
+                      "a rewrite saves up to that much[/]")
+    if fixed is not None:
+        fix_info = result["fix"]
+        for kind, why in fixed.refused.items():
+            console.print(f"[yellow]refused[/] {kind}: {why}")
+        if fixed.applied:
+            console.print(f"wrote {fix_out}: applied {', '.join(f'{n} {k}' for k, n in fixed.applied.items())}; "
+                          f"outputs within {fixed.max_abs_diff:.1e} of the original; measured "
+                          f"{fix_info['before_ms']:.3f} ms -> {fix_info['after_ms']:.3f} ms "
+                          f"({fix_info['speedup']:.2f}x, {rounds} round-robin rounds, drift-corrected)"
+                          + (" - SIMULATED" if dev.simulated else ""))
+        else:
+            console.print(f"wrote {fix_out} unchanged: no rewrite applied")
+
+
 @hwprof_app.command("predict")
 def predict(
     predictor_path: Annotated[Path, typer.Option("--predictor", "-p", help="Predictor file from `hwprof fit-predictor`.")],
