@@ -55,6 +55,8 @@ class KernelRFPredictor(LatencyPredictor):
         n_estimators: Trees per forest.
         rounds: Backfitting rounds that re-share block latency among kernels.
         min_samples_leaf: Minimum kernels per leaf.
+        kernels: ``runtime`` (kernels of the graph the device's runtime executes) or
+            ``rules`` (hwprof's own fusion rules, as before runtime graphs were read).
     """
 
     name = "kernel-rf"
@@ -62,15 +64,20 @@ class KernelRFPredictor(LatencyPredictor):
     layer_additive = True
     style_aware = True
 
-    def __init__(self, n_estimators: int = 40, rounds: int = 3, min_samples_leaf: int = 1) -> None:
+    def __init__(self, n_estimators: int = 40, rounds: int = 3, min_samples_leaf: int = 1,
+                 kernels: str = "runtime") -> None:
         super().__init__()
+        if kernels not in ("runtime", RULES):
+            raise HwprofError(f"unknown kernel source '{kernels}'", "use kernels=runtime or kernels=rules")
+        self.kernels = kernels
         self.n_estimators = n_estimators
         self.rounds = rounds
         self.min_samples_leaf = min_samples_leaf
         self._kernel_cache: dict[tuple, tuple[float, float]] = {}
 
     def get_params(self) -> dict[str, Any]:
-        return {"n_estimators": self.n_estimators, "rounds": self.rounds, "min_samples_leaf": self.min_samples_leaf}
+        return {"n_estimators": self.n_estimators, "rounds": self.rounds, "min_samples_leaf": self.min_samples_leaf,
+                "kernels": self.kernels}
 
     # --- kernels ---------------------------------------------------------------------------
 
@@ -98,7 +105,8 @@ class KernelRFPredictor(LatencyPredictor):
             self.
         """
         self._tables = {}
-        self.runtime_ = self.graph_runtime or GraphRuntime(RULES)  # fit_on sets it from the data's device
+        use_runtime = self.kernels == "runtime" and self.graph_runtime is not None  # fit_on sets it from the device
+        self.runtime_ = self.graph_runtime if use_runtime else GraphRuntime(RULES)
         rows = [(style, b, ms) for style, _, _, blocks in parts for b, ms in (blocks or {}).items()]
         if not rows:
             raise HwprofError("the kernel-rf predictor needs single-block measurements",

@@ -53,7 +53,10 @@ def fit_on(name: str, data: MeasurementData | list[MeasurementData], seed: int =
             n_networks=sum(len(p.archs) for p in parts),
             n_blocks=sum(len(p.blocks) for p in parts),
             train_hash="+".join(p.fingerprint() for p in parts))
-    predictor.provenance_["kernel_source"] = predictor.graph_runtime.describe()
+    if hasattr(predictor, "runtime_"):
+        predictor.provenance_["kernel_source"] = predictor.runtime_.describe()
+    elif getattr(predictor, "fallback_", None) is not None and hasattr(predictor.fallback_, "runtime_"):
+        predictor.provenance_["kernel_source"] = predictor.fallback_.runtime_.describe()
     if nominal is not None:
         predictor.provenance_["reference_ms"] = nominal
     return predictor
