@@ -1064,10 +1064,15 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="onnx, or ofa (Once-for-All subnet configs, to --out).")] = "onnx",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="With --format ofa: output .json (one) or .jsonl (many).")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Use float16 inputs and weights.")] = False,
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Trained weights (.safetensors state dict of the torch module hwprof builds for this arch) to write into hwprof's graph form; one network only.")] = None,
 ) -> None:
     """Export networks to ONNX (opset 17, batch 1, valid under onnx.checker) or to OFA subnet configs.
 
+    With --weights the trained torch weights go into hwprof's fused-op graph form,
+    the form hwprof measured, instead of the seeded placeholder weights.
+
     Example: nas export archs.jsonl --onnx onnx/   (one file per network, named by hash)
+    Example: nas export best.json --onnx best.onnx --weights trained.safetensors
     Example: nas export best.json --format ofa --out best-ofa.json
     """
     from rich.progress import track
@@ -1093,6 +1098,16 @@ def export(
         raise HwprofError("--format onnx needs --onnx FILE.onnx (or a directory for many networks)")
     dtype = "float16" if fp16 else "float32"
     single = len(archs) == 1 and onnx_out.suffix == ".onnx"
+    if weights is not None:
+        from hwprof.weights import apply_weights, read_safetensors
+
+        if not single:
+            raise HwprofError("--weights exports one network", "give a .json with one arch and --onnx FILE.onnx")
+        arch = archs[0]
+        model = apply_weights(build_onnx(arch, dtype=dtype), arch, read_safetensors(weights), str(weights))
+        save_onnx(model, onnx_out)
+        console.print(f"{arch.hash}: trained weights from {weights} -> {onnx_out} (hwprof graph form)")
+        return
     if not single and onnx_out.exists() and not onnx_out.is_dir():
         raise HwprofError(f"{onnx_out} is a file but {len(archs)} networks need a directory",
                           "pass a directory to --onnx")
@@ -1159,6 +1174,7 @@ def search(
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
     shrink: Annotated[bool, typer.Option("--shrink", help="evolutionary: progressive space shrinking (GoldenNAS): drop choices whose networks stay dominated; summary.json lists what was removed.")] = False,
     measure_best: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure the best network on the target at the end.")] = True,
+    graph_style: Annotated[str, typer.Option(help="The graph form you will ship: hwprof (our fused-op ONNX), torch (our torch module exported by torch), torch-manual (activations written out, as in the OFA code). Latency is predicted and verified in this form.")] = "hwprof",
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search a space for accurate networks that are fast on a target device.
@@ -1189,7 +1205,7 @@ def search(
     err = Console(stderr=True)
     say = (lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]"))
     sp = get_space(space)
-    dev = get_device(target, seed=seed)
+    dev = get_device(target, seed=seed, graph_style=graph_style)
     trains = getattr(SEARCHERS.factory(searcher), "trains_supernet", False)  # unknown names fail here
     params = _parse_params(param or [])
     if shrink:
@@ -1229,6 +1245,7 @@ def search(
             if prov.get(field) not in (None, ours):
                 raise HwprofError(f"{predictor_path} was fitted for {field} '{prov[field]}', not '{ours}'",
                                   f"fit one with `hwprof fit-predictor` on {field} '{ours}' or omit --predictor")
+        latency_model.use_style(graph_style)
         predictor_source = str(predictor_path)
     else:
         latency_model, cached_path, built = cached_predictor(dev, sp, status=say)
@@ -1250,7 +1267,7 @@ def search(
         "score_label": result.estimator, "score_kind": score_kind, "predictor": latency_model.name,
         "predictor_file": predictor_source, "latency_constraint_ms": latency_ms,
         "feasible_range_ms": [fastest, slowest], "budget": None if trains else budget, "seed": seed,
-        "executor": runner.name, "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
+        "graph_style": graph_style, "executor": runner.name, "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
         "hypervolume_reference": list(result.reference), "search_wall_s": result.wall_s, "extra": result.extra,
         "best": None,
     }
@@ -1352,6 +1369,7 @@ def _search_table(summary: dict, result, space: str, label: str, simulated: bool
         table.add_row("space shrinking", f"{len(removed)} choice(s) removed (summary.json: extra.shrink)")
     table.add_row("score", result.estimator)
     table.add_row("latency predictor", f"{predictor} ({predictor_source})")
+    table.add_row("graph style (predicted and measured)", summary.get("graph_style", "hwprof"))
     table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")
     table.add_row("latency constraint, ms", "none (whole front)" if latency_ms is None else f"{latency_ms:g}")
     table.add_row("Pareto front size / hypervolume", f"{len(result.pareto)} / {result.hypervolume:.4g}")

@@ -241,6 +241,8 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
         if op in _CONV:
             w = shapes.get(node.input[1], [c_out, c_in, 1, 1])
             groups = int(_attr(node, "group", 1))
+            if groups > 1 and len(w) > 1 and w[1] == 1:  # depthwise (NCHWc pads its channels past the input's)
+                c_in = groups
             act = _FUSED_ACTS.get(_attr(node, "activation", b""), "none")
             summed = len(node.input) > 3 and bool(node.input[3])  # residual Add fused (NCHWc "Sum", FusedConv "Z")
             layer = Layer("conv", "", (), (), c_in, c_out, res_in, res_out, int(w[2]) if len(w) > 2 else 1,
@@ -276,13 +278,64 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
     return out
 
 
+_CONTEXT = ("ctx_pre", "ctx_post")
+
+
+def in_network_context(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A block's model between two 1x1 convolutions, as it sits inside a network.
+
+    A block run alone starts from and ends in the plain NCHW layout, so the
+    runtime converts layouts at its borders and cannot fuse, say, its residual
+    Add into a convolution that reads a blocked input. Between two convolutions
+    it is optimized as inside a network; the kernels of the two wrappers (and
+    the graph's own border conversions) are then left out by :func:`target_kernels`.
+    Returns None for models whose input or output is not NCHW (they have no such border).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        return None
+    dims_in = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+    dims_out = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
+    if len(dims_in) != 4 or len(dims_out) != 4:
+        return None
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    old_in, old_out = inputs[0].name, g.output[0].name
+    for node in g.node:
+        node.input[:] = ["ctx_pre_out" if i == old_in else i for i in node.input]
+        node.output[:] = ["ctx_block_out" if o == old_out else o for o in node.output]
+    elem = inputs[0].type.tensor_type.elem_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
+    for name, c in (("ctx_pre_w", dims_in[1]), ("ctx_post_w", dims_out[1])):
+        g.initializer.append(numpy_helper.from_array(np.eye(c, dtype=dtype).reshape(c, c, 1, 1), name))
+    g.node.insert(0, helper.make_node("Conv", [old_in, "ctx_pre_w"], ["ctx_pre_out"], name="ctx_pre"))
+    g.node.append(helper.make_node("Conv", ["ctx_block_out", "ctx_post_w"], ["ctx_post_out"], name="ctx_post"))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("ctx_post_out", elem, dims_out))
+    return out
+
+
 @lru_cache(maxsize=32768)
-def _cached_target_kernels(target, style: str, runtime: GraphRuntime) -> tuple[OnnxKernel, ...]:
+def _cached_target_kernels(target, style: str, runtime: GraphRuntime, context: bool) -> tuple[OnnxKernel, ...]:
     from hwprof.graph_styles import build_model
 
-    return tuple(graph_kernels(build_model(target, style), runtime))
+    model = build_model(target, style)
+    wrapped = in_network_context(model) if context and runtime.kind != RULES else None
+    if wrapped is None:
+        return tuple(graph_kernels(model, runtime))
+    return tuple(k for k in graph_kernels(wrapped, runtime)
+                 if not k.boundary and not any(tag in n for n in k.nodes for tag in _CONTEXT))
 
 
-def target_kernels(target, style: str, runtime: GraphRuntime) -> tuple[OnnxKernel, ...]:
-    """Kernels of a block or network of the IR, built in ``style``, as ``runtime`` runs it (cached)."""
-    return _cached_target_kernels(target, style, runtime)
+def target_kernels(target, style: str, runtime: GraphRuntime, context: bool = False) -> tuple[OnnxKernel, ...]:
+    """Kernels of a block or network of the IR, built in ``style``, as ``runtime`` runs it (cached).
+
+    With ``context`` a block's kernels are those it runs inside a network (see
+    :func:`in_network_context`); without, those it runs timed alone.
+    """
+    return _cached_target_kernels(target, style, runtime, context)

@@ -12,7 +12,7 @@ from nas.searchers.base import SearchResult
 
 def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | None = None,
            searcher: str = "evolutionary", estimator: str = "synflow", budget: int = 400, seed: int = 0,
-           predictor: Any = None, **estimator_options: Any) -> SearchResult:
+           predictor: Any = None, graph_style: str = "hwprof", **estimator_options: Any) -> SearchResult:
     """Search ``space`` for networks fast on ``target``; returns a :class:`SearchResult`.
 
     Args:
@@ -24,6 +24,7 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
         budget: Networks to score.
         seed: Same seed, same result.
         predictor: A fitted predictor or the path of a predictor file.
+        graph_style: The graph form latency is predicted for (see :mod:`hwprof.graph_styles`).
         **estimator_options: e.g. ``accuracy_data="pairs.jsonl"`` or ``data="images/"``.
 
     Raises:
@@ -39,9 +40,10 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
 
     sp = get_space(space)
     if predictor is None:
-        predictor = cached_predictor(get_device(target, seed=seed), sp)[0]
+        predictor = cached_predictor(get_device(target, seed=seed, graph_style=graph_style), sp)[0]
     elif isinstance(predictor, (str, Path)):
         predictor = store.load(predictor)
+    predictor.use_style(graph_style)
     fastest, slowest = latency_range(sp, predictor)
     check_constraint(latency_ms, fastest, slowest, target)
     est = create_estimator(estimator, seed=seed, **estimator_options)

@@ -17,8 +17,7 @@ from nas.scaling import ScalingResult, compound_scale
 
 
 def measured_latency(device, min_time_s: float | None = None) -> Callable[[Arch], float]:
-    """A function timing networks on ``device`` (median ms, cached by network hash)."""
-    from hwprof.build_onnx import build_onnx
+    """A function timing networks on ``device`` in its graph style (median ms, cached by network hash)."""
     from hwprof.protocol import Protocol, measure_session
 
     cache: dict[str, float] = {}
@@ -26,7 +25,7 @@ def measured_latency(device, min_time_s: float | None = None) -> Callable[[Arch]
 
     def latency_ms(arch: Arch) -> float:
         if arch.hash not in cache:
-            session = device.load(build_onnx(arch))
+            session = device.load(device.build(arch))
             try:
                 cache[arch.hash] = measure_session(session, protocol).median_ms
             finally:

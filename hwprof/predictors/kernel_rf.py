@@ -38,7 +38,7 @@ _EXTRA = FEATURES.index("extra_elems")
 _SIMILAR = {"add": ("mul", "act"), "mul": ("add", "act"), "act": ("add", "mul"), "reorder": ("act", "add", "mul"),
             "reduce": ("gap",), "gap": ("reduce",)}
 
-Kernels = tuple  # ((kernel type, features, boundary), ...)
+Kernels = tuple  # ((kernel type, features), ...)
 
 
 @PREDICTORS.register("kernel-rf")
@@ -81,11 +81,12 @@ class KernelRFPredictor(LatencyPredictor):
 
     # --- kernels ---------------------------------------------------------------------------
 
-    def _kernels(self, target: Block | Arch, style: str, runtime: GraphRuntime | None = None) -> Kernels:
-        runtime = runtime or self.runtime_
+    def _kernels(self, target: Block | Arch, style: str, context: bool = False) -> Kernels:
+        """(type, features) of each kernel of a block: as timed alone, or (``context``) inside a network."""
+        runtime = self.runtime_
         if runtime.kind == RULES and style == DEFAULT_STYLE and isinstance(target, Block):
-            return tuple((t, f, False) for t, f in block_kernels(target))  # the IR is the graph: no build needed
-        return tuple((k.type, k.features, k.boundary) for k in target_kernels(target, style, runtime))
+            return tuple((t, f) for t, f in block_kernels(target))  # the IR is the graph: no build needed
+        return tuple((k.type, k.features) for k in target_kernels(target, style, runtime, context))
 
     def fit(self, archs: Sequence[Arch], latency_ms: np.ndarray,
             block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0,
@@ -150,16 +151,15 @@ class KernelRFPredictor(LatencyPredictor):
         return self._forest(ktype).predict(x[:, : self.n_features_])
 
     def _kernel_sums(self, blocks: Sequence[Block], style: str) -> np.ndarray:
-        """(all kernels, kernels inside a network) predicted per block, cached per block and style."""
+        """(kernels as timed alone, kernels inside a network) predicted per block, cached per block and style."""
         self._check_fitted()
         todo = list(dict.fromkeys(b for b in blocks if (b, style) not in self._kernel_cache))
         if todo:
-            kernels = [self._kernels(b, style) for b in todo]
             totals = np.zeros((len(todo), 2))
-            for ktype, (x, owner, boundary) in sorted(_group(kernels, with_boundary=True).items()):
-                pred = self._predict_kernels(ktype, x)
-                np.add.at(totals[:, 0], owner, pred)
-                np.add.at(totals[:, 1], owner, np.where(boundary, 0.0, pred))
+            for column, context in ((0, False), (1, True)):
+                kernels = [self._kernels(b, style, context) for b in todo]
+                for ktype, (x, owner) in sorted(_group(kernels).items()):
+                    np.add.at(totals[:, column], owner, self._predict_kernels(ktype, x))
             self._kernel_cache.update({(b, style): tuple(t) for b, t in zip(todo, totals.tolist())})
         return np.array([self._kernel_cache[(b, style)] for b in blocks], dtype=float).reshape(-1, 2)
 
@@ -176,7 +176,7 @@ class KernelRFPredictor(LatencyPredictor):
         return self._kernel_sums(blocks, self.graph_style)[:, 0] + self.block_overhead_[0] + self.block_overhead_[1] * io
 
     def _network_features(self, archs: Sequence[Arch], style: str | None = None) -> np.ndarray:
-        """Per network: its kernels summed over its blocks (without per-block layout conversions), and its I/O."""
+        """Per network: its blocks' kernels as they run inside a network, summed, and its I/O."""
         sums = self._kernel_sums([b for a in archs for b in a.blocks], style or self.graph_style)[:, 1]
         out, i = [], 0
         for a in archs:
@@ -234,18 +234,15 @@ class KernelRFPredictor(LatencyPredictor):
         self._kernel_cache = {}
 
 
-def _group(kernel_lists: Sequence[Kernels], with_boundary: bool = False) -> dict:
-    """Kernels grouped by type: (feature matrix, owning list index per row[, boundary flags])."""
+def _group(kernel_lists: Sequence[Kernels]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Kernels grouped by type: (feature matrix, owning list index per row)."""
     feats: dict[str, list] = {}
     owner: dict[str, list] = {}
-    bound: dict[str, list] = {}
     for i, kernels in enumerate(kernel_lists):
-        for ktype, f, boundary in kernels:
+        for ktype, f in kernels:
             feats.setdefault(ktype, []).append(f)
             owner.setdefault(ktype, []).append(i)
-            bound.setdefault(ktype, []).append(boundary)
-    return {k: (np.asarray(feats[k], dtype=float), np.asarray(owner[k]))
-            + ((np.asarray(bound[k], dtype=bool),) if with_boundary else ()) for k in feats}
+    return {k: (np.asarray(feats[k], dtype=float), np.asarray(owner[k])) for k in feats}
 
 
 def _sum_by_owner(share: dict[str, np.ndarray], groups, n: int) -> np.ndarray:
