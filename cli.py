@@ -1248,6 +1248,13 @@ def search(
         latency_model.use_style(graph_style)
         predictor_source = str(predictor_path)
     else:
+        from hwprof.predictors.cache import cache_path
+        from nas.results import precheck_constraint
+
+        if latency_ms is not None and not cache_path(dev, sp).exists():
+            smallest_ms = precheck_constraint(latency_ms, sp, dev, label)
+            say(f"the smallest network of {sp.name} measures {smallest_ms:.3f} ms on {label}; the exact feasible "
+                "range is checked once the predictor is built")
         latency_model, cached_path, built = cached_predictor(dev, sp, status=say)
         predictor_source = str(cached_path)
         say(f"{'built and cached' if built else 'using cached'} latency predictor {cached_path}")

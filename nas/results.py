@@ -61,6 +61,50 @@ def check_constraint(latency_ms: float | None, fastest: float, slowest: float, t
                           f"{fastest:.3f} ms", f"choose --latency-ms between {fastest:.3f} and {slowest:.3f}")
 
 
+def smallest_network(space) -> Arch:
+    """The network of ``space`` with (greedily) the fewest MACs: each choice in turn set to its cheapest option."""
+    allow = space._allowed(None)
+    genes = list(space.canonical(tuple(a[0] for a in allow)))
+    for i in range(space.n_variables):
+        costs = []
+        for option in allow[i]:
+            trial = list(genes)
+            trial[i] = option
+            try:
+                costs.append((space.to_arch(space.canonical(tuple(trial))).macs, option))
+            except HwprofError:  # an option combination the space does not allow
+                continue
+        genes[i] = min(costs)[1] if costs else genes[i]
+    return space.to_arch(space.canonical(tuple(genes)))
+
+
+QUICK_BOUND_MARGIN = 0.7
+
+
+def precheck_constraint(latency_ms: float | None, space, device, label: str) -> float | None:
+    """Refuse an impossible target before a predictor is built: time the space's smallest network once.
+
+    A target below :data:`QUICK_BOUND_MARGIN` of the smallest network's measured
+    latency cannot be met (a predictor's fastest network is at best a little
+    faster than the smallest by MACs); it is refused at once, saving the
+    minutes of measuring a predictor's training set. Returns the measured
+    latency (ms), or None when there is no target.
+    """
+    if latency_ms is None:
+        return None
+    if latency_ms <= 0:
+        raise HwprofError(f"--latency-ms must be positive, got {latency_ms}")
+    from nas.refine import measured_latency
+
+    device.require_available()
+    smallest = smallest_network(space)
+    ms = measured_latency(device, min_time_s=0.0 if device.simulated else 0.05)(smallest)
+    if latency_ms < QUICK_BOUND_MARGIN * ms:
+        raise HwprofError(f"no network meets {latency_ms:g} ms on {label}: the smallest network of {space.name} "
+                          f"(fewest MACs) measures {ms:.3f} ms", f"choose --latency-ms of at least about {ms:.2f}")
+    return ms
+
+
 def _candidate_row(c: Candidate) -> dict[str, Any]:
     return {"arch_hash": c.arch.hash, "latency_ms": c.latency_ms, "score": c.score, "step": c.step,
             "index": c.index, "macs": c.arch.macs, "params": c.arch.params, "resolution": c.arch.resolution,

@@ -32,6 +32,11 @@ def cache_key(device: Device, space_name: str) -> str:
     return f"{device.name}-{space_name}-{device.settings_hash()}-{device.profile_hash()}"
 
 
+def cache_path(device: Device, space) -> Path:
+    """Where the cached predictor for ``device`` and ``space`` is (or will be) kept."""
+    return cache_dir() / "predictors" / f"{cache_key(device, space.name)}.pred"
+
+
 def cached_predictor(device: Device, space, seed: int = 0,
                      status: Callable[[str], None] = lambda _m: None) -> tuple[LatencyPredictor, Path, bool]:
     """The cached predictor for ``device`` and ``space``, building it if missing.
@@ -39,9 +44,8 @@ def cached_predictor(device: Device, space, seed: int = 0,
     Returns:
         (predictor, its file, whether it was built now).
     """
-    root = cache_dir() / "predictors"
-    key = cache_key(device, space.name)
-    path = root / f"{key}.pred"
+    path = cache_path(device, space)
+    root, key = path.parent, path.stem
     if path.exists():
         return store.load(path), path, False
     device.require_available()
