@@ -1175,6 +1175,7 @@ def search(
     shrink: Annotated[bool, typer.Option("--shrink", help="evolutionary: progressive space shrinking (GoldenNAS): drop choices whose networks stay dominated; summary.json lists what was removed.")] = False,
     measure_best: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure the best network on the target at the end.")] = True,
     graph_style: Annotated[str, typer.Option(help="The graph form you will ship: hwprof (our fused-op ONNX), torch (our torch module exported by torch), torch-manual (activations written out, as in the OFA code). Latency is predicted and verified in this form.")] = "hwprof",
+    fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Hold a space variable at one value, NAME=VALUE (repeatable), e.g. resolution=224. Variables the estimator cannot judge are held anyway (resolution for the zero-cost proxies and train: at 224 on ImageNet spaces); the summary lists what was held and why.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search a space for accurate networks that are fast on a target device.
@@ -1197,6 +1198,7 @@ def search(
     from hwprof.profiling import device_label, get_device
     from hwprof.registry import SEARCHERS
     from nas.accuracy import create_estimator
+    from nas.dimensions import front_distribution, hold_unseen, layer_token_distribution, parse_fix
     from nas.results import check_constraint, latency_range, write_outputs
     from nas.searchers import Constraint
     from nas.spaces import get_space
@@ -1227,11 +1229,16 @@ def search(
     do_scale = trains if scale is None else scale
     do_post = trains if postprocess is None else postprocess
     search_impl = SEARCHERS.create(searcher, **params)
-    search_impl.check_space(sp)  # before a predictor is built or measured for it
     if trains and executor != "local":
         raise HwprofError(f"--executor {executor} fans out candidate scoring; {searcher} trains one supernet here",
                           "drop --executor for single-path search")
+    fixed = parse_fix(fix or [], sp)
+    if trains and fixed:
+        raise HwprofError(f"--fix applies to searchers that sample networks, not {searcher}",
+                          "drop --fix, or use --searcher evolutionary")
     est = None if trains else create_estimator(estimator, accuracy_data=accuracy_data, data=data, seed=seed)
+    sp, held = hold_unseen(sp, est, fixed)
+    search_impl.check_space(sp)  # before a predictor is built or measured for it
     runner = _executor(executor, ray_address)
     if runner.name != "local":
         from nas.accuracy.base import ExecutorEstimator
@@ -1274,7 +1281,11 @@ def search(
         "score_label": result.estimator, "score_kind": score_kind, "predictor": latency_model.name,
         "predictor_file": predictor_source, "latency_constraint_ms": latency_ms,
         "feasible_range_ms": [fastest, slowest], "budget": None if trains else budget, "seed": seed,
-        "graph_style": graph_style, "executor": runner.name, "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
+        "graph_style": graph_style, "held": [h.to_dict() for h in held],
+        "front_distribution": front_distribution(sp, [c.arch for c in result.pareto]),
+        "front_layer_tokens": layer_token_distribution(sp, [c.arch for c in result.pareto]),
+        "front_globals": [v.name for v in sp.variables if v.kind != "layer"],
+        "executor": runner.name, "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
         "hypervolume_reference": list(result.reference), "search_wall_s": result.wall_s, "extra": result.extra,
         "best": None,
     }
@@ -1377,6 +1388,16 @@ def _search_table(summary: dict, result, space: str, label: str, simulated: bool
     table.add_row("score", result.estimator)
     table.add_row("latency predictor", f"{predictor} ({predictor_source})")
     table.add_row("graph style (predicted and measured)", summary.get("graph_style", "hwprof"))
+    for h in summary.get("held", []):
+        table.add_row(f"held: {h['variable']} = {h['value']}", h["reason"])
+    dist = summary.get("front_distribution", {})
+    for name in summary.get("front_globals", []):
+        counts = dist[name]
+        shown = ", ".join(f"{k}: {v}" for k, v in list(counts.items())[:6]) + (" ..." if len(counts) > 6 else "")
+        table.add_row(f"front: {name} (value: networks)", shown)
+    tokens = summary.get("front_layer_tokens")
+    if tokens:
+        table.add_row("front: layer choices", ", ".join(f"{k}: {v}" for k, v in tokens.items()))
     table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")
     table.add_row("latency constraint, ms", "none (whole front)" if latency_ms is None else f"{latency_ms:g}")
     table.add_row("Pareto front size / hypervolume", f"{len(result.pareto)} / {result.hypervolume:.4g}")

@@ -25,27 +25,31 @@ from nas.searchers.base import Candidate, SearchResult
 
 
 def latency_range(space, predictor, n_samples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """(fastest, slowest) predicted latency in ``space``.
+    """(fastest, slowest) predicted latency in ``space`` (within its option mask: reduced or held variables).
 
     Exact from cost tables for layer-additive predictors on separable spaces
-    (minimum/maximum option per layer, for every combination of global
-    choices when there are few); otherwise estimated from a sample.
+    (minimum/maximum allowed option per layer, for every combination of allowed
+    global choices when there are few); otherwise estimated from a sample.
     """
-    globals_ = [v for v in space.variables if v.kind != "layer"]
-    combos = int(np.prod([len(v.options) for v in globals_])) if globals_ else 1
+    mask = space.option_mask()
+    global_idx = [i for i, v in enumerate(space.variables) if v.kind != "layer"]
+    layer_idx = [i for i, v in enumerate(space.variables) if v.kind == "layer"]
+    combos = int(np.prod([len(mask[i]) for i in global_idx])) if global_idx else 1
     if predictor.layer_additive and getattr(space, "separable", True) and combos <= 64:
         lows, highs = [], []
         for k in range(combos):
             choice, rest = {}, k
-            for v in globals_:
-                choice[v.name] = v.options[rest % len(v.options)]
-                rest //= len(v.options)
+            for i in global_idx:
+                v = space.variables[i]
+                choice[v.name] = v.options[mask[i][rest % len(mask[i])]]
+                rest //= len(mask[i])
             table = predictor.cost_table(space, choice)
-            lows.append(table.intercept_ms + sum(float(c.min()) for c in table.costs_ms))
-            highs.append(table.intercept_ms + sum(float(c.max()) for c in table.costs_ms))
+            allowed = [np.asarray(c)[mask[i]] for c, i in zip(table.costs_ms, layer_idx)]
+            lows.append(table.intercept_ms + sum(float(c.min()) for c in allowed))
+            highs.append(table.intercept_ms + sum(float(c.max()) for c in allowed))
         return min(lows), max(highs)
     rng = np.random.default_rng(seed)
-    genes = np.array([space.sample_genes(rng) for _ in range(n_samples)])
+    genes = np.array([space.sample_genes(rng, mask) for _ in range(n_samples)])
     lat = predictor.predict_genes(space, genes)
     return float(lat.min()), float(lat.max())
 

@@ -38,6 +38,18 @@ class AccuracyEstimator(ABC):
         """Settings that change the score (part of cache keys)."""
         return {}
 
+    def sees(self, space) -> set[str]:
+        """Names of the space variables whose changes move the score (see :mod:`nas.dimensions`).
+
+        Searchers hold every other variable fixed. The default, every variable,
+        suits an estimator that scores exactly the network it is given.
+        """
+        return {v.name for v in space.variables}
+
+    def blind_reason(self, variable: str) -> str:
+        """Why the score cannot judge ``variable`` (for search summaries)."""
+        return "its score does not change with it"
+
     @abstractmethod
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
         """One score per architecture."""
@@ -143,6 +155,12 @@ class ExecutorEstimator(AccuracyEstimator):
 
     def settings(self) -> dict[str, Any]:
         return self.inner.settings()
+
+    def sees(self, space) -> set[str]:
+        return self.inner.sees(space)
+
+    def blind_reason(self, variable: str) -> str:
+        return self.inner.blind_reason(variable)
 
     def score(self, archs: Sequence[Arch]) -> np.ndarray:
         if isinstance(self.inner, CachedEstimator):

@@ -107,6 +107,8 @@ class AccuracyPredictorEstimator(AccuracyEstimator):
             regressor = RidgeCV(alphas=np.logspace(-3, 3, 13))
         self.model_ = make_pipeline(StandardScaler(), regressor).fit(x, (acc - self.mean_) / self.scale_)
         self.n_pairs_ = len(acc)
+        genes = np.array([self._space.genes_of(a) for a in archs])
+        self.varied_ = {v.name for i, v in enumerate(self._space.variables) if len(set(genes[:, i])) > 1}
 
     @property
     def label(self) -> str:
@@ -114,6 +116,13 @@ class AccuracyPredictorEstimator(AccuracyEstimator):
 
     def settings(self) -> dict[str, Any]:
         return {"accuracy_data": self.accuracy_data, "seed": self.seed}
+
+    def sees(self, space) -> set[str]:
+        """The variables its training pairs vary: it learnt nothing about the others."""
+        return set(self.varied_)
+
+    def blind_reason(self, variable: str) -> str:
+        return f"its {self.n_pairs_} training pairs never vary it"
 
     def _features(self, archs: Sequence[Arch]) -> np.ndarray:
         """One-hot choices plus log MACs and log params."""

@@ -134,6 +134,16 @@ class ZeroCostProxy(CachedEstimator):
     def settings(self) -> dict[str, Any]:
         return {"resolution": self.resolution}
 
+    def sees(self, space) -> set[str]:
+        """Every variable but the input resolution, when scored at one fixed resolution."""
+        names = {v.name for v in space.variables}
+        return names if self.resolution is None else names - {"resolution"}
+
+    def blind_reason(self, variable: str) -> str:
+        if variable == "resolution" and self.resolution is not None:
+            return f"it is computed at {self.resolution} px for every network"
+        return super().blind_reason(variable)
+
     _pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:

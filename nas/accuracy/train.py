@@ -66,6 +66,15 @@ class ShortTrainingEstimator(CachedEstimator):
         return {"data": self._fingerprint, "epochs": self.epochs, "resolution": self.resolution,
                 "max_images": self.max_images, "batch": self.batch, "seed": self.seed, "trainer": 2}
 
+    def sees(self, space) -> set[str]:
+        """Every variable but the input resolution: every network is trained at the same image size."""
+        return {v.name for v in space.variables} - {"resolution"}
+
+    def blind_reason(self, variable: str) -> str:
+        if variable == "resolution":
+            return f"every network is trained on {self.resolution} px images"
+        return super().blind_reason(variable)
+
     def compute(self, archs: Sequence[Arch]) -> np.ndarray:
         return np.array([self._train_one(a) for a in archs])
 

@@ -77,6 +77,8 @@ class SearchSpace(ABC):
     name: str = ""
     description: str = ""
     reference: str = ""
+    # Values a variable is held at when the search's estimator cannot judge it (see nas.dimensions)
+    deployment_values: dict[str, Any] = {}
     #: True when a layer's block depends only on its own choice and the global
     #: choices (not on neighbouring layers' widths): then per-(layer, choice)
     #: cost tables of block-additive predictors are exact.

@@ -35,6 +35,7 @@ class OFASpace(SearchSpace):
     name = "ofa"
     description = "Once-for-All MobileNetV3: 5 stages, depth {2,3,4}, kernel {3,5,7}, expand {3,4,6}, resolution 128-224"
     reference = "Cai et al., Once-for-All, ICLR 2020"
+    deployment_values = {"resolution": 224}  # ImageNet networks ship at 224 px
 
     def __init__(self, width_mult: float = 1.0, num_classes: int = 1000) -> None:
         self.width_mult = width_mult

@@ -37,6 +37,7 @@ class ResNetSpace(SearchSpace):
     name = "resnet"
     description = "OFA-ResNet50: depth +{0,1,2}/stage, expand {0.2,0.25,0.35}, width {0.65,0.8,1.0}, resolution 128-224"
     reference = "Cai et al., Once-for-All, ICLR 2020 (OFAResNets)"
+    deployment_values = {"resolution": 224}  # ImageNet networks ship at 224 px
 
     def __init__(self, num_classes: int = 1000) -> None:
         self.num_classes = num_classes
