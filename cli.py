@@ -542,61 +542,40 @@ def advise_cmd(
 
     Example: hwprof advise exported.onnx --device cpu --fix fixed.onnx
     """
-    from hwprof.advise import advise, before_after, fix
-    from hwprof.api import to_onnx
-    from hwprof.predictors import store
-    from hwprof.profiling import device_label, get_device
+    from hwprof.advise import advise_model
 
-    proto = to_onnx(model, _parse_shape(input_shape))
-    dev = get_device(device)
-    dev.require_available()
-    predictor = store.load(predictor_path) if predictor_path else None
-    if predictor is not None and predictor.name != "kernel-rf":
-        raise HwprofError(f"--predictor must be a kernel-rf predictor, not {predictor.name}",
-                          "fit one with `hwprof fit-predictor --model kernel-rf`")
-    report = advise(proto, dev, predictor)
-    result: dict = {"model": str(model), **report.to_dict()}
-    fixed = None
-    if fix_out is not None:
-        from hwprof.build_onnx import save_onnx
-
-        fixed = fix(proto, tolerance)
-        save_onnx(fixed.model, fix_out)
-        before, after = before_after([proto, fixed.model], device, rounds) if fixed.applied else (None, None)
-        result["fix"] = {"out": str(fix_out), "applied": fixed.applied, "refused": fixed.refused,
-                         "max_abs_diff": fixed.max_abs_diff, "before_ms": before, "after_ms": after,
-                         "speedup": before / after if fixed.applied else 1.0}
+    result = advise_model(model, device, predictor_path, fix_out, tolerance, rounds, _parse_shape(input_shape))
     if json_out:
         _print_json(result)
         return
-    label = device_label(dev)
-    table = Table(title=f"{model.name} on {label}: per-node profile {report.total_ms:.2f} ms, "
-                        f"layout conversions {report.layout_ms:.2f} ms")
+    label = f"{result['device']} (simulated)" if result["simulated"] else result["device"]
+    table = Table(title=f"{model.name} on {label}: per-node profile {result['total_ms']:.2f} ms, "
+                        f"layout conversions {result['layout_ms']:.2f} ms")
     for column in ("what", "chains", "time in its nodes, ms", "share", "rewrite"):
         table.add_column(column, justify="right" if column in ("chains", "share") or "ms" in column else "left")
-    if predictor is not None:
+    predicted = result["predicted_ms"] is not None
+    if predicted:
         table.add_column("predicted saving, ms", justify="right")
-    for f in report.findings:
-        row = [f.kind, str(f.count), f"{f.nodes_ms:.3f}", f"{f.nodes_ms / max(report.total_ms, 1e-9):.0%}", f.rewrite]
-        if predictor is not None:
-            row.append(f"{f.predicted_saving_ms:.3f}")
-        table.add_row(*row)
+    for f in result["findings"]:
+        row = [f["kind"], str(f["count"]), f"{f['nodes_ms']:.3f}", f"{f['nodes_ms'] / max(result['total_ms'], 1e-9):.0%}",
+               f["rewrite"]]
+        table.add_row(*row, *([f"{f['predicted_saving_ms']:.3f}"] if predicted else []))
     console.print(table)
-    if not report.findings:
+    if not result["findings"]:
         console.print("nothing to rewrite: the graph uses the forms the runtime fuses")
     else:
         console.print("[dim]time in its nodes: the chains' own nodes plus the layout conversions next to them; "
                       "a rewrite saves up to that much[/]")
-    if fixed is not None:
-        fix_info = result["fix"]
-        for kind, why in fixed.refused.items():
+    fix_info = result.get("fix")
+    if fix_info is not None:
+        for kind, why in fix_info["refused"].items():
             console.print(f"[yellow]refused[/] {kind}: {why}")
-        if fixed.applied:
-            console.print(f"wrote {fix_out}: applied {', '.join(f'{n} {k}' for k, n in fixed.applied.items())}; "
-                          f"outputs within {fixed.max_abs_diff:.1e} of the original; measured "
+        if fix_info["applied"]:
+            console.print(f"wrote {fix_out}: applied {', '.join(f'{n} {k}' for k, n in fix_info['applied'].items())}; "
+                          f"outputs within {fix_info['max_abs_diff']:.1e} of the original; measured "
                           f"{fix_info['before_ms']:.3f} ms -> {fix_info['after_ms']:.3f} ms "
                           f"({fix_info['speedup']:.2f}x, {rounds} round-robin rounds, drift-corrected)"
-                          + (" - SIMULATED" if dev.simulated else ""))
+                          + (" - SIMULATED" if result["simulated"] else ""))
         else:
             console.print(f"wrote {fix_out} unchanged: no rewrite applied")
 
@@ -1099,13 +1078,12 @@ def export(
     dtype = "float16" if fp16 else "float32"
     single = len(archs) == 1 and onnx_out.suffix == ".onnx"
     if weights is not None:
-        from hwprof.weights import apply_weights, read_safetensors
+        from hwprof.weights import export_with_weights
 
         if not single:
             raise HwprofError("--weights exports one network", "give a .json with one arch and --onnx FILE.onnx")
         arch = archs[0]
-        model = apply_weights(build_onnx(arch, dtype=dtype), arch, read_safetensors(weights), str(weights))
-        save_onnx(model, onnx_out)
+        export_with_weights(arch, weights, onnx_out, dtype)
         console.print(f"{arch.hash}: trained weights from {weights} -> {onnx_out} (hwprof graph form)")
         return
     if not single and onnx_out.exists() and not onnx_out.is_dir():
@@ -1334,7 +1312,9 @@ def search(
     if json_out:
         _print_json({**summary, "extra": {k: v for k, v in summary["extra"].items() if k != "training_curve"}})
         return
-    console.print(_search_table(summary, result, sp.name, label, dev.simulated, latency_model.name,
+    from nas.search_report import search_table
+
+    console.print(search_table(summary, result, sp.name, label, dev.simulated, latency_model.name,
                                 predictor_source, out))
 
 
@@ -1365,70 +1345,6 @@ def _run_search(search_impl, trains: bool, sp, latency_model, est, constraint, b
             progress.update(bar, completed=len(ev.history), best=text)
 
         return search_impl.search(sp, latency_model, est, constraint, budget, seed, on_progress)
-
-
-def _search_table(summary: dict, result, space: str, label: str, simulated: bool, predictor: str,
-                  predictor_source: str, out: Path) -> Table:
-    """The terminal summary of `nas search`."""
-    latency_ms = summary["latency_constraint_ms"]
-    fastest, slowest = summary["feasible_range_ms"]
-    sim = " - SIMULATED device" if simulated else ""
-    table = Table(title=f"nas search: {space} on {label}{sim}")
-    table.add_column("item")
-    table.add_column("value", justify="right")
-    if summary["budget"] is None:
-        table.add_row("searcher", f"{summary['searcher']} ({summary['searcher_settings']['epochs']} epochs, "
-                      f"{summary['extra'].get('distinct_networks_visited', 0)} networks visited)")
-        table.add_row("training data", summary["extra"].get("data", ""))
-    else:
-        table.add_row("searcher / budget", f"{summary['searcher']} / {len(result.history)} networks scored")
-    if "shrink" in summary["extra"]:
-        removed = summary["extra"]["shrink"]["removed"]
-        table.add_row("space shrinking", f"{len(removed)} choice(s) removed (summary.json: extra.shrink)")
-    table.add_row("score", result.estimator)
-    table.add_row("latency predictor", f"{predictor} ({predictor_source})")
-    table.add_row("graph style (predicted and measured)", summary.get("graph_style", "hwprof"))
-    for h in summary.get("held", []):
-        table.add_row(f"held: {h['variable']} = {h['value']}", h["reason"])
-    dist = summary.get("front_distribution", {})
-    for name in summary.get("front_globals", []):
-        counts = dist[name]
-        shown = ", ".join(f"{k}: {v}" for k, v in list(counts.items())[:6]) + (" ..." if len(counts) > 6 else "")
-        table.add_row(f"front: {name} (value: networks)", shown)
-    tokens = summary.get("front_layer_tokens")
-    if tokens:
-        table.add_row("front: layer choices", ", ".join(f"{k}: {v}" for k, v in tokens.items()))
-    table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")
-    table.add_row("latency constraint, ms", "none (whole front)" if latency_ms is None else f"{latency_ms:g}")
-    table.add_row("Pareto front size / hypervolume", f"{len(result.pareto)} / {result.hypervolume:.4g}")
-    b, searched = summary["best"], summary.get("searched")
-    if b is None:
-        table.add_row("best network", "none met the constraint")
-    else:
-        gap = f" ({searched['predicted_vs_constraint']:+.1%} vs constraint)" if "predicted_vs_constraint" in searched else ""
-        table.add_row("searched network", searched["arch_hash"])
-        table.add_row(f"searched {summary['score_kind']}", f"{searched['score']:.4f}")
-        table.add_row("searched latency, predicted ms", f"{searched['predicted_latency_ms']:.3f}{gap}")
-        if "measured_latency_ms" in searched:
-            table.add_row("searched latency, measured ms", f"{searched['measured_latency_ms']:.3f} "
-                          f"(prediction {searched['prediction_error']:+.1%})")
-        refined = summary.get("refined")
-        if refined:
-            sc, post = refined["scaling"], refined["postprocess"]
-            if sc is not None:
-                table.add_row("compound scaling", f"phi {sc['phi']:g}: depth x{sc['depth']:.2f}, width "
-                              f"x{sc['width']:.2f}, resolution x{sc['resolution']:.2f}" if sc["changed"]
-                              else "unchanged (no headroom)")
-            if post is not None:
-                table.add_row("post-processing", post["applied"] or "unchanged (no variant fitted and helped)")
-            table.add_row("final network", b["arch_hash"])
-        if "measured_latency_ms" in b:
-            error = f" (prediction {b['prediction_error']:+.1%})" if "prediction_error" in b else ""
-            table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f}{error}")
-        table.add_row("MACs / params", f"{b['macs'] / 1e6:.1f} M / {b['params'] / 1e6:.2f} M")
-    table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
-    table.add_row("outputs", str(out))
-    return table
 
 
 # --- entry points ----------------------------------------------------------------------

@@ -210,3 +210,45 @@ def before_after(models: list[onnx.ModelProto], device: str, rounds: int = 3, **
             nominal = nominal or ref
             times[i].append(row["median_ms"] * (nominal / ref if ref else 1.0))
     return [float(np.median(t)) for t in times]
+
+
+def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fix_out: Any = None,
+                 tolerance: float = 1e-4, rounds: int = 3, input_shape: Any = None) -> dict[str, Any]:
+    """What ``hwprof advise`` does, as one call: advise, and with ``fix_out`` fix, save and time before/after.
+
+    Args:
+        model: ONNX model or path.
+        device: Device name.
+        predictor_path: Optional kernel-rf predictor file of the device.
+        fix_out: Where to write the fixed model (None: no fix).
+        tolerance: Largest output difference a rewrite may make.
+        rounds: Round-robin rounds of the before/after timing.
+        input_shape: For models with dynamic dimensions.
+
+    Returns:
+        The report as a JSON-ready dict (see :class:`Advice`), with ``fix`` when fixing.
+
+    Raises:
+        HwprofError: for bad input (unreadable model, unknown device, a predictor that is not kernel-rf).
+    """
+    from hwprof.api import to_onnx
+    from hwprof.build_onnx import save_onnx
+    from hwprof.predictors import store
+    from hwprof.profiling import get_device
+
+    proto = to_onnx(model, input_shape)
+    dev = get_device(device)
+    dev.require_available()
+    predictor = store.load(predictor_path) if predictor_path else None
+    if predictor is not None and predictor.name != "kernel-rf":
+        raise HwprofError(f"--predictor must be a kernel-rf predictor, not {predictor.name}",
+                          "fit one with `hwprof fit-predictor --model kernel-rf`")
+    result: dict[str, Any] = {"model": str(model), **advise(proto, dev, predictor).to_dict()}
+    if fix_out is not None:
+        fixed = fix(proto, tolerance)
+        save_onnx(fixed.model, fix_out)
+        before, after = before_after([proto, fixed.model], device, rounds) if fixed.applied else (None, None)
+        result["fix"] = {"out": str(fix_out), "applied": fixed.applied, "refused": fixed.refused,
+                         "max_abs_diff": fixed.max_abs_diff, "before_ms": before, "after_ms": after,
+                         "speedup": before / after if fixed.applied else 1.0, "rounds": rounds}
+    return result

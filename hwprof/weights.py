@@ -92,3 +92,15 @@ def apply_weights(model: onnx.ModelProto, arch: Arch, tensors: dict[str, np.ndar
         dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type)
         init.CopyFrom(numpy_helper.from_array(np.asarray(tensors[torch_name], dtype=dtype), init.name))
     return out
+
+
+def export_with_weights(arch: Arch, weights: str | Path, out: str | Path, dtype: str = "float32") -> None:
+    """Write ``arch`` in hwprof's graph form with the trained weights of a ``.safetensors`` file (atomically).
+
+    Raises:
+        HwprofError: for an unreadable file or tensors that do not fit the arch (the first one is named).
+    """
+    from hwprof.build_onnx import build_onnx, save_onnx
+
+    model = apply_weights(build_onnx(arch, dtype=dtype), arch, read_safetensors(weights), str(weights))
+    save_onnx(model, out)

@@ -208,3 +208,75 @@ def test_cli_search_bad_inputs(npu_dir, npu_lut, tmp_path, monkeypatch):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_proxies_at_a_fixed_resolution_cannot_see_it_and_say_so():
+    space = get_space("ofa")
+    arch = samples("ofa", 1, seed=11)[0]
+    genes = list(space.genes_of(arch))
+    r = [v.name for v in space.variables].index("resolution")
+    low, high = list(genes), list(genes)
+    low[r], high[r] = 0, len(space.variables[r].options) - 1
+    pair = [space.to_arch(low), space.to_arch(high)]
+    fixed = SynflowProxy(use_cache=False, workers=1)
+    assert "resolution" not in fixed.sees(space) and "128 px" in fixed.blind_reason("resolution")
+    assert fixed.score(pair)[0] == fixed.score(pair)[1]  # measured, not assumed: the score cannot tell them apart
+    own = NaswotProxy(resolution=None, use_cache=False, workers=1)
+    assert "resolution" in own.sees(space)
+    assert own.score(pair)[0] != own.score(pair)[1]
+
+
+def test_hold_unseen_holds_resolution_at_the_deployment_value_and_fix_overrides():
+    from nas.dimensions import hold_unseen, parse_fix
+
+    space = get_space("ofa")
+    held_space, held = hold_unseen(space, SynflowProxy(use_cache=False))
+    assert [(h.variable, h.value) for h in held] == [("resolution", "224")]
+    rng = np.random.default_rng(0)
+    assert {held_space.sample(rng).resolution for _ in range(20)} == {224}
+    fixed_space, held = hold_unseen(space, SynflowProxy(use_cache=False), parse_fix(["resolution=160"], space))
+    assert [(h.variable, h.value, h.reason) for h in held] == [("resolution", "160", "fixed with --fix")]
+    assert {fixed_space.sample(rng).resolution for _ in range(20)} == {160}
+    same, nothing = hold_unseen(space, NaswotProxy(resolution=None))
+    assert same is space and nothing == []
+    with pytest.raises(HwprofError, match="not an option of 'resolution'") as excinfo:
+        parse_fix(["resolution=100"], space)
+    assert excinfo.value.hint.startswith("allowed values: 128, 132")
+    with pytest.raises(HwprofError, match="no variable 'width'"):
+        parse_fix(["width=1"], space)
+
+
+def test_accuracy_predictor_sees_what_its_pairs_vary(tmp_path):
+    space = get_space("ofa")
+    archs = samples("ofa", 30, seed=3)
+    r = [v.name for v in space.variables].index("resolution")
+    at_224 = [space.to_arch([*space.genes_of(a)[:r], len(space.variables[r].options) - 1, *space.genes_of(a)[r + 1:]])
+              for a in archs]
+    for name, pairs in (("varied", archs), ("fixed", at_224)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({"arch": json.loads(a.to_json()), "accuracy": float(np.log(a.macs))})
+                                + "\n" for a in pairs))
+        est = AccuracyPredictorEstimator(path)
+        assert ("resolution" in est.sees(space)) == (name == "varied")
+
+
+def test_cli_search_holds_and_reports_dimensions(npu_dir, npu_lut, tmp_path, monkeypatch):
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    pred = tmp_path / "npu.pred"
+    npu_lut.provenance_ = load_measurements(npu_dir).provenance()
+    store.save(npu_lut, pred)
+    args = ("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--predictor", str(pred), "--budget", "30",
+            "--latency-ms", "6", "--no-measure", "--json")
+    default = json.loads(run_cli(*args, "--out", str(tmp_path / "a"), check=True).stdout)
+    assert [h["variable"] for h in default["held"]] == ["resolution"]
+    assert "synflow proxy" in default["held"][0]["reason"] and default["held"][0]["value"] == "224"
+    assert set(default["front_distribution"]["resolution"]) == {"224"}
+    assert sum(default["front_layer_tokens"].values()) > 0
+    chosen = json.loads(run_cli(*args, "--fix", "resolution=176", "--out", str(tmp_path / "b"), check=True).stdout)
+    assert set(chosen["front_distribution"]["resolution"]) == {"176"}
+    assert chosen["held"][0]["reason"] == "fixed with --fix"
+    for bad, expected in (("resolution=100", "allowed values"), ("depth=2", "no variable 'depth'"),
+                          ("resolution", "not NAME=VALUE")):
+        proc = run_cli(*args, "--fix", bad, "--out", str(tmp_path / "c"))
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr

@@ -1,0 +1,71 @@
+"""The terminal summary of ``nas search`` (a rich table built from its summary dict)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+
+def search_table(summary: dict, result, space: str, label: str, simulated: bool, predictor: str,
+                  predictor_source: str, out: Path) -> Table:
+    """The terminal summary of `nas search`."""
+    latency_ms = summary["latency_constraint_ms"]
+    fastest, slowest = summary["feasible_range_ms"]
+    sim = " - SIMULATED device" if simulated else ""
+    table = Table(title=f"nas search: {space} on {label}{sim}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    if summary["budget"] is None:
+        table.add_row("searcher", f"{summary['searcher']} ({summary['searcher_settings']['epochs']} epochs, "
+                      f"{summary['extra'].get('distinct_networks_visited', 0)} networks visited)")
+        table.add_row("training data", summary["extra"].get("data", ""))
+    else:
+        table.add_row("searcher / budget", f"{summary['searcher']} / {len(result.history)} networks scored")
+    if "shrink" in summary["extra"]:
+        removed = summary["extra"]["shrink"]["removed"]
+        table.add_row("space shrinking", f"{len(removed)} choice(s) removed (summary.json: extra.shrink)")
+    table.add_row("score", result.estimator)
+    table.add_row("latency predictor", f"{predictor} ({predictor_source})")
+    table.add_row("graph style (predicted and measured)", summary.get("graph_style", "hwprof"))
+    for h in summary.get("held", []):
+        table.add_row(f"held: {h['variable']} = {h['value']}", h["reason"])
+    dist = summary.get("front_distribution", {})
+    for name in summary.get("front_globals", []):
+        counts = dist[name]
+        shown = ", ".join(f"{k}: {v}" for k, v in list(counts.items())[:6]) + (" ..." if len(counts) > 6 else "")
+        table.add_row(f"front: {name} (value: networks)", shown)
+    tokens = summary.get("front_layer_tokens")
+    if tokens:
+        table.add_row("front: layer choices", ", ".join(f"{k}: {v}" for k, v in tokens.items()))
+    table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")
+    table.add_row("latency constraint, ms", "none (whole front)" if latency_ms is None else f"{latency_ms:g}")
+    table.add_row("Pareto front size / hypervolume", f"{len(result.pareto)} / {result.hypervolume:.4g}")
+    b, searched = summary["best"], summary.get("searched")
+    if b is None:
+        table.add_row("best network", "none met the constraint")
+    else:
+        gap = f" ({searched['predicted_vs_constraint']:+.1%} vs constraint)" if "predicted_vs_constraint" in searched else ""
+        table.add_row("searched network", searched["arch_hash"])
+        table.add_row(f"searched {summary['score_kind']}", f"{searched['score']:.4f}")
+        table.add_row("searched latency, predicted ms", f"{searched['predicted_latency_ms']:.3f}{gap}")
+        if "measured_latency_ms" in searched:
+            table.add_row("searched latency, measured ms", f"{searched['measured_latency_ms']:.3f} "
+                          f"(prediction {searched['prediction_error']:+.1%})")
+        refined = summary.get("refined")
+        if refined:
+            sc, post = refined["scaling"], refined["postprocess"]
+            if sc is not None:
+                table.add_row("compound scaling", f"phi {sc['phi']:g}: depth x{sc['depth']:.2f}, width "
+                              f"x{sc['width']:.2f}, resolution x{sc['resolution']:.2f}" if sc["changed"]
+                              else "unchanged (no headroom)")
+            if post is not None:
+                table.add_row("post-processing", post["applied"] or "unchanged (no variant fitted and helped)")
+            table.add_row("final network", b["arch_hash"])
+        if "measured_latency_ms" in b:
+            error = f" (prediction {b['prediction_error']:+.1%})" if "prediction_error" in b else ""
+            table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f}{error}")
+        table.add_row("MACs / params", f"{b['macs'] / 1e6:.1f} M / {b['params'] / 1e6:.2f} M")
+    table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
+    table.add_row("outputs", str(out))
+    return table
