@@ -19,8 +19,10 @@ round-robin rounds, and compared with two ``kernel-rf`` predictors fitted only
 on hwprof-measured ``ofa`` networks and blocks:
 
 - *runtime* (this round's model): kernels from onnxruntime's optimized graph,
-  fitted on graph styles ``hwprof`` and ``torch-manual``;
-- *baseline* (round 1's model): hwprof's fusion rules, fitted on ``hwprof`` only.
+  fitted on ``ofa`` in graph styles ``hwprof`` and ``torch-manual`` and on
+  ``proxyless`` (MobileNetV2-like) in ``hwprof`` style;
+- *baseline* (round 1's model): hwprof's fusion rules, fitted on ``ofa`` in
+  ``hwprof`` style only.
 
 Measured latencies are brought to the predictors' nominal machine speed with
 the reference network timed around each model (hwprof.drift). The test-retest
@@ -60,7 +62,8 @@ from hwprof.torch_export import export_module
 from nas.spaces import get_space
 
 ROUNDS = 4
-TRAIN_STYLES = ("hwprof", "torch-manual")
+# (space, graph style, share of --train networks): what hwprof generates and kernel-rf learns from
+TRAINING = (("ofa", "hwprof", 1.0), ("ofa", "torch-manual", 1.0), ("proxyless", "hwprof", 0.67))
 
 
 def _div8(c: float) -> int:
@@ -241,17 +244,18 @@ def export(module: nn.Module, resolution: int) -> onnx.ModelProto:
 
 
 def training_data(root: Path, n: int) -> list:
-    """hwprof-measured cpu data of ``n`` ofa networks and their blocks in each training style (resumable)."""
-    space, parts = get_space("ofa"), []
-    rng = np.random.default_rng(0)
-    archs = [space.sample(rng) for _ in range(n)]
-    for style in TRAIN_STYLES:
-        out = root / f"cpu-{style}"
+    """hwprof-measured cpu data (networks and their blocks) for each entry of TRAINING (resumable)."""
+    parts = []
+    for space_name, style, share in TRAINING:
+        space, rng = get_space(space_name), np.random.default_rng(0)
+        archs = [space.sample(rng) for _ in range(max(2, int(n * share)))]
+        out = root / f"cpu-{space_name}-{style}"
         device = get_device("cpu", graph_style=style)
-        print(f"measuring {n} ofa networks and their blocks on cpu in graph style {style} into {out}", flush=True)
+        print(f"measuring {len(archs)} {space_name} networks and their blocks on cpu in graph style {style} into {out}",
+              flush=True)
         measure_into(Dataset(out), device, archs, mode="both", protocol=Protocol(min_time_s=0.1, time_cap_s=2.0),
                      reference_every_s=2.0)
-        parts.append(load_measurements(out, device="cpu", space="ofa", style=style))
+        parts.append(load_measurements(out, device="cpu", space=space_name, style=style))
     return parts
 
 
@@ -311,7 +315,7 @@ def main() -> None:
         idx = [k for k, (s, _, _) in enumerate(names) if s == source]
         summary[source] = {"runtime": scores(err_rt[idx]), "baseline": scores(err_base[idx]),
                            "retest": scores(retest[idx])}
-    print("\nkernel-rf trained only on hwprof data (cpu, ofa, drift-corrected); test-retest = first vs second half "
+    print("\nkernel-rf trained only on hwprof data (cpu, ofa + proxyless, drift-corrected); test-retest = first vs second half "
           "of the rounds")
     print(f"{'source':9s} {'n':>3s} | {'runtime ±10%':>12s} {'signed':>7s} | {'baseline ±10%':>13s} {'signed':>7s} | "
           f"{'retest ±10%':>11s} {'retest |d|':>10s}")

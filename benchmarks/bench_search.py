@@ -2,7 +2,8 @@
 
 Same predictor (lut with kernel-rf fallback, fitted on 300 measured ofa
 networks per device), same estimator (synflow proxy, cached by arch hash), same
-budget, over several seeds. Target: evolutionary and hurricane reach a higher
+budget, over several seeds. As in ``nas search``, resolution (which synflow at
+128 px cannot judge) is held at 224 px. Target: evolutionary and hurricane reach a higher
 mean hypervolume than random on kirin-npu, hexagon-dsp and myriad-vpu (all
 simulated). The hypervolume of each (device, seed) uses one reference point for
 the three searchers: the slowest latency and lowest score any of them saw.
@@ -34,6 +35,7 @@ from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
 from nas.accuracy.proxies import SynflowProxy
+from nas.dimensions import hold_unseen
 from nas.searchers import Constraint, create_searcher
 from nas.searchers.hurricane import hardware_aware_space
 from nas.spaces import get_space
@@ -69,17 +71,18 @@ def _compare(space, predictor, estimator, constraint: Constraint, seeds: int, bu
 
 
 def run(seeds: int, budget: int, root: Path) -> dict:
-    space = get_space("ofa")
+    full = get_space("ofa")
     estimator = SynflowProxy()
+    space, held = hold_unseen(full, estimator)  # as `nas search` does: resolution held at 224 for synflow
     out = {}
     for device in DEVICES:
-        predictor = _predictor(root, device, space)
+        predictor = _predictor(root, device, full)
         allowed = hardware_aware_space(space, predictor)
         rng = np.random.default_rng(123)
-        genes = np.array([space.sample_genes(rng) for _ in range(2000)])
+        genes = np.array([space.sample_genes(rng, space.option_mask()) for _ in range(2000)])
         target = float(np.percentile(predictor.predict_genes(space, genes), 30))
         layers = [i for i, v in enumerate(space.variables) if v.kind == "layer"]
-        out[device] = {"whole_front": _compare(space, predictor, estimator, Constraint(), seeds, budget),
+        out[device] = {"held": [h.to_dict() for h in held], "whole_front": _compare(space, predictor, estimator, Constraint(), seeds, budget),
                        "under_target": _compare(space, predictor, estimator, Constraint(target), seeds, budget),
                        "hardware_aware_space": {space.variables[i].name: [space.variables[i].labels[j]
                                                                           for j in allowed[i]] for i in layers}}
@@ -97,7 +100,9 @@ def main() -> None:
     ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
     for setting, title in (("whole_front", "no latency constraint (whole front)"),
                            ("under_target", "under a latency target (30th percentile of random networks)")):
-        print(f"\nsynflow proxy (log10), budget {args.budget}, {args.seeds} seeds, {title}")
+        held = next(iter(results.values()))["held"]
+        print(f"\nsynflow proxy (log10), budget {args.budget}, {args.seeds} seeds, {title}; held: "
+              + (", ".join(f"{h['variable']}={h['value']}" for h in held) or "nothing"))
         print(f"{'device':24} {'target ms':>9} " + " ".join(f"{s:>22}" for s in SEARCHERS))
         for device, r in results.items():
             r = r[setting]

@@ -41,6 +41,7 @@ from hwprof.profiling import get_device, measure_into
 from hwprof.space_profile import profile_sample, profile_space
 from hwprof.space_reduction import reduce_space, score_contributions
 from nas.accuracy.proxies import SynflowProxy
+from nas.dimensions import hold_unseen
 from nas.searchers import Constraint, create_searcher
 from nas.spaces import get_space
 
@@ -91,12 +92,16 @@ def run(seeds: int, budget: int, profile_samples: int, root: Path) -> dict:
         gains = score_contributions(space, profiled, estimator.score(profiled))
         reduced, _ = reduce_space(space, profile, gains)
         predictor = _predictor(root, device, space)
+        # as `nas search` does: what synflow (at 128 px) cannot judge, resolution, is held at 224
+        searched, held = hold_unseen(space, estimator)
+        reduced_searched, _ = hold_unseen(reduced, estimator)
         rng = np.random.default_rng(123)
-        genes = np.array([space.sample_genes(rng) for _ in range(2000)])
+        genes = np.array([searched.sample_genes(rng, searched.option_mask()) for _ in range(2000)])
         target = float(np.percentile(predictor.predict_genes(space, genes), 30))
-        spaces = {"original": space, "reduced": reduced}
+        spaces = {"original": searched, "reduced": reduced_searched}
         ranking = profile.ranking()
         out[device] = {
+            "held": [h.to_dict() for h in held],
             "profile": {"networks": profile.networks, "top3": ranking.choice.head(3).tolist(),
                         "bottom3": ranking.choice.tail(3).tolist(), "kendall_tau": profile.kendall_tau,
                         "kendall_tau_within_positions": profile.kendall_tau_within,

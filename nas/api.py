@@ -12,7 +12,8 @@ from nas.searchers.base import SearchResult
 
 def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | None = None,
            searcher: str = "evolutionary", estimator: str = "synflow", budget: int = 400, seed: int = 0,
-           predictor: Any = None, graph_style: str = "hwprof", **estimator_options: Any) -> SearchResult:
+           predictor: Any = None, graph_style: str = "hwprof", fix: dict[str, Any] | None = None,
+           **estimator_options: Any) -> SearchResult:
     """Search ``space`` for networks fast on ``target``; returns a :class:`SearchResult`.
 
     Args:
@@ -25,6 +26,9 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
         seed: Same seed, same result.
         predictor: A fitted predictor or the path of a predictor file.
         graph_style: The graph form latency is predicted for (see :mod:`hwprof.graph_styles`).
+        fix: Variables held at one value, e.g. ``{"resolution": 224}``. Variables the
+            estimator cannot judge are held anyway (see :mod:`nas.dimensions`);
+            ``result.extra["held"]`` says what was held and why.
         **estimator_options: e.g. ``accuracy_data="pairs.jsonl"`` or ``data="images/"``.
 
     Raises:
@@ -34,6 +38,7 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
     from hwprof.predictors.cache import cached_predictor
     from hwprof.profiling import get_device
     from nas.accuracy import create_estimator
+    from nas.dimensions import hold_unseen, parse_fix
     from nas.results import check_constraint, latency_range
     from nas.searchers import Constraint, create_searcher
     from nas.spaces import get_space
@@ -44,10 +49,13 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
     elif isinstance(predictor, (str, Path)):
         predictor = store.load(predictor)
     predictor.use_style(graph_style)
+    est = create_estimator(estimator, seed=seed, **estimator_options)
+    sp, held = hold_unseen(sp, est, parse_fix([f"{k}={v}" for k, v in (fix or {}).items()], sp))
     fastest, slowest = latency_range(sp, predictor)
     check_constraint(latency_ms, fastest, slowest, target)
-    est = create_estimator(estimator, seed=seed, **estimator_options)
-    return create_searcher(searcher).search(sp, predictor, est, Constraint(latency_ms), budget, seed)
+    result = create_searcher(searcher).search(sp, predictor, est, Constraint(latency_ms), budget, seed)
+    result.extra["held"] = [h.to_dict() for h in held]
+    return result
 
 
 def history_frame(result: SearchResult) -> pd.DataFrame:

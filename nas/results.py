@@ -133,7 +133,11 @@ def write_outputs(out: Path, result: SearchResult, summary: dict[str, Any], titl
     except OSError as exc:
         raise HwprofError(f"cannot create output directory {out}: {exc.strerror}", "choose a writable --out") from None
     files: dict[str, str] = {}
+    from nas.searchers.constrained import best_so_far
+
     history = pd.DataFrame([_candidate_row(c) for c in result.history])
+    history["feasible"] = [bool(result.constraint.feasible(c.latency_ms)) for c in result.history]
+    history["best_feasible_so_far"] = best_so_far(result.history, result.constraint)
     buf = io.BytesIO()
     history.to_parquet(buf, index=False)
     atomic_write_bytes(out / "history.parquet", buf.getvalue())
@@ -158,6 +162,9 @@ def write_outputs(out: Path, result: SearchResult, summary: dict[str, Any], titl
         files["training_csv"], files["training_plot"] = str(out / "training.csv"), str(out / "training.png")
     plot_pareto(out / "pareto.png", result, title)
     files["plot"] = str(out / "pareto.png")
+    if len(result.history) > 1 and history["best_feasible_so_far"].notna().any():
+        plot_convergence(out / "convergence.png", history, result, title)
+        files["convergence_plot"] = str(out / "convergence.png")
     files["summary"] = str(out / "summary.json")
     extra = {k: v for k, v in summary.get("extra", {}).items() if k != "training_curve"}
     atomic_write_text(out / "summary.json", json.dumps({**summary, "extra": extra, "files": files}, indent=2,
@@ -192,6 +199,25 @@ def plot_training(path: Path, curve: list[dict[str, float]], target_ms: float | 
         bottom.axhline(target_ms, color="tab:red", ls="--", label="target")
     bottom.set(xlabel="epoch", ylabel="predicted latency (ms)")
     bottom.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write_via(path, fig.savefig, ".png")
+    plt.close(fig)
+
+
+def plot_convergence(path: Path, history: pd.DataFrame, result: SearchResult, title: str) -> None:
+    """Best score meeting the constraint against networks evaluated: does more budget still help?"""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.0), dpi=120)
+    evaluations = np.arange(1, len(history) + 1)
+    ax.plot(evaluations, history["best_feasible_so_far"], color="tab:blue", drawstyle="steps-post",
+            label="best so far" + (" (meeting the constraint)" if result.constraint.latency_ms else ""))
+    ax.scatter(evaluations, history["score"], s=3, alpha=0.25, color="tab:gray", label="each network")
+    ax.set(xlabel="networks evaluated", ylabel=result.estimator, title=f"convergence: {title}")
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     atomic_write_via(path, fig.savefig, ".png")
     plt.close(fig)

@@ -20,7 +20,7 @@ from nas.accuracy.base import ScoreCache
 from nas.accuracy.predictor import AccuracyPredictorEstimator
 from nas.accuracy.proxies import NaswotProxy, SynflowProxy, at_resolution
 from nas.searchers import Constraint, create_searcher
-from nas.searchers.base import hypervolume, non_dominated_sort, pareto_indices
+from nas.searchers.base import Candidate, hypervolume, non_dominated_sort, pareto_indices
 from nas.searchers.hurricane import hardware_aware_space
 from nas.spaces import get_space
 from tests.conftest import run_cli, samples
@@ -184,9 +184,13 @@ def test_cli_search_writes_outputs_and_is_reproducible(npu_dir, npu_lut, tmp_pat
     best = first["best"]
     assert best["predicted_latency_ms"] <= 4 and best["measured_latency_ms"] <= 4 * 1.1
     assert abs(best["prediction_error"]) < 0.1
-    for name in ("best.json", "best.onnx", "pareto.csv", "history.parquet", "pareto.png", "summary.json"):
+    for name in ("best.json", "best.onnx", "pareto.csv", "history.parquet", "pareto.png", "summary.json",
+                 "convergence.png"):
         assert (tmp_path / "a" / name).stat().st_size > 0, name
-    assert len(pd.read_parquet(tmp_path / "a" / "history.parquet")) == first["evaluated"] <= 40
+    history = pd.read_parquet(tmp_path / "a" / "history.parquet")
+    assert len(history) == first["evaluated"] <= 40
+    curve = history["best_feasible_so_far"].dropna().to_numpy()
+    assert len(curve) and np.all(np.diff(curve) >= 0) and curve[-1] == pytest.approx(best["score"])
 
 
 def test_cli_search_bad_inputs(npu_dir, npu_lut, tmp_path, monkeypatch):
@@ -280,3 +284,28 @@ def test_cli_search_holds_and_reports_dimensions(npu_dir, npu_lut, tmp_path, mon
         proc = run_cli(*args, "--fix", bad, "--out", str(tmp_path / "c"))
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_default_searcher_under_a_target_spends_every_evaluation_below_it(npu_lut):
+    space = get_space("ofa")
+    constraint = Constraint(4.0)
+    result = create_searcher("evolutionary").search(space, npu_lut, MacsScore(), constraint, budget=150, seed=1)
+    assert result.extra["mode_used"] == "constrained" and len(result.history) == 150
+    assert all(c.latency_ms <= 4.0 for c in result.history)
+    pareto_mode = create_searcher("evolutionary", mode="pareto").search(space, npu_lut, MacsScore(), constraint,
+                                                                        budget=150, seed=1)
+    assert pareto_mode.extra["mode_used"] == "pareto"
+    assert result.best.score >= pareto_mode.best.score  # for a score that grows with capacity, on this seed
+    whole = create_searcher("evolutionary").search(space, npu_lut, MacsScore(), Constraint(), budget=60, seed=1)
+    assert whole.extra["mode_used"] == "pareto"
+
+
+def test_best_so_far_curve():
+    from nas.searchers.constrained import best_so_far
+
+    arch = samples("ofa", 1, seed=0)[0]
+    history = [Candidate(arch, ms, s, 0, i) for i, (ms, s) in enumerate([(5.0, 9.0), (3.0, 1.0), (2.0, 2.0),
+                                                                          (3.5, 1.5)])]
+    curve = best_so_far(history, Constraint(4.0))
+    assert np.isnan(curve[0]) and curve[1:].tolist() == [1.0, 2.0, 2.0]
+    assert best_so_far(history, Constraint()).tolist() == [9.0, 9.0, 9.0, 9.0]

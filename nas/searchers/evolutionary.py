@@ -203,9 +203,18 @@ def evolve(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generato
     return pop
 
 
+MODES = ("auto", "pareto", "constrained")
+
+
 @SEARCHERS.register("evolutionary")
 class EvolutionarySearcher(Searcher):
-    """NSGA-II over (score, latency) with the space's mutation and crossover.
+    """NSGA-II over (score, latency); under a latency target, single-objective evolution below it.
+
+    Without a target it returns the whole front (NSGA-II). With one, the
+    default (``mode=auto``) spends every evaluation on networks predicted to
+    meet it (:func:`~nas.searchers.constrained.evolve_under_target`), which
+    finds better networks under the target for the same budget; ``mode=pareto``
+    keeps NSGA-II with Deb's feasibility rule.
 
     Args:
         population: Networks per generation (OFA: 100).
@@ -215,12 +224,22 @@ class EvolutionarySearcher(Searcher):
         shrink: Progressive space shrinking (GoldenNAS, see :class:`Shrinker`):
             drop choices whose networks stay dominated; the result lists them.
         shrink_every: Generations between shrinking checks.
+        mode: ``auto`` (constrained under a target, else pareto), ``pareto`` or ``constrained``.
+        latency_pressure: Constrained mode: candidates drawn per child, the one using most of
+            the latency budget kept (1: plain constrained evolution).
     """
 
     name = "evolutionary"
 
     def __init__(self, population: int = 100, parents_ratio: float = 0.25, mutation_ratio: float = 0.5,
-                 mutate_prob: float = 0.1, shrink: bool = False, shrink_every: int = 2) -> None:
+                 mutate_prob: float = 0.1, shrink: bool = False, shrink_every: int = 2, mode: str = "auto",
+                 latency_pressure: int = 4) -> None:
+        if mode not in MODES:
+            raise HwprofError(f"unknown evolutionary mode '{mode}'", f"use one of: {', '.join(MODES)}")
+        if int(latency_pressure) < 1:
+            raise HwprofError(f"latency_pressure must be at least 1, got {latency_pressure}")
+        self.mode = mode
+        self.latency_pressure = int(latency_pressure)
         if population < 4 or not 0 < parents_ratio <= 1 or not 0 <= mutation_ratio <= 1 or not 0 < mutate_prob <= 1:
             raise HwprofError("evolutionary settings out of range",
                               "population >= 4, 0 < parents_ratio <= 1, 0 <= mutation_ratio <= 1, 0 < mutate_prob <= 1")
@@ -236,16 +255,27 @@ class EvolutionarySearcher(Searcher):
     def settings(self) -> dict[str, Any]:
         return {"population": self.population, "parents_ratio": self.parents_ratio,
                 "mutation_ratio": self.mutation_ratio, "mutate_prob": self.mutate_prob, "shrink": self.shrink,
-                "shrink_every": self.shrink_every}
+                "shrink_every": self.shrink_every, "mode": self.mode, "latency_pressure": self.latency_pressure}
 
     def run(self, evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator) -> dict[str, Any]:
         population = min(self.population, max(4, evaluator.budget // 5))
+        constrained = self.mode == "constrained" or (self.mode == "auto" and constraint.latency_ms is not None
+                                                     and not self.shrink)
+        if constrained:
+            if constraint.latency_ms is None:
+                raise HwprofError("evolutionary mode=constrained needs a latency target", "give --latency-ms")
+            from nas.searchers.constrained import evolve_under_target
+
+            self.extra_ = {"population_used": population, "mode_used": "constrained"}
+            evolve_under_target(evaluator, constraint, rng, population, self.parents_ratio, self.mutation_ratio,
+                                self.mutate_prob, self.latency_pressure)
+            return self.extra_
         shrinker = Shrinker(every=self.shrink_every) if self.shrink else None
         try:
             evolve(evaluator, constraint, rng, population, self.parents_ratio, self.mutation_ratio, self.mutate_prob,
                    shrinker=shrinker)
         finally:  # the budget ends a search by exception: record what was shrunk either way
-            self.extra_ = {"population_used": population}
+            self.extra_ = {"population_used": population, "mode_used": "pareto"}
             if shrinker is not None:
                 self.extra_["shrink"] = shrinker.summary(evaluator.space)
         return self.extra_
