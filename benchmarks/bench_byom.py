@@ -39,6 +39,7 @@ form and as torch exports (``torch``, ``torch-manual``), and the speed-up of
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -259,13 +260,26 @@ def training_data(root: Path, n: int) -> list:
     return parts
 
 
-def timed(models: list[onnx.ModelProto], nominal: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(drift-corrected median, first-half median, second-half median) over round-robin rounds."""
-    runs = np.zeros((ROUNDS, len(models)))
-    for r in range(ROUNDS):
-        for i, model in enumerate(models):
-            row = measure(model, device="cpu", min_time_s=0.1)
-            runs[r, i] = row["median_ms"] * nominal / row["ref_ms"]
+def timed(models: list[onnx.ModelProto], nominal: float, cache: Path | None = None,
+          keys: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(drift-corrected median, first-half median, second-half median) over round-robin rounds.
+
+    With ``cache`` (a JSON file) and ``keys``, timings (median and reference ms per round) are
+    kept there and reused by a rerun, so the predictors can be refitted without re-timing.
+    """
+    stored = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    if keys is not None and all(k in stored for k in keys):
+        raw = np.array([stored[k] for k in keys]).transpose(1, 0, 2)  # rounds x models x (median, ref)
+    else:
+        raw = np.zeros((ROUNDS, len(models), 2))
+        for r in range(ROUNDS):
+            for i, model in enumerate(models):
+                row = measure(model, device="cpu", min_time_s=0.1)
+                raw[r, i] = row["median_ms"], row["ref_ms"]
+        if cache is not None and keys is not None:
+            stored.update({k: raw[:, i].tolist() for i, k in enumerate(keys)})
+            cache.write_text(json.dumps(stored))
+    runs = raw[:, :, 0] * nominal / raw[:, :, 1]
     half = ROUNDS // 2
     return np.median(runs, 0), np.median(runs[:half], 0), np.median(runs[half:], 0)
 
@@ -285,11 +299,11 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.data_dir or tmp)
-        parts = training_data(root, args.train)
-        runtime = fit_on("kernel-rf", parts)
-        baseline = fit_on("kernel-rf", parts[0], kernels="rules")
+    tmp = tempfile.TemporaryDirectory()
+    root = Path(args.data_dir or tmp.name)
+    parts = training_data(root, args.train)
+    runtime = fit_on("kernel-rf", parts)
+    baseline = fit_on("kernel-rf", parts[0], kernels="rules", target="ms")  # round 1's model
     nominal = float(runtime.provenance_["reference_ms"])
     rng = np.random.default_rng(1)
     names, exported = [], []
@@ -299,7 +313,8 @@ def main() -> None:
             exported.append(export(module.eval(), res))
             names.append((source, i, res))
     print(f"measuring {len(exported)} torch-exported networks, {ROUNDS} round-robin rounds", flush=True)
-    measured, first, second = timed(exported, nominal)
+    measured, first, second = timed(exported, nominal, root / "test-timings.json",
+                                    [f"{s}-{i}-{r}-{len(m.graph.node)}" for (s, i, r), m in zip(names, exported)])
     pred_rt = runtime.predict_onnx(exported)
     pred_base = baseline.predict_onnx(exported)
     err_rt, err_base = pred_rt / measured - 1, pred_base / measured - 1
@@ -335,7 +350,8 @@ def main() -> None:
     forms = {style: [build_model(a, style) for a in archs] for style in ("hwprof", "torch", "torch-manual")}
     print(f"\nmeasuring {len(archs)} ofa networks in three graph forms, {ROUNDS} round-robin rounds", flush=True)
     flat = [m for style in forms for m in forms[style]]
-    lat, _, _ = timed(flat, nominal)
+    lat, _, _ = timed(flat, nominal, root / "form-timings.json",
+                      [f"{style}-{a.hash}" for style in forms for a in archs])
     n = len(archs)
     by_style = {style: lat[k * n:(k + 1) * n] for k, style in enumerate(forms)}
     ratios = {}

@@ -10,7 +10,9 @@ activation modules (``nn.Hardswish`` exports as one HardSwish op,
 ``nn.AdaptiveAvgPool2d(1)`` as GlobalAveragePool); ``manual`` writes them out
 as the Once-for-All code base and many others do (``x * relu6(x + 3) / 6``,
 ``relu6(x + 3) / 6``, ``x * sigmoid(x)``, ``x.mean((2, 3), keepdim=True)``),
-which exports as Add/Clip/Mul/Div chains and ReduceMean. Both compute the same
+which exports as Add/Clip/Mul/Div chains and ReduceMean (a SE block's pooling
+as the OFA code writes it, ``x.mean(3, keepdim=True).mean(2, keepdim=True)``:
+two ReduceMeans). Both compute the same
 function with the same parameters (state-dict names agree).
 """
 
@@ -51,10 +53,17 @@ class ManualSwish(nn.Module):
 
 
 class SpatialMean(nn.Module):
-    """Global average pooling written as a mean over H and W (exports as ReduceMean)."""
+    """Global average pooling written as a mean over H and W (exports as one ReduceMean)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean((2, 3), keepdim=True)
+
+
+class RowColumnMean(nn.Module):
+    """Global average pooling as the OFA code's SE block writes it: ``x.mean(3, keepdim=True).mean(2, keepdim=True)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(3, keepdim=True).mean(2, keepdim=True)
 
 
 SPELLINGS = ("module", "manual")
@@ -80,7 +89,9 @@ def _module_for(layer: Layer, spelling: str = "module") -> nn.Module | None:
     if layer.kind == "avgpool":
         return nn.AvgPool2d(layer.kernel, layer.stride, ceil_mode=True, count_include_pad=False)
     if layer.kind == "gap":
-        return SpatialMean() if spelling == "manual" else nn.AdaptiveAvgPool2d(1)
+        if spelling != "manual":
+            return nn.AdaptiveAvgPool2d(1)
+        return RowColumnMean() if ".se." in f".{layer.name}." else SpatialMean()
     return None  # add, mul, concat, split, shuffle: functional
 
 

@@ -16,8 +16,9 @@ Styles:
   exporter (BatchNorm folded into the convolutions).
 - ``torch-manual``: the same module with activations and pooling written out,
   as in the Once-for-All code base (``x * relu6(x + 3) / 6``, ``relu6(x + 3) /
-  6``, ``x.mean((2, 3), keepdim=True)``), exported by torch: Add/Clip/Mul/Div
-  chains and ReduceMean.
+  6``, SE pooling ``x.mean(3, keepdim=True).mean(2, keepdim=True)``, final
+  pooling ``x.mean((2, 3), keepdim=True)``), exported by torch:
+  Add/Clip/Mul/Div chains and ReduceMean.
 """
 
 from __future__ import annotations

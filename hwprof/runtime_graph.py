@@ -255,7 +255,9 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
         elif op in _GLOBAL_POOL:
             layer = Layer("gap", "", (), (), c_in, c_in, res_in, 1)
         elif op in ("ReduceMean", "ReduceSum", "ReduceMax"):
-            layer = Layer("reduce", "", (), (), c_in, c_out, res_in, res_out)
+            # how many elements each output averages: over H and W at once, or one axis at a time
+            per_output = max(1, _elems(x) // max(_elems(y), 1))
+            layer = Layer("reduce", "", (), (), c_in, c_out, res_in, res_out, kernel=per_output)
         elif op in _POOL:
             k = int(_attr(node, "kernel_shape", [1])[0])
             layer = Layer(_POOL[op], "", (), (), c_in, c_out, res_in, res_out, k, int(_attr(node, "strides", [1])[0]))

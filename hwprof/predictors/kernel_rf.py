@@ -4,8 +4,10 @@ The network is split into kernels as the device's runtime executes them
 (:func:`~hwprof.runtime_graph.graph_kernels`: onnxruntime's optimized graph for
 ``cpu``, hwprof's fusion rules for simulated chips);
 one random forest per kernel type predicts a kernel's latency from its
-features; a network is ``a * sum(kernels) + d * io_elements + c``, fitted on
-end-to-end rows (``io_elements``: the network's input and output).
+features; a network is ``a * sum(kernels) + d * io_elements + w * weights + c``,
+fitted on end-to-end rows (``io_elements``: the network's input and output;
+``weights``: its parameters, which a block timed alone keeps in cache but a
+whole network reloads on every inference).
 
 hwprof measures blocks, not kernels, so kernel targets are found by
 *backfitting*: a block timed alone costs its kernels plus a per-run overhead
@@ -57,6 +59,10 @@ class KernelRFPredictor(LatencyPredictor):
         min_samples_leaf: Minimum kernels per leaf.
         kernels: ``runtime`` (kernels of the graph the device's runtime executes) or
             ``rules`` (hwprof's own fusion rules, as before runtime graphs were read).
+        target: What the forests learn: ``ratio`` (a kernel's time per unit of its
+            roofline-like cost, MACs plus memory traffic, so a kernel larger than any
+            in the training blocks is priced by its size rather than capped at the
+            largest leaf) or ``ms`` (its time, as before).
     """
 
     name = "kernel-rf"
@@ -65,10 +71,13 @@ class KernelRFPredictor(LatencyPredictor):
     style_aware = True
 
     def __init__(self, n_estimators: int = 40, rounds: int = 3, min_samples_leaf: int = 1,
-                 kernels: str = "runtime") -> None:
+                 kernels: str = "runtime", target: str = "ratio") -> None:
         super().__init__()
         if kernels not in ("runtime", RULES):
             raise HwprofError(f"unknown kernel source '{kernels}'", "use kernels=runtime or kernels=rules")
+        if target not in ("ratio", "ms"):
+            raise HwprofError(f"unknown kernel-rf target '{target}'", "use target=ratio or target=ms")
+        self.target = target
         self.kernels = kernels
         self.n_estimators = n_estimators
         self.rounds = rounds
@@ -77,7 +86,7 @@ class KernelRFPredictor(LatencyPredictor):
 
     def get_params(self) -> dict[str, Any]:
         return {"n_estimators": self.n_estimators, "rounds": self.rounds, "min_samples_leaf": self.min_samples_leaf,
-                "kernels": self.kernels}
+                "kernels": self.kernels, "target": self.target}
 
     # --- kernels ---------------------------------------------------------------------------
 
@@ -122,6 +131,7 @@ class KernelRFPredictor(LatencyPredictor):
         share = {k: _prior(x) for k, (x, _) in groups.items()}
         self.forests_: dict[str, RandomForestRegressor] = {}
         self.n_features_ = len(FEATURES)
+        self.target_ = self.target
         kernel_sum = _sum_by_owner(share, groups, len(rows))
         beta = _block_overhead(y, io, kernel_sum, with_scale=True)
         for r in range(self.rounds + 1):
@@ -132,8 +142,9 @@ class KernelRFPredictor(LatencyPredictor):
                     inverse, minlength=len(unique_rows))
                 forest = RandomForestRegressor(n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
                                                random_state=seed, n_jobs=1)
-                self.forests_[k] = forest.fit(unique_rows, mean_target)
-            share = {k: np.maximum(self.forests_[k].predict(unique_rows)[inverse], 1e-6)
+                scale = _prior(unique_rows) if self.target_ == "ratio" else 1.0
+                self.forests_[k] = forest.fit(unique_rows, mean_target / scale)
+            share = {k: np.maximum(self._predict_kernels(k, unique_rows)[inverse], 1e-6)
                      for k, (unique_rows, inverse, _) in uniq.items()}
             kernel_sum = _sum_by_owner(share, groups, len(rows))
             beta = _block_overhead(y, io, kernel_sum)
@@ -148,7 +159,9 @@ class KernelRFPredictor(LatencyPredictor):
         return self
 
     def _predict_kernels(self, ktype: str, x: np.ndarray) -> np.ndarray:
-        return self._forest(ktype).predict(x[:, : self.n_features_])
+        """Predicted ms of kernels of one type (rows of features)."""
+        out = self._forest(ktype).predict(x[:, : self.n_features_])
+        return out * _prior(x) if self.target_ == "ratio" else out
 
     def _kernel_sums(self, blocks: Sequence[Block], style: str) -> np.ndarray:
         """(kernels as timed alone, kernels inside a network) predicted per block, cached per block and style."""
@@ -176,18 +189,24 @@ class KernelRFPredictor(LatencyPredictor):
         return self._kernel_sums(blocks, self.graph_style)[:, 0] + self.block_overhead_[0] + self.block_overhead_[1] * io
 
     def _network_features(self, archs: Sequence[Arch], style: str | None = None) -> np.ndarray:
-        """Per network: its blocks' kernels as they run inside a network, summed, and its I/O."""
+        """Per network: its blocks' kernels as they run inside it, summed; its I/O; its weights (millions)."""
         sums = self._kernel_sums([b for a in archs for b in a.blocks], style or self.graph_style)[:, 1]
         out, i = [], 0
         for a in archs:
             n = len(a.blocks)
-            out.append([sums[i:i + n].sum(), network_io_elements(a.input_shape, a.output_shape)])
+            out.append([sums[i:i + n].sum(), network_io_elements(a.input_shape, a.output_shape), a.params / 1e6])
             i += n
-        return np.array(out, dtype=float).reshape(-1, 2)
+        return np.array(out, dtype=float).reshape(-1, 3)
+
+    def _overhead(self, features: np.ndarray) -> np.ndarray:
+        """Network latency from :meth:`_network_features` (files fitted before the weights term lack it)."""
+        if len(self.overhead_) == 3:
+            features = features[:, :2]
+        return design_overhead(features) @ self.overhead_
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         self._check_fitted()
-        return design_overhead(self._network_features(archs)) @ self.overhead_
+        return self._overhead(self._network_features(archs))
 
     def onnx_kernels(self, model) -> list:
         """Kernels of an ONNX model as this predictor's runtime runs them (:class:`OnnxKernel` list)."""
@@ -214,13 +233,14 @@ class KernelRFPredictor(LatencyPredictor):
             total = float(self.kernel_latencies(self.onnx_kernels(model)).sum())
             _, in_shape, _ = model_input(model)
             out_dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
-            feats.append([total, network_io_elements(in_shape, tuple(out_dims))])
-        return design_overhead(np.array(feats, dtype=float).reshape(-1, 2)) @ self.overhead_
+            weights = sum(int(np.prod(t.dims)) for t in model.graph.initializer if len(t.dims) > 1) / 1e6
+            feats.append([total, network_io_elements(in_shape, tuple(out_dims)), weights])
+        return self._overhead(np.array(feats, dtype=float).reshape(-1, 3))
 
     def get_state(self):
         types = sorted(self.forests_)
         return ({"kernel_types": types, "runtime": self.runtime_.to_json(), "n_features": self.n_features_,
-                 "graph_styles": list(self.styles_)},
+                 "graph_styles": list(self.styles_), "target": self.target_},
                 {"overhead": self.overhead_, "block_overhead": self.block_overhead_},
                 {f"forest.{k}": self.forests_[k] for k in types})
 
@@ -230,6 +250,7 @@ class KernelRFPredictor(LatencyPredictor):
         self.block_overhead_ = arrays["block_overhead"]
         self.runtime_ = self.graph_runtime = GraphRuntime.from_json(meta.get("runtime"))
         self.n_features_ = int(meta.get("n_features", LEGACY_FEATURES))
+        self.target_ = meta.get("target", "ms")  # files written before the ratio target learnt ms
         self.styles_ = list(meta.get("graph_styles", [DEFAULT_STYLE]))
         self._kernel_cache = {}
 
