@@ -295,6 +295,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=150, help="ofa networks measured per training style")
     parser.add_argument("--models", type=int, default=12, help="test networks per source")
     parser.add_argument("--ratio-networks", type=int, default=20)
+    parser.add_argument("--kernel-target", default="auto", help="kernel-rf target for the runtime model: auto|ratio|ms")
     parser.add_argument("--json")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -302,7 +303,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     root = Path(args.data_dir or tmp.name)
     parts = training_data(root, args.train)
-    runtime = fit_on("kernel-rf", parts)
+    runtime = fit_on("kernel-rf", parts, target=args.kernel_target)
     baseline = fit_on("kernel-rf", parts[0], kernels="rules", target="ms")  # round 1's model
     nominal = float(runtime.provenance_["reference_ms"])
     rng = np.random.default_rng(1)

@@ -62,7 +62,10 @@ class KernelRFPredictor(LatencyPredictor):
         target: What the forests learn: ``ratio`` (a kernel's time per unit of its
             roofline-like cost, MACs plus memory traffic, so a kernel larger than any
             in the training blocks is priced by its size rather than capped at the
-            largest leaf) or ``ms`` (its time, as before).
+            largest leaf) or ``ms`` (its time, as before). ``auto``: ratio for kernels
+            read from a runtime graph (real devices, where networks from outside the
+            space meet larger kernels), ms with the fusion rules (simulated chips,
+            whose lane-padding staircases the ratio blurs; measured in the tests).
     """
 
     name = "kernel-rf"
@@ -71,12 +74,12 @@ class KernelRFPredictor(LatencyPredictor):
     style_aware = True
 
     def __init__(self, n_estimators: int = 40, rounds: int = 3, min_samples_leaf: int = 1,
-                 kernels: str = "runtime", target: str = "ratio") -> None:
+                 kernels: str = "runtime", target: str = "auto") -> None:
         super().__init__()
         if kernels not in ("runtime", RULES):
             raise HwprofError(f"unknown kernel source '{kernels}'", "use kernels=runtime or kernels=rules")
-        if target not in ("ratio", "ms"):
-            raise HwprofError(f"unknown kernel-rf target '{target}'", "use target=ratio or target=ms")
+        if target not in ("auto", "ratio", "ms"):
+            raise HwprofError(f"unknown kernel-rf target '{target}'", "use target=auto, ratio or ms")
         self.target = target
         self.kernels = kernels
         self.n_estimators = n_estimators
@@ -131,7 +134,7 @@ class KernelRFPredictor(LatencyPredictor):
         share = {k: _prior(x) for k, (x, _) in groups.items()}
         self.forests_: dict[str, RandomForestRegressor] = {}
         self.n_features_ = len(FEATURES)
-        self.target_ = self.target
+        self.target_ = self.target if self.target != "auto" else ("ms" if self.runtime_.kind == RULES else "ratio")
         kernel_sum = _sum_by_owner(share, groups, len(rows))
         beta = _block_overhead(y, io, kernel_sum, with_scale=True)
         for r in range(self.rounds + 1):
