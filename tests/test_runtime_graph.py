@@ -277,3 +277,21 @@ def test_measure_refuses_unwritable_out_before_measuring(tmp_path):
     _one_line_exit_2(proc, "cannot be written")
     _one_line_exit_2(run_cli("hwprof", "measure", "--device", "kirin-npu", "--space", "ofa", "-n", "2",
                              "--graph-style", "keras", "--out", str(tmp_path / "x")), "unknown graph style 'keras'")
+
+
+def test_search_predicts_and_verifies_the_graph_style_shipped(two_styles, tmp_path, monkeypatch):
+    from hwprof.predictors import store
+
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    both, single = tmp_path / "both.pred", tmp_path / "hwprof.pred"
+    store.save(fit_on("kernel-rf", load_styles([two_styles])), both)
+    store.save(fit_on("kernel-rf", load_measurements(two_styles, style="hwprof")), single)
+    args = ("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--budget", "12", "--latency-ms", "8",
+            "--out", str(tmp_path / "s"), "--json")
+    summaries = {style: json.loads(run_cli(*args, "--predictor", str(both), "--graph-style", style,
+                                           check=True).stdout) for style in ("hwprof", "torch-manual")}
+    for style, summary in summaries.items():
+        assert summary["graph_style"] == style
+        assert abs(summary["best"]["prediction_error"]) < 0.5  # predicted and measured in the same form
+    _one_line_exit_2(run_cli(*args, "--predictor", str(single), "--graph-style", "torch-manual"),
+                     "fitted on graph style(s) hwprof, not 'torch-manual'")
