@@ -21,6 +21,8 @@ from typing import Any
 from hwprof.errors import HwprofError
 from hwprof.layers import ACTIVATIONS, GraphWriter, Layer, make_divisible, out_res, split_channels
 
+SKIP = "skip"  # the option label of a layer that is left out (a shallower network)
+
 SCHEMA = "hwprof.arch/1"
 BLOCK_OPS = ("conv", "mbconv", "resblock", "shuffle", "xception", "maxpool", "gap", "linear")
 

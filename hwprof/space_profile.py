@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hwprof.arch import SKIP
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import MeasurementData
-from nas.spaces.base import SKIP
 
 
 @dataclass

@@ -25,19 +25,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hwprof.arch import Arch
+from hwprof.arch import SKIP, Arch
 from hwprof.space_profile import SpaceProfile, profile_anchor
-from nas.spaces.base import SKIP, SearchSpace
-from nas.spaces.reduced import ReducedSpace
 
 
-def capacity_deltas(space: SearchSpace, anchor: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def capacity_deltas(space, anchor: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """MACs and parameters each option adds at each layer position, around ``anchor``."""
     archs = [space.to_arch(g) for g in space.layer_variants(anchor)]
     return (space.layer_deltas([a.macs for a in archs]), space.layer_deltas([a.params for a in archs]))
 
 
-def score_contributions(space: SearchSpace, archs: Sequence[Arch], scores: np.ndarray,
+def score_contributions(space, archs: Sequence[Arch], scores: np.ndarray,
                         seed: int = 0) -> list[np.ndarray]:
     """Per layer position, each option's additive contribution to ``scores`` (ridge on one-hot choices).
 
@@ -78,8 +76,8 @@ def dominated_options(latency: np.ndarray, gains: Sequence[np.ndarray], options:
     return out
 
 
-def reduce_space(space: SearchSpace, profile: SpaceProfile,
-                 score_gains: list[np.ndarray] | None = None) -> tuple[ReducedSpace, dict[str, Any]]:
+def reduce_space(space, profile: SpaceProfile,
+                 score_gains: list[np.ndarray] | None = None) -> tuple[Any, dict[str, Any]]:
     """Drop the choices the profile shows to be dominated on its device.
 
     Args:
@@ -117,5 +115,6 @@ def reduce_space(space: SearchSpace, profile: SpaceProfile,
     why = {name: [d for d in drops if space.variables[index[name]].labels.index(d["dropped"]) not in mask[index[name]]]
            for name, drops in why.items()}
     why = {name: drops for name, drops in why.items() if drops}
-    base = space.base if isinstance(space, ReducedSpace) else space
-    return ReducedSpace(base, mask), why
+    from nas.spaces.reduced import ReducedSpace  # the space object decides; no import at module level
+
+    return ReducedSpace(getattr(space, "base", space), mask), why

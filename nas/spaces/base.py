@@ -18,10 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hwprof.arch import Arch, Block
+from hwprof.arch import SKIP, Arch, Block
 from hwprof.errors import HwprofError
-
-SKIP = "skip"
 
 
 @dataclass(frozen=True)
