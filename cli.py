@@ -100,18 +100,19 @@ def devices(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
 
 @hwprof_app.command("measure")
 def measure(
-    device: Annotated[str, typer.Option("--device", "-d", help="Device name (see `hwprof devices`) or a profile .toml.")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device name (see `hwprof devices`), NAME:DTYPE (e.g. litert-cpu:int8), or a profile .toml.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory (parquet parts are appended).")],
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Sample networks from this space (a name, or a reduced-space .json from `hwprof reduce-space`).")] = None,
     samples: Annotated[int, typer.Option("--samples", "-n", help="How many networks to sample from --space.")] = 100,
     archs: Annotated[Optional[Path], typer.Option("--archs", help="Measure the networks in this .json/.jsonl file instead.")] = None,
-    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Measure this ONNX model file end to end (repeatable).")] = None,
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Measure this ONNX model file end to end (repeatable); a .tflite file with --device litert-cpu.")] = None,
     input_shape: Annotated[Optional[str], typer.Option(help="Input shape for ONNX models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
     mode: Annotated[str, typer.Option(help="e2e (whole networks), blocks (each distinct block once), or both.")] = "both",
     seed: Annotated[int, typer.Option(help="Seed for sampling and for simulated noise.")] = 0,
     threads: Annotated[int, typer.Option(help="Intra-op threads (real devices).")] = 1,
     opt_level: Annotated[str, typer.Option(help="onnxruntime graph optimisation: disable|basic|extended|all.")] = "all",
-    fp16: Annotated[bool, typer.Option("--fp16", help="Build float16 models (real devices).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Same as --dtype float16.")] = False,
+    dtype: Annotated[Optional[str], typer.Option(help="float32 (default), float16 (cpu, gpu) or int8 (cpu, openvino-cpu: static QDQ model; litert-cpu: full-integer model; both calibrated on 8 seeded inputs, recorded with every row). Also written as --device cpu:int8.")] = None,
     graph_style: Annotated[str, typer.Option(help="How networks are spelled as ONNX: hwprof (our fused-op form), torch (our torch module exported by torch.onnx.export), torch-manual (activations and pooling written out, as in the OFA code base, exported by torch). Recorded with every row.")] = "hwprof",
     target_ci: Annotated[float, typer.Option(help="Stop when the median's 95% CI is within this fraction.")] = 0.02,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of inference to record at least per model (default 0.25 real, 0 simulated).")] = None,
@@ -120,7 +121,7 @@ def measure(
         help="Time a fixed reference network every this many seconds so predictors can correct for drift in "
              "machine speed (default 2 on real devices; 0 turns it off; simulated devices do not drift).")] = None,
     per_op: Annotated[bool, typer.Option("--per-op", help="Also break each network's latency down per layer "
-                                         "(onnxruntime profiler; the simulator's model on simulated devices); "
+                                         "(onnxruntime's profiler on cpu/gpu, OpenVINO's performance counters on openvino-cpu, the simulator's model on simulated devices); "
                                          "see `hwprof report`.")] = False,
     executor: Annotated[str, typer.Option(help="Where to measure: local (this process) or ray (the cluster's nodes that host the device; see `hwprof worker`).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
@@ -152,25 +153,24 @@ def measure(
         raise HwprofError(f"--samples must be at least 1, got {samples}", "ask for one or more networks")
     if sum(x is not None and x != [] for x in (space, archs, model)) != 1:
         raise HwprofError("give exactly one of --space, --archs or --model", "e.g. --space ofa --samples 100")
+    if fp16 and dtype not in (None, "float16"):
+        raise HwprofError(f"--fp16 and --dtype {dtype} disagree", "give one of them")
     device_options = {"seed": seed, "threads": threads, "opt_level": opt_level,
-                      "dtype": "float16" if fp16 else "float32", "graph_style": graph_style}
+                      "dtype": "float16" if fp16 else dtype, "graph_style": graph_style}
     dev = get_device(device, **dict(device_options))
     if batch_size is not None and batch_size < 1:
         raise HwprofError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 16")
     runner = _executor(executor, ray_address)
     if runner.name == "local":
         dev.require_available()  # with ray the device is on the workers, not necessarily here
-    check_output_dir(out)
-    dataset = Dataset(out)
-    dataset.keys()  # a corrupt dataset is reported before any work starts
     if model:
-        from hwprof.api import to_onnx
+        from hwprof.api import to_model
         from hwprof.profiling import ExternalModel
 
         shape = _parse_shape(input_shape)
         networks = []
         for path in model:
-            proto = to_onnx(path, shape)
+            proto = to_model(path, shape, dev)
             dev.load(proto).close()  # a model the device cannot run fails here, before any work
             networks.append(ExternalModel(str(path), proto))
         mode = "e2e"
@@ -186,6 +186,9 @@ def measure(
 
         first = networks[0]
         breakdown(dev, first.proto if hasattr(first, "proto") else dev.build(first), runs=1)
+    check_output_dir(out)  # after the inputs are known good: bad input leaves nothing behind
+    dataset = Dataset(out)
+    dataset.keys()  # a corrupt dataset is reported before any work starts
     if min_time is None:
         min_time = 0.0 if dev.simulated else 0.25
     protocol = Protocol(target_ci=target_ci, min_time_s=min_time, time_cap_s=time_cap)

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-FULL = ["benchmarks.bench_build_onnx", "benchmarks.bench_measure", "benchmarks.bench_predictors",
+FULL = ["benchmarks.bench_build_onnx", "benchmarks.bench_build_tflite", "benchmarks.bench_measure", "benchmarks.bench_predictors",
         "benchmarks.bench_search", "benchmarks.bench_compare", "benchmarks.bench_single_path",
         "benchmarks.bench_space_reduction", "benchmarks.bench_estimator_dimensions", "benchmarks.bench_byom",
         "benchmarks.bench_constrained"]

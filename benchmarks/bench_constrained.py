@@ -14,11 +14,15 @@ synflow at 128 px cannot judge) held at 224 px. Targets: the 30th and 60th
 percentile of the predicted latency of 2000 random networks. Each (device,
 target, seed) runs each method once with the largest budget and reads the
 best score meeting the target after 300, 900, ... networks (its best-so-far
-curve). Reported: mean best score per budget, per-seed wins of our default
-searcher, and the NSGA-II mode (``mode=pareto``, the old default) for reference.
+curve; our constrained mode keeps a fixed population, so the curve at N is
+what a run with budget N finds). Reported: mean best score per budget, per-seed
+wins of our default searcher, and, for reference, the NSGA-II mode
+(``mode=pareto``, the old default) and any other searcher named in
+``--others`` (``hurricane``, ``random``) on the same settings.
 
     python -m benchmarks.bench_constrained [--devices kirin-npu,hexagon-dsp,myriad-vpu]
-        [--budgets 300,900,2000] [--seeds 5] [--json out.json]
+        [--budgets 300,900,2000] [--seeds 5] [--percentiles 30,60] [--others nsga2,hurricane,random]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="300,900,2000")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--percentiles", default="30,60")
+    parser.add_argument("--others", default="nsga2", help="reference searchers: nsga2, hurricane, random (or none)")
     parser.add_argument("--json")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -112,8 +117,17 @@ def main() -> None:
     estimator = SynflowProxy()
     space, held = hold_unseen(full, estimator)
     methods = {"default (evolutionary)": lambda: create_searcher("evolutionary"),
-               "baseline (OFA constrained evolution)": ConstrainedEvolutionBaseline,
-               "NSGA-II (mode=pareto)": lambda: create_searcher("evolutionary", mode="pareto")}
+               "baseline (OFA constrained evolution)": ConstrainedEvolutionBaseline}
+    others = {"nsga2": ("NSGA-II (mode=pareto)", lambda: create_searcher("evolutionary", mode="pareto")),
+              "hurricane": ("hurricane", lambda: create_searcher("hurricane")),
+              "random": ("random", lambda: create_searcher("random"))}
+    # searchers whose schedule depends on the budget (population capped at budget/5, stage split) run once
+    # per budget; the others' best-so-far curve at N is what a run with budget N finds
+    per_budget = {"NSGA-II (mode=pareto)", "hurricane"}
+    for name in filter(None, args.others.split(",")):
+        if name != "none":
+            label, make = others[name]
+            methods[label] = make
     results = {}
     print(f"synflow proxy, ofa, held: {', '.join(f'{h.variable}={h.value}' for h in held)}; budgets {budgets}, "
           f"{args.seeds} seeds", flush=True)
@@ -131,9 +145,13 @@ def main() -> None:
                 for seed in range(args.seeds):
                     for m, make in methods.items():
                         start = time.perf_counter()
-                        c = curve(make(), space, predictor, estimator, target, max(budgets), seed)
+                        if m in per_budget:
+                            best[m][seed] = [curve(make(), space, predictor, estimator, target, b, seed)[-1]
+                                             for b in budgets]
+                        else:
+                            c = curve(make(), space, predictor, estimator, target, max(budgets), seed)
+                            best[m][seed] = [c[min(b, len(c)) - 1] for b in budgets]
                         wall[m] += time.perf_counter() - start
-                        best[m][seed] = [c[min(b, len(c)) - 1] for b in budgets]
                 ours, base = best["default (evolutionary)"], best["baseline (OFA constrained evolution)"]
                 wins = (ours > base).sum(axis=0)
                 results[key] = {"target_ms": target, "budgets": budgets,

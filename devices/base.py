@@ -60,6 +60,7 @@ class Device(ABC):
     kind: str = ""
     simulated: bool = False
     graph_style: str = "hwprof"  # how hwprof's networks are spelled as ONNX (see hwprof.graph_styles)
+    model_formats: tuple[str, ...] = ("onnx",)  # files `measure --model` may give it
 
     @abstractmethod
     def is_available(self) -> bool:
@@ -87,8 +88,10 @@ class Device(ABC):
     def build(self, target) -> onnx.ModelProto:
         """The ONNX model of an Arch or Block in this device's graph style and dtype."""
         from hwprof.graph_styles import build_model
+        from hwprof.quantization import as_dtype
 
-        return build_model(target, self.graph_style, getattr(self, "dtype", "float32"))
+        dtype = getattr(self, "dtype", "float32")
+        return as_dtype(build_model(target, self.graph_style, "float32" if dtype == "int8" else dtype), dtype)
 
     def profile_hash(self) -> str:
         """Hash identifying the hardware and runtime a measurement reflects.
@@ -131,6 +134,19 @@ class Device(ABC):
         """Short hash of :meth:`recorded_settings` plus the profile hash."""
         text = json.dumps({"settings": self.recorded_settings(), "profile": self.profile_hash()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def timed_calls(call, n: int) -> np.ndarray:
+    """Seconds of each of ``n`` calls of ``call()``, timed with ``perf_counter_ns`` (the adapters' timing loop)."""
+    import time
+
+    times = np.empty(n)
+    clock = time.perf_counter_ns
+    for i in range(n):
+        start = clock()
+        call()
+        times[i] = clock() - start
+    return times * 1e-9
 
 
 def host_info() -> dict[str, Any]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 
-from devices.base import Device, NodeTime, Session, host_info, model_input
+from devices.base import Device, NodeTime, Session, host_info, model_input, timed_calls
 from hwprof.errors import HwprofError
+from hwprof.quantization import CALIBRATION, QDQ_SCHEME, as_dtype, check_dtype
 from hwprof.registry import DEVICES
+
+DTYPES = ("float32", "float16", "int8")
 
 OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -30,14 +32,8 @@ class OrtSession(Session):
         self.output_names = [o.name for o in session.get_outputs()]
 
     def run(self, n: int) -> np.ndarray:
-        times = np.empty(n)
         run, feed, names = self.session.run, self.feed, self.output_names
-        clock = time.perf_counter_ns
-        for i in range(n):
-            start = clock()
-            run(names, feed)
-            times[i] = clock() - start
-        return times * 1e-9
+        return timed_calls(lambda: run(names, feed), n)
 
 
 def create_ort_session(model: onnx.ModelProto, providers: list, threads: int, opt_level: str,
@@ -74,7 +70,8 @@ class CPUDevice(Device):
     Args:
         threads: Intra-op threads (default 1: stable, comparable numbers).
         opt_level: Graph optimisation level: disable | basic | extended | all.
-        dtype: Input and weight dtype used when hwprof builds models (float32 | float16).
+        dtype: ``float32``, ``float16`` (hwprof builds float16 models), or ``int8`` (a static QDQ
+            model, see :mod:`hwprof.quantization`; float ONNX models given to it are quantized too).
     """
 
     name = "cpu"
@@ -87,6 +84,7 @@ class CPUDevice(Device):
                               f"use one of: {', '.join(OPT_LEVELS)}")
         if threads < 1:
             raise HwprofError(f"threads must be at least 1, got {threads}")
+        check_dtype(dtype, DTYPES, self.name)
         self.threads = threads
         self.opt_level = opt_level
         self.dtype = dtype
@@ -99,12 +97,17 @@ class CPUDevice(Device):
                 "provider": "CPUExecutionProvider"}
 
     def settings(self) -> dict[str, Any]:
-        return {"threads": self.threads, "opt_level": self.opt_level, "dtype": self.dtype}
+        values: dict[str, Any] = {"threads": self.threads, "opt_level": self.opt_level, "dtype": self.dtype}
+        if self.dtype == "int8":
+            values.update(quantization=QDQ_SCHEME, calibration=dict(CALIBRATION))
+        return values
 
     def load(self, model: onnx.ModelProto) -> OrtSession:
+        model = as_dtype(model, self.dtype)
         return OrtSession(*create_ort_session(model, ["CPUExecutionProvider"], self.threads, self.opt_level))
 
     def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:
         from devices.ort_profile import ort_op_times
 
-        return ort_op_times(model, ["CPUExecutionProvider"], self.threads, self.opt_level, runs)
+        return ort_op_times(as_dtype(model, self.dtype), ["CPUExecutionProvider"], self.threads, self.opt_level,
+                            runs)

@@ -62,6 +62,24 @@ def to_onnx(model: Any, input_shape: Sequence[int] | None = None) -> onnx.ModelP
     return with_static_input(proto, input_shape) if input_shape is not None else proto
 
 
+def to_model(model: Any, input_shape: Sequence[int] | None = None, device=None):
+    """What ``device`` loads for ``model``: a ``.tflite`` path as a LiteRT model, anything else as :func:`to_onnx`.
+
+    Raises:
+        HwprofError: for a ``.tflite`` file and a device that runs only ONNX.
+    """
+    if isinstance(model, (str, Path)) and str(model).endswith(".tflite"):
+        from hwprof.build_tflite import TfliteModel
+
+        if device is not None and "tflite" not in getattr(device, "model_formats", ("onnx",)):
+            raise HwprofError(f"device '{device.name}' runs ONNX models, not .tflite files",
+                              "measure .tflite files with --device litert-cpu")
+        if not Path(model).is_file():
+            raise HwprofError(f"model file {model} does not exist")
+        return TfliteModel.from_file(model)
+    return to_onnx(model, input_shape)
+
+
 def load_onnx_file(path: str | Path) -> onnx.ModelProto:
     """Read and check an ONNX file.
 
@@ -112,7 +130,8 @@ def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None =
     predictor's nominal machine speed.
 
     Args:
-        model: An Arch, ONNX model or path, or a torch module (exported to ONNX on the way).
+        model: An Arch, ONNX model or path, a ``.tflite`` path (``litert-cpu``), or a torch
+            module (exported to ONNX on the way).
         device: Device name (see ``hwprof devices``) or a profile ``.toml``.
         input_shape: Input shape for torch modules and dynamic ONNX inputs.
         seed: Seed of simulated noise.
@@ -130,7 +149,7 @@ def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None =
 
     dev = get_device(device, seed=seed, **device_options)
     dev.require_available()
-    proto = to_onnx(model, input_shape)
+    proto = to_model(model, input_shape, dev)
     session = dev.load(proto)
     reference = None if dev.simulated else DriftReference(dev)
     try:

@@ -71,7 +71,11 @@ class Dataset:
         return sorted(p for p in self.path.glob("*.parquet") if not p.name.startswith((".", "_")))
 
     def read(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """All rows as a DataFrame (empty with the schema's columns if none).
+        """All rows as a DataFrame (empty with the schema's columns if none), in the order measured.
+
+        Parts written within one second are named in random order, so rows are
+        sorted by their timestamp when it is read: the same run gives the same
+        row order, and fits on it the same predictor.
 
         Raises:
             HwprofError: naming the first part that cannot be read.
@@ -86,7 +90,10 @@ class Dataset:
         if not frames:
             return SCHEMA.empty_table().to_pandas() if columns is None else \
                 SCHEMA.empty_table().select(columns).to_pandas()
-        return pd.concat(frames, ignore_index=True)
+        df = pd.concat(frames, ignore_index=True)
+        if "timestamp" in df.columns:
+            df = df.sort_values("timestamp", kind="stable", ignore_index=True)
+        return df
 
     def keys(self) -> set[tuple[str, ...]]:
         """(arch_hash, block_key, device, settings_hash) of every stored row."""

@@ -22,7 +22,7 @@ from devices.base import Device, NodeTime
 from hwprof.predictors.kernels import node_names, onnx_kernels
 
 _RUNTIME_SUFFIX = re.compile(r"(_nchwc|_token_\d+|_fused\w*)+$")
-RUNTIME_OPS = {"ReorderInput": "layout conversion", "ReorderOutput": "layout conversion",
+RUNTIME_OPS = {"ReorderInput": "layout conversion", "ReorderOutput": "layout conversion", "Reorder": "layout conversion",
                "MemcpyToHost": "host<->device copy", "MemcpyFromHost": "host<->device copy"}
 
 
@@ -102,7 +102,8 @@ def breakdown(device: Device, model: onnx.ModelProto, runs: int = 20) -> dict:
     """
     model = named(model)
     kernels = group_by_kernel(model, device.op_times(model, runs))
-    source = "simulator model (noise-free)" if device.simulated else "onnxruntime profiler"
+    source = "simulator model (noise-free)" if device.simulated else getattr(device, "per_op_source",
+                                                                             "onnxruntime profiler")
     return {"source": source, "runs": 1 if device.simulated else runs,
             "kernels": [{**asdict(k), "nodes": list(k.nodes)} for k in kernels],
             "sum_ms": sum(k.ms for k in kernels)}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import onnx
 
@@ -27,15 +27,37 @@ from hwprof.registry import DEVICES
 MODES = ("e2e", "blocks", "both")
 
 
+def split_target(token: str) -> tuple[str, str | None]:
+    """``"litert-cpu:int8"`` -> ``("litert-cpu", "int8")``; a name without ``:dtype`` -> ``(name, None)``."""
+    if token.endswith(".toml") or ":" not in token:
+        return token, None
+    name, dtype = token.rsplit(":", 1)
+    from hwprof.quantization import DTYPES
+
+    if dtype not in DTYPES:
+        raise HwprofError(f"unknown dtype '{dtype}' in device '{token}'",
+                          f"write DEVICE or DEVICE:DTYPE with a dtype among {', '.join(DTYPES)}")
+    return name, dtype
+
+
 def get_device(name: str, **options) -> Device:
-    """Create a device by registry name or from a profile TOML path.
+    """Create a device by registry name (``NAME`` or ``NAME:DTYPE``, e.g. ``litert-cpu:int8``) or profile TOML.
 
     Options a device does not take (e.g. ``threads`` for a simulated chip) are ignored;
-    ``graph_style`` (see :mod:`hwprof.graph_styles`) is taken by every device.
+    ``graph_style`` (see :mod:`hwprof.graph_styles`) is taken by every device. A
+    dtype in the name wins over a ``dtype`` option left at None.
     """
     from hwprof.graph_styles import DEFAULT_STYLE, check_style
 
     style = check_style(options.pop("graph_style", None) or DEFAULT_STYLE)
+    name, token_dtype = split_target(name)
+    if token_dtype is not None:
+        if options.get("dtype") not in (None, token_dtype):
+            raise HwprofError(f"device '{name}:{token_dtype}' and --dtype {options['dtype']} disagree",
+                              "give the dtype once")
+        options["dtype"] = token_dtype
+    elif options.get("dtype") is None:
+        options.pop("dtype", None)
     if name.endswith(".toml"):
         from devices.simulated import SimulatedDevice
 
@@ -43,9 +65,11 @@ def get_device(name: str, **options) -> Device:
     else:
         factory = DEVICES.factory(name)
         params = inspect.signature(factory).parameters
+        if "dtype" in options and "dtype" not in params and options["dtype"] != "float32":
+            raise HwprofError(f"device '{name}' has no dtype setting", "leave out the dtype (it runs its own)")
         device = factory(**{k: v for k, v in options.items() if k in params})
     if style != DEFAULT_STYLE:
-        if getattr(device, "dtype", "float32") != "float32":
+        if getattr(device, "dtype", "float32") == "float16":
             raise HwprofError(f"graph style '{style}' is exported by torch in float32 only",
                               "use --graph-style hwprof with --dtype float16")
         device.graph_style = style
@@ -59,15 +83,19 @@ def device_label(device: Device) -> str:
 
 @dataclass(frozen=True, eq=False)
 class ExternalModel:
-    """An ONNX model brought by the user (not built from hwprof's IR).
+    """A model brought by the user (not built from hwprof's IR): ONNX, or a ``.tflite`` for ``litert-cpu``.
 
-    Its rows use the SHA-256 of the file's content as arch hash and ``onnx`` as space.
+    Its rows use the SHA-256 of the file's content as arch hash and ``onnx``
+    (or ``tflite``) as space.
     """
 
     path: str
-    proto: onnx.ModelProto = field(repr=False)
-    space: str = "onnx"
+    proto: Any = field(repr=False)  # onnx.ModelProto, or hwprof.build_tflite.TfliteModel
     blocks: tuple = ()
+
+    @property
+    def space(self) -> str:
+        return "onnx" if isinstance(self.proto, onnx.ModelProto) else "tflite"
 
     @cached_property
     def hash(self) -> str:
@@ -75,25 +103,32 @@ class ExternalModel:
 
     @cached_property
     def macs(self) -> int:
+        if self.space == "tflite":
+            return self.proto.stats["macs"]
         from hwprof.onnx_stats import count_macs
 
         return count_macs(self.proto)
 
     @cached_property
     def params(self) -> int:
+        if self.space == "tflite":
+            return self.proto.stats["params"]
         from hwprof.onnx_stats import count_params
 
         return count_params(self.proto)
 
     @property
     def resolution(self) -> int:
+        if self.space == "tflite":  # NHWC
+            shape = self.proto.stats["input_shape"]
+            return int(shape[1]) if len(shape) == 4 else 1
         from devices.base import model_input
 
         shape = model_input(self.proto)[1]
         return int(shape[-1]) if len(shape) >= 3 else 1
 
     def to_json(self) -> str:
-        return json.dumps({"schema": "hwprof.onnx/1", "onnx_file": self.path, "sha256": self.hash})
+        return json.dumps({"schema": f"hwprof.{self.space}/1", f"{self.space}_file": self.path, "sha256": self.hash})
 
 
 @dataclass(frozen=True)

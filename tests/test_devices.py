@@ -120,3 +120,29 @@ def test_arch_from_other_tool_walks_with_shape_inference():
     dev = get_device("kirin-npu")
     assert dev.latency(model)[0] == pytest.approx(dev.latency(build_onnx(arch))[0])
     assert isinstance(arch, Arch)
+
+
+def _available_devices() -> list[str]:
+    from hwprof.registry import DEVICES
+
+    return [n for n in DEVICES.names() if get_device(n).is_available()]
+
+
+@pytest.mark.parametrize("device", _available_devices())
+def test_device_conformance(device):
+    """What every adapter promises (built-in, optional runtime or plugin): the same checks for all."""
+    import json
+
+    dev = get_device(device, seed=1)
+    assert dev.name == device and dev.kind and isinstance(dev.simulated, bool)
+    info = dev.info()
+    assert info["simulated"] is dev.simulated and json.dumps(info, default=str)
+    json.dumps(dev.recorded_settings())  # settings are recorded with every row
+    assert dev.profile_hash() == get_device(device, seed=1).profile_hash()
+    block = samples("proxyless", 1)[0].blocks[3]
+    session = dev.load(dev.build(block))
+    try:
+        times = session.run(4)
+    finally:
+        session.close()
+    assert times.shape == (4,) and times.dtype == np.float64 and np.all(times > 0) and np.all(times < 10)

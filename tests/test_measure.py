@@ -129,3 +129,25 @@ def test_measure_bad_inputs(tmp_path):
     ro.chmod(0o500)
     if not os.access(ro, os.W_OK):  # root can write anywhere
         _assert_clean_error(run_cli(*base, "--device", "kirin-npu", "--out", str(ro / "x")), "not writable")
+
+
+def test_same_seed_same_dataset_order_and_same_predictor(tmp_path):
+    """Rows come back in measured order whatever the parts are called, so the same seed fits the same predictor."""
+    from hwprof.predictors.data import load_measurements
+    from hwprof.predictors.training import fit_on
+    from hwprof.profiling import get_device, measure_into
+    from tests.conftest import samples
+
+    archs = samples("ofa", 12)
+    loaded = []
+    for run in ("a", "b"):
+        # a part every few rows: many parts named within the same second, in random (uuid) order
+        measure_into(Dataset(tmp_path / run), get_device("kirin-npu", seed=0), archs, mode="both", flush_rows=7)
+        loaded.append(load_measurements(tmp_path / run))
+    a, b = loaded
+    assert len(Dataset(tmp_path / "a").parts()) > 3
+    assert [x.hash for x in a.archs] == [x.hash for x in archs] == [x.hash for x in b.archs]
+    np.testing.assert_array_equal(a.latency_ms, b.latency_ms)
+    assert list(a.blocks) == list(b.blocks)
+    probe = samples("ofa", 20, seed=9)
+    np.testing.assert_array_equal(fit_on("kernel-rf", a).predict(probe), fit_on("kernel-rf", b).predict(probe))

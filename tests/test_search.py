@@ -309,3 +309,29 @@ def test_best_so_far_curve():
     curve = best_so_far(history, Constraint(4.0))
     assert np.isnan(curve[0]) and curve[1:].tolist() == [1.0, 2.0, 2.0]
     assert best_so_far(history, Constraint()).tolist() == [9.0, 9.0, 9.0, 9.0]
+
+
+def test_score_surrogate_is_an_exact_one_hot_ridge_on_additive_scores():
+    from nas.searchers.constrained import OneHotRidge
+
+    space = get_space("ofa")
+    rng = np.random.default_rng(0)
+    genes = np.array([space.sample_genes(rng, space.option_mask()) for _ in range(400)])
+    sizes = [len(v.options) for v in space.variables]
+    weights = [rng.normal(size=n) for n in sizes]
+    scores = np.array([sum(w[g] for w, g in zip(weights, row)) for row in genes])
+    model = OneHotRidge(sizes, alpha=1e-6).fit(genes[:300], scores[:300])
+    np.testing.assert_allclose(model.predict(genes[300:]), scores[300:], atol=1e-3)
+
+
+@pytest.mark.parametrize("candidates", [1, 32])
+def test_constrained_search_with_or_without_surrogate_is_feasible_and_reproducible(npu_lut, candidates):
+    space = get_space("ofa")
+    constraint = Constraint(4.0)
+    runs = [create_searcher("evolutionary", surrogate_candidates=candidates, population=40).search(
+        space, npu_lut, MacsScore(), constraint, budget=120, seed=3) for _ in range(2)]
+    assert [c.arch.hash for c in runs[0].history] == [c.arch.hash for c in runs[1].history]
+    assert len(runs[0].history) == 120 and all(c.latency_ms <= 4.0 for c in runs[0].history)
+    assert len({c.arch.hash for c in runs[0].history}) == 120  # never scores a network twice
+    with pytest.raises(HwprofError, match="surrogate_candidates"):
+        create_searcher("evolutionary", surrogate_candidates=0)

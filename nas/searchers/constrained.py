@@ -17,6 +17,14 @@ target. Two changes, each measured in ``benchmarks/bench_constrained.py``:
   most of the latency budget: a network well under the target leaves capacity
   unused, so children are pushed toward the target from below. ``1`` turns it
   off.
+- *Score surrogate* (``surrogate_candidates`` > 1). Once a generation has been
+  scored, a ridge regression on the one-hot encoding of the genes is fitted to
+  every score seen so far, and each child slot keeps, of
+  ``surrogate_candidates`` feasible unseen candidates, the one it predicts
+  best; the score is computed only for that one. This is the model-based
+  sampling of surrogate-assisted evolution (e.g. BANANAS, White et al., AAAI
+  2021; the predictor-guided evolution of NPENAS, Wei et al., 2022) in its
+  simplest linear form, and costs no evaluations.
 """
 
 from __future__ import annotations
@@ -29,27 +37,62 @@ from nas.searchers.base import Candidate, Constraint, Evaluator
 from nas.searchers.sampling import MAX_TRIES
 
 
+class OneHotRidge:
+    """Ridge regression of scores on the one-hot encoding of genes (the score surrogate)."""
+
+    def __init__(self, n_options: Sequence[int], alpha: float = 1.0) -> None:
+        self.offsets = np.concatenate([[0], np.cumsum(n_options)[:-1]]).astype(int)
+        self.width = int(np.sum(n_options))
+        self.alpha = alpha
+
+    def encode(self, genes: np.ndarray) -> np.ndarray:
+        genes = np.atleast_2d(np.asarray(genes, dtype=int))
+        x = np.zeros((len(genes), self.width + 1))
+        x[np.arange(len(genes))[:, None], genes + self.offsets] = 1.0
+        x[:, -1] = 1.0  # intercept
+        return x
+
+    def fit(self, genes: np.ndarray, scores: np.ndarray) -> "OneHotRidge":
+        x = self.encode(genes)
+        penalty = self.alpha * np.eye(x.shape[1])
+        penalty[-1, -1] = 0.0
+        self.coef_ = np.linalg.solve(x.T @ x + penalty, x.T @ np.asarray(scores, float))
+        return self
+
+    def predict(self, genes: np.ndarray) -> np.ndarray:
+        return self.encode(genes) @ self.coef_
+
+
 def evolve_under_target(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator, population: int,
                         parents_ratio: float, mutation_ratio: float, mutate_prob: float,
-                        latency_pressure: int = 4, allowed: Sequence[Sequence[int]] | None = None) -> None:
+                        latency_pressure: int = 4, allowed: Sequence[Sequence[int]] | None = None,
+                        surrogate_candidates: int = 1) -> None:
     """Spend the evaluator's budget on networks predicted to meet ``constraint`` (see the module docstring)."""
     space = evaluator.space
     target = float(constraint.latency_ms)
     allow = [list(a) for a in allowed] if allowed is not None else space.option_mask()
     n_parents = max(2, int(round(parents_ratio * population)))
+    surrogate = OneHotRidge([len(v.options) for v in space.variables]) if surrogate_candidates > 1 else None
+    fitted = False
 
     def draw_children(make, n: int, taken: set) -> list[tuple[int, ...]]:
-        """``n`` unseen genotypes from ``make``, feasible where possible, the slowest of ``latency_pressure`` each."""
+        """``n`` unseen genotypes from ``make``, feasible where possible: the best of ``surrogate_candidates``
+        by the surrogate once it is fitted, else the slowest of ``latency_pressure``."""
         out: list[tuple[int, ...]] = []
+        per_slot = surrogate_candidates if fitted else latency_pressure
         for _ in range(n):
             chosen, fallback = None, None
             for _ in range(MAX_TRIES):
-                batch = [space.canonical(make()) for _ in range(max(latency_pressure, 1))]
+                batch = [space.canonical(make()) for _ in range(max(per_slot, 1))]
                 batch = [g for g in dict.fromkeys(batch) if g not in evaluator.cache and g not in taken]
                 if not batch:
                     continue
                 lat = evaluator.latency(np.array(batch))
                 feasible = [(float(ms), g) for g, ms in zip(batch, lat) if ms <= target]
+                if feasible and fitted:
+                    predicted = surrogate.predict(np.array([g for _, g in feasible]))
+                    chosen = feasible[int(np.argmax(predicted))][1]
+                    break
                 if feasible:
                     chosen = max(feasible)[1]  # the one using most of the latency budget
                     break
@@ -71,6 +114,10 @@ def evolve_under_target(evaluator: Evaluator, constraint: Constraint, rng: np.ra
     while evaluator.remaining > 0:
         evaluator.step += 1
         parents = parents_now()
+        if surrogate is not None and len(evaluator.history) >= 2:
+            seen = evaluator.history
+            surrogate.fit(np.array([c.arch.genes for c in seen]), np.array([c.score for c in seen]))
+            fitted = True
 
         def mutant() -> tuple[int, ...]:
             return space.mutate_genes(parents[int(rng.integers(len(parents)))].arch.genes, rng, mutate_prob, allow)

@@ -226,20 +226,28 @@ class EvolutionarySearcher(Searcher):
         shrink_every: Generations between shrinking checks.
         mode: ``auto`` (constrained under a target, else pareto), ``pareto`` or ``constrained``.
         latency_pressure: Constrained mode: candidates drawn per child, the one using most of
-            the latency budget kept (1: plain constrained evolution).
+            the latency budget kept (1: plain constrained evolution), until the score
+            surrogate has data.
+        surrogate_candidates: Constrained mode: candidates drawn per child once a generation
+            is scored, the one a ridge surrogate of the score predicts best kept (1: off).
+            The surrogate is fitted on scores already paid for and costs no evaluations;
+            32 was chosen on kirin-npu (ofa, synflow, 3 seeds, 900 networks) over 8 and off.
     """
 
     name = "evolutionary"
 
     def __init__(self, population: int = 100, parents_ratio: float = 0.25, mutation_ratio: float = 0.5,
                  mutate_prob: float = 0.1, shrink: bool = False, shrink_every: int = 2, mode: str = "auto",
-                 latency_pressure: int = 4) -> None:
+                 latency_pressure: int = 4, surrogate_candidates: int = 32) -> None:
         if mode not in MODES:
             raise HwprofError(f"unknown evolutionary mode '{mode}'", f"use one of: {', '.join(MODES)}")
         if int(latency_pressure) < 1:
             raise HwprofError(f"latency_pressure must be at least 1, got {latency_pressure}")
         self.mode = mode
         self.latency_pressure = int(latency_pressure)
+        if int(surrogate_candidates) < 1:
+            raise HwprofError(f"surrogate_candidates must be at least 1, got {surrogate_candidates}")
+        self.surrogate_candidates = int(surrogate_candidates)
         if population < 4 or not 0 < parents_ratio <= 1 or not 0 <= mutation_ratio <= 1 or not 0 < mutate_prob <= 1:
             raise HwprofError("evolutionary settings out of range",
                               "population >= 4, 0 < parents_ratio <= 1, 0 <= mutation_ratio <= 1, 0 < mutate_prob <= 1")
@@ -255,7 +263,8 @@ class EvolutionarySearcher(Searcher):
     def settings(self) -> dict[str, Any]:
         return {"population": self.population, "parents_ratio": self.parents_ratio,
                 "mutation_ratio": self.mutation_ratio, "mutate_prob": self.mutate_prob, "shrink": self.shrink,
-                "shrink_every": self.shrink_every, "mode": self.mode, "latency_pressure": self.latency_pressure}
+                "shrink_every": self.shrink_every, "mode": self.mode, "latency_pressure": self.latency_pressure,
+                "surrogate_candidates": self.surrogate_candidates}
 
     def run(self, evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator) -> dict[str, Any]:
         population = min(self.population, max(4, evaluator.budget // 5))
@@ -266,9 +275,12 @@ class EvolutionarySearcher(Searcher):
                 raise HwprofError("evolutionary mode=constrained needs a latency target", "give --latency-ms")
             from nas.searchers.constrained import evolve_under_target
 
-            self.extra_ = {"population_used": population, "mode_used": "constrained"}
-            evolve_under_target(evaluator, constraint, rng, population, self.parents_ratio, self.mutation_ratio,
-                                self.mutate_prob, self.latency_pressure)
+            # A fixed population (not capped by the budget), so a run's best-so-far curve at N
+            # evaluations is what a run with budget N finds.
+            self.extra_ = {"population_used": self.population, "mode_used": "constrained"}
+            evolve_under_target(evaluator, constraint, rng, self.population, self.parents_ratio,
+                                self.mutation_ratio, self.mutate_prob, self.latency_pressure,
+                                surrogate_candidates=self.surrogate_candidates)
             return self.extra_
         shrinker = Shrinker(every=self.shrink_every) if self.shrink else None
         try:
