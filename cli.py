@@ -648,32 +648,16 @@ def predict(
 
 def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path], samples: Optional[int],
                    bootstrap: int, seed: int, quiet: bool, executor: str = "local", ray_address: Optional[str] = None):
-    """Profile ``sp`` on ``device`` from ``data``, or from a sample measured now into ``measure_into_dir``."""
-    from hwprof.dataset import Dataset
-    from hwprof.predictors.data import load_measurements
-    from hwprof.profiling import device_label, get_device, measure_into
-    from hwprof.space_profile import profile_sample, profile_space
+    """Profile ``sp`` on ``device`` (see :func:`hwprof.space_profile.profile_device`) with CLI progress."""
+    from hwprof.space_profile import profile_device
 
-    dev = get_device(device, seed=seed)
-    if data is None:
-        data = measure_into_dir
-        runner = _executor(executor, ray_address)
-        if runner.name == "local":
-            dev.require_available()
-        samples = samples or (1000 if dev.simulated else 300)
-        if not quiet:
-            Console(stderr=True).print(f"[dim]measuring {samples} {sp.name} networks (largest resolution) and "
-                                       f"their blocks on {device_label(dev)} into {data}[/]")
-        try:
-            run = measure_into(Dataset(data), dev, profile_sample(sp, samples, seed), mode="both",
-                               executor=runner, device_options={"seed": seed})
-        finally:
+    runner = _executor(executor, ray_address) if data is None else None
+    try:
+        return profile_device(sp, device, measure_into_dir, data, samples, bootstrap, seed, runner,
+                              status=(lambda _m: None) if quiet else (lambda m: Console(stderr=True).print(f"[dim]{m}[/]")))
+    finally:
+        if runner is not None:
             runner.close()
-        if run.failed:
-            raise HwprofError(f"{run.failed} measurement(s) failed on the {executor} executor ({run.failures[0]})",
-                              "rerun the same command: what was measured is kept")
-    measurements = load_measurements(data, device=dev.name, space=sp.name)
-    return dev, profile_space(sp, measurements, bootstrap, seed), data, measurements
 
 
 _PROFILE_OPTIONS_HELP = {
@@ -685,8 +669,9 @@ _PROFILE_OPTIONS_HELP = {
 @hwprof_app.command("profile-space")
 def profile_space_cmd(
     space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`), or a reduced-space .json.")],
-    device: Annotated[str, typer.Option("--device", "-d", help="Device (see `hwprof devices`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")],
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device (see `hwprof devices`); NAME:DTYPE for int8, e.g. litert-cpu:int8.")] = None,
+    compare: Annotated[Optional[str], typer.Option("--compare", help="Profile on several targets (comma-separated devices) and print their block-choice rankings side by side with the Kendall tau between every pair; each target's sample goes to OUT/<target>/data (resumable).")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help=_PROFILE_OPTIONS_HELP["data"])] = None,
     samples: Annotated[Optional[int], typer.Option(help=_PROFILE_OPTIONS_HELP["samples"])] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap refits for the 95% intervals.")] = 30,
@@ -710,7 +695,13 @@ def profile_space_cmd(
     from hwprof.space_profile import write_report
     from nas.spaces import get_space
 
+    if (device is None) == (compare is None):
+        raise HwprofError("give exactly one of --device or --compare", "e.g. --device kirin-npu, or "
+                          "--compare cpu,litert-cpu:int8,kirin-npu")
     sp = get_space(space)
+    if compare is not None:
+        return _compare_profiles(sp, compare, out, data, samples, bootstrap, top, seed, executor, ray_address,
+                                 json_out)
     dev, profile, _, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out,
                                         executor, ray_address)
     files = write_report(profile, out, top)
@@ -731,6 +722,47 @@ def profile_space_cmd(
     console.print(table)
     console.print(f"Kendall tau, contributions vs measured blocks: {profile.agreement_text()}")
     console.print(f"report: {files['report']}")
+
+
+def _compare_profiles(sp, compare: str, out: Path, data, samples, bootstrap: int, top: int, seed: int,
+                      executor: str, ray_address, json_out: bool) -> None:
+    """profile-space --compare: one profile per target, rankings side by side, pairwise Kendall tau."""
+    from hwprof.io import atomic_write_text
+    from hwprof.profiling import get_device
+    from hwprof.space_profile import compare_profiles
+
+    tokens = [t.strip() for t in compare.split(",") if t.strip()]
+    if len(set(tokens)) < 2 or data is not None:
+        raise HwprofError("--compare needs two or more different targets and measures their samples itself",
+                          "e.g. --compare cpu,litert-cpu:int8 (without --data)")
+    for token in tokens:
+        get_device(token, seed=seed)  # every name checked before any measuring
+    profiles = {t: _space_profile(sp, t, out / t.replace(":", "-") / "data", None, samples, bootstrap, seed,
+                                  json_out, executor, ray_address)[1] for t in tokens}
+    result = compare_profiles(profiles, top)
+    atomic_write_text(out / "compare.json", json.dumps(result, indent=2))
+    if json_out:
+        _print_json(result)
+        return
+    names = {t: f"{t} (simulated)" if result["simulated"][t] else t for t in tokens}
+    ranks = Table(title=f"{sp.name}: block choices by latency added, most hardware-friendly first")
+    ranks.add_column("rank", justify="right")
+    for t in tokens:
+        ranks.add_column(names[t])
+    longest = max(len(r) for r in result["rankings"].values())
+    for i in range(longest):
+        if top <= i < longest - top:
+            continue
+        ranks.add_row(str(i + 1), *[r[i] if i < len(r) else "" for r in result["rankings"].values()])
+    console.print(ranks)
+    taus = Table(title="Kendall tau between the targets' choice rankings")
+    taus.add_column("")
+    for t in tokens:
+        taus.add_column(names[t], justify="right")
+    for a in tokens:
+        taus.add_row(names[a], *[f"{result['tau'][a][b]:.2f}" for b in tokens])
+    console.print(taus)
+    console.print(f"wrote {out / 'compare.json'}")
 
 
 @hwprof_app.command("reduce-space")
@@ -1134,6 +1166,50 @@ def estimators(json_out: Annotated[bool, typer.Option("--json", help="Machine-re
     _plugin_table("Accuracy estimators", ESTIMATORS, json_out)
 
 
+@nas_app.command("cross-eval")
+def cross_eval_cmd(
+    targets: Annotated[str, typer.Option("--targets", help="Comma-separated device tokens, NAME or NAME:DTYPE, e.g. cpu,litert-cpu:int8,openvino-cpu.")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")] = "ofa",
+    budget_quantile: Annotated[float, typer.Option(help="Each target's latency budget: this quantile of 2000 random networks' predicted latency on it.")] = 0.3,
+    latency_ms: Annotated[Optional[list[str]], typer.Option("--latency-ms", help="A target's budget in ms instead, TARGET=MS (repeatable).")] = None,
+    searcher: Annotated[str, typer.Option(help="Searcher (see `nas searchers`).")] = "evolutionary",
+    estimator: Annotated[str, typer.Option(help="Accuracy estimator (see `nas estimators`); synflow is a proxy.")] = "synflow",
+    budget: Annotated[int, typer.Option(help="Networks each search scores.")] = 400,
+    seeds: Annotated[int, typer.Option(help="Searches per target (seeds --seed, --seed+1, ...).")] = 1,
+    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory; rerunning the same command resumes.")] = Path("runs/xeval"),
+    executor: Annotated[str, typer.Option(help="Where measurements run: local, or ray (on the hosts that have each device; see `hwprof worker`).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Search for each target, measure every winner on every target: is each network best where it was searched for?
+
+    Writes matrix.csv (one row per seed, searched-for and measured-on target),
+    matrix.png (heatmap of measured latency over each column's budget) and
+    summary.json (budgets, and per target how often its own winner meets its
+    budget and wins or ties its column). Predictors come from the cache (built
+    on first use, as `nas search` does).
+
+    Example: nas cross-eval --space ofa --targets cpu,litert-cpu:int8,openvino-cpu --budget-quantile 0.3 --out runs/xeval
+    """
+    from nas.cross_eval import cross_eval, parse_latency_overrides, summary_table
+
+    tokens = [t.strip() for t in targets.split(",") if t.strip()]
+    err = Console(stderr=True)
+    runner = _executor(executor, ray_address)
+    try:
+        summary = cross_eval(space, tokens, out, budget_quantile, parse_latency_overrides(latency_ms or [], tokens),
+                             searcher, estimator, budget, seeds, seed, runner if runner.name != "local" else None,
+                             status=(lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]")))
+    finally:
+        runner.close()
+    if json_out:
+        _print_json(summary)
+    else:
+        console.print(summary_table(summary))
+        console.print(f"wrote {summary['files']['matrix_csv']}, {summary['files']['matrix_png']}, {out / 'summary.json'}")
+
+
 @nas_app.command("search")
 def search(
     target: Annotated[str, typer.Option("--target", "-t", help="Device to search for (see `hwprof devices`).")],
@@ -1251,8 +1327,10 @@ def search(
     constraint = Constraint(latency_ms)
     out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
     try:
-        result = _run_search(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label, err,
-                             json_out)
+        from nas.search_report import run_with_progress
+
+        result = run_with_progress(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label,
+                                   err, json_out)
     finally:
         runner.close()
     score_kind = "supernet top-1" if trains else est.kind
@@ -1319,35 +1397,6 @@ def search(
 
     console.print(search_table(summary, result, sp.name, label, dev.simulated, latency_model.name,
                                 predictor_source, out))
-
-
-def _run_search(search_impl, trains: bool, sp, latency_model, est, constraint, budget: int, seed: int,
-                label: str, err: Console, quiet: bool):
-    """Run a searcher with a progress bar (steps of supernet training, or networks scored)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[best]}"), TimeElapsedColumn(), console=err, disable=quiet)
-    with progress:
-        if trains:
-            bar = progress.add_task(f"{search_impl.name}: training the supernet on {label}", total=None, best="")
-
-            def on_step(info: dict) -> None:
-                text = f"epoch {info['epoch']}  loss {info['loss']:.3f}  latency {info['expected_latency_ms']:.3f} ms"
-                if "val_top1" in info:
-                    text += f"  held-out top-1 {info['val_top1']:.3f}"
-                progress.update(bar, total=info["total_steps"], completed=info["step"], best=text)
-
-            return search_impl.search(sp, latency_model, None, constraint, 0, seed, on_step)
-        bar = progress.add_task(f"{search_impl.name} on {label}", total=budget, best="")
-
-        def on_progress(ev) -> None:
-            feasible = [c for c in ev.history if constraint.feasible(c.latency_ms)]
-            best_c = max(feasible, key=lambda c: c.score) if feasible else None
-            text = f"step {ev.step}  best {est.kind} {best_c.score:.3f} @ {best_c.latency_ms:.2f} ms" if best_c else ""
-            progress.update(bar, completed=len(ev.history), best=text)
-
-        return search_impl.search(sp, latency_model, est, constraint, budget, seed, on_progress)
 
 
 # --- entry points ----------------------------------------------------------------------

@@ -159,6 +159,65 @@ def _agreement(both: pd.DataFrame) -> tuple[float | None, float | None, float | 
             float(np.nanmean(within)) if within else None, _tau(means.c, means.b) if len(means) >= 3 else None)
 
 
+def profile_device(space, device: str, measure_into_dir, data=None, samples: int | None = None,
+                   bootstrap: int = 30, seed: int = 0, executor=None, status=lambda _m: None):
+    """Profile ``space`` on ``device`` from ``data``, or from a sample measured now into ``measure_into_dir``.
+
+    The sample (:func:`profile_sample`, default 1000 networks on simulated
+    devices, 300 on real ones, and their blocks) is measured resumably, so a
+    rerun continues it.
+
+    Returns:
+        (device, :class:`SpaceProfile`, the data directory used, its :class:`MeasurementData`).
+    """
+    from hwprof.dataset import Dataset
+    from hwprof.predictors.data import load_measurements
+    from hwprof.profiling import device_label, get_device, measure_into, split_target
+
+    dev = get_device(device, seed=seed)
+    if data is None:
+        data = measure_into_dir
+        if executor is None or getattr(executor, "name", "local") == "local":
+            dev.require_available()
+        samples = samples or (1000 if dev.simulated else 300)
+        status(f"measuring {samples} {space.name} networks (largest resolution) and their blocks on "
+               f"{device_label(dev)} into {data}")
+        dtype = split_target(device)[1]
+        run = measure_into(Dataset(data), dev, profile_sample(space, samples, seed), mode="both", executor=executor,
+                           device_options={"seed": seed, **({"dtype": dtype} if dtype else {})},
+                           reference_every_s=None if dev.simulated else 2.0)
+        if run.failed:
+            raise HwprofError(f"{run.failed} measurement(s) failed ({run.failures[0]})",
+                              "rerun the same command: what was measured is kept")
+    measurements = load_measurements(data, device=dev.name, space=space.name)
+    return dev, profile_space(space, measurements, bootstrap, seed), data, measurements
+
+
+def compare_profiles(profiles: dict[str, SpaceProfile], top: int = 3) -> dict[str, Any]:
+    """Block-choice rankings of one space on several targets, side by side, with pairwise Kendall tau.
+
+    Args:
+        profiles: Target token -> its profile (same space).
+        top: Choices listed at each end of each ranking.
+
+    Returns:
+        ``rankings`` (token -> choices, most hardware-friendly first), ``top`` / ``bottom``
+        (token -> choices), ``tau`` (token -> token -> Kendall tau of mean contributions
+        over the choices both have) and ``simulated`` (token -> bool).
+    """
+    means = {t: p.ranking().set_index("choice").mean_contribution_ms for t, p in profiles.items()}
+    tokens = list(profiles)
+    tau = {a: {} for a in tokens}
+    for a in tokens:
+        for b in tokens:
+            common = means[a].index.intersection(means[b].index)
+            tau[a][b] = 1.0 if a == b else _tau(means[a][common].to_numpy(), means[b][common].to_numpy())
+    rankings = {t: list(m.sort_values().index) for t, m in means.items()}
+    return {"rankings": rankings, "top": {t: r[:top] for t, r in rankings.items()},
+            "bottom": {t: r[-top:] for t, r in rankings.items()}, "tau": tau,
+            "simulated": {t: p.simulated for t, p in profiles.items()}, "space": next(iter(profiles.values())).space}
+
+
 def profile_globals(space) -> dict[str, Any]:
     """The global choices a profile is taken at: the largest option of each (e.g. input resolution)."""
     return {v.name: max(v.options) for v in space.variables if v.kind != "layer"}

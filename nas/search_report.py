@@ -1,9 +1,10 @@
-"""The terminal summary of ``nas search`` (a rich table built from its summary dict)."""
+"""The terminal side of ``nas search``: its summary table, and the search run under a progress bar."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 
 
@@ -69,3 +70,32 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
     table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
     table.add_row("outputs", str(out))
     return table
+
+
+def run_with_progress(search_impl, trains: bool, sp, latency_model, est, constraint, budget: int, seed: int,
+                      label: str, err: Console, quiet: bool):
+    """Run a searcher with a progress bar (steps of supernet training, or networks scored)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[best]}"), TimeElapsedColumn(), console=err, disable=quiet)
+    with progress:
+        if trains:
+            bar = progress.add_task(f"{search_impl.name}: training the supernet on {label}", total=None, best="")
+
+            def on_step(info: dict) -> None:
+                text = f"epoch {info['epoch']}  loss {info['loss']:.3f}  latency {info['expected_latency_ms']:.3f} ms"
+                if "val_top1" in info:
+                    text += f"  held-out top-1 {info['val_top1']:.3f}"
+                progress.update(bar, total=info["total_steps"], completed=info["step"], best=text)
+
+            return search_impl.search(sp, latency_model, None, constraint, 0, seed, on_step)
+        bar = progress.add_task(f"{search_impl.name} on {label}", total=budget, best="")
+
+        def on_progress(ev) -> None:
+            feasible = [c for c in ev.history if constraint.feasible(c.latency_ms)]
+            best_c = max(feasible, key=lambda c: c.score) if feasible else None
+            text = f"step {ev.step}  best {est.kind} {best_c.score:.3f} @ {best_c.latency_ms:.2f} ms" if best_c else ""
+            progress.update(bar, completed=len(ev.history), best=text)
+
+        return search_impl.search(sp, latency_model, est, constraint, budget, seed, on_progress)

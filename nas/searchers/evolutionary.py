@@ -275,10 +275,11 @@ class EvolutionarySearcher(Searcher):
                 raise HwprofError("evolutionary mode=constrained needs a latency target", "give --latency-ms")
             from nas.searchers.constrained import evolve_under_target
 
-            # A fixed population (not capped by the budget), so a run's best-so-far curve at N
-            # evaluations is what a run with budget N finds.
-            self.extra_ = {"population_used": self.population, "mode_used": "constrained"}
-            evolve_under_target(evaluator, constraint, rng, self.population, self.parents_ratio,
+            # At least three generations; from a budget of 3 x population on, the population does not
+            # depend on the budget, so a run's best-so-far curve at N >= 300 is what a run with budget N finds.
+            population = min(self.population, max(4, evaluator.budget // 3))
+            self.extra_ = {"population_used": population, "mode_used": "constrained"}
+            evolve_under_target(evaluator, constraint, rng, population, self.parents_ratio,
                                 self.mutation_ratio, self.mutate_prob, self.latency_pressure,
                                 surrogate_candidates=self.surrogate_candidates)
             return self.extra_

@@ -1,0 +1,314 @@
+"""Cross-target evaluation: is a network searched for target T better on T than one searched for another?
+
+For each target (a device token such as ``cpu``, ``litert-cpu:int8`` or
+``kirin-npu``) :func:`cross_eval` builds or reuses its latency predictor, sets
+its latency budget (a quantile of the predicted latency of 2000 random
+networks, or a given number of ms), and searches. Then every winner is
+*measured* on every target (real measurements with the drift reference on real
+devices, corrected to the run's median reference speed), and the results form
+a matrix: rows = searched for, columns = measured on. A column's diagonal cell
+is the network searched for that target; it "wins" when it meets the column's
+budget and no other feasible winner on that column scores higher.
+
+Everything is resumable: searches are kept as JSON under ``searches/`` and
+measurements in datasets under ``measurements/``, so a rerun of the same
+command skips what is done.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from hwprof.arch import Arch
+from hwprof.errors import HwprofError
+from hwprof.io import atomic_write_text
+
+RANDOM_NETWORKS = 2000
+
+
+@dataclass(frozen=True)
+class TargetSetup:
+    """A target's device token, its predictor and its latency budget."""
+
+    token: str
+    predictor: Any
+    budget_ms: float
+    budget_source: str
+    simulated: bool
+
+
+def _tag(token: str) -> str:
+    return token.replace(":", "-").replace("/", "_")
+
+
+def parse_latency_overrides(items: list[str], targets: list[str]) -> dict[str, float]:
+    """``["cpu=4.5", "litert-cpu:int8=3"]`` -> ``{"cpu": 4.5, ...}`` (each key one of ``targets``)."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.rpartition("=")
+        if not sep or key not in targets:
+            raise HwprofError(f"--latency-ms '{item}' does not name one of the targets ({', '.join(targets)})",
+                              "write TARGET=MS, e.g. --latency-ms cpu=4.5")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise HwprofError(f"--latency-ms '{item}' has no number of milliseconds", "e.g. cpu=4.5") from None
+        if out[key] <= 0:
+            raise HwprofError(f"--latency-ms '{item}' must be positive")
+    return out
+
+
+def setup_targets(space, targets: list[str], quantile: float, latency_ms: dict[str, float], seed: int,
+                  status: Callable[[str], None]) -> list[TargetSetup]:
+    """Device, predictor (cached, built if missing) and budget of each target."""
+    from hwprof.predictors.cache import cached_predictor
+    from hwprof.profiling import device_label, get_device
+
+    if not 0 < quantile < 1:
+        raise HwprofError(f"--budget-quantile must be between 0 and 1, got {quantile}", "e.g. 0.3")
+    if len(set(targets)) != len(targets) or len(targets) < 2:
+        raise HwprofError("cross-eval needs two or more different targets", "e.g. --targets cpu,litert-cpu:int8")
+    rng = np.random.default_rng(123)
+    genes = np.array([space.sample_genes(rng, space.option_mask()) for _ in range(RANDOM_NETWORKS)])
+    devices = [get_device(token, seed=seed) for token in targets]  # every name checked before any work
+    for device in devices:
+        device.require_available()
+    setups = []
+    for token, device in zip(targets, devices):
+        label = device_label(device)
+        predictor, path, built = cached_predictor(device, space, status=status)
+        status(f"{token}: {'built' if built else 'using cached'} predictor {path} ({label})")
+        if token in latency_ms:
+            budget, source = latency_ms[token], "given"
+        else:
+            budget = float(np.quantile(predictor.predict_genes(space, genes), quantile))
+            source = f"{quantile:.0%} quantile of {RANDOM_NETWORKS} random networks' predicted latency"
+        setups.append(TargetSetup(token, predictor, budget, source, device.simulated))
+    return setups
+
+
+def _search_file(out: Path, token: str, seed: int) -> Path:
+    return out / "searches" / f"{_tag(token)}-s{seed}.json"
+
+
+def run_searches(space, setups: list[TargetSetup], searcher: str, estimator, budget: int, seeds: list[int],
+                 out: Path, status: Callable[[str], None]) -> dict[tuple[str, int], dict]:
+    """One search per (target, seed), each kept as JSON (a rerun reuses it)."""
+    from nas.searchers import Constraint, create_searcher
+
+    winners = {}
+    for setup in setups:
+        for seed in seeds:
+            path = _search_file(out, setup.token, seed)
+            if path.exists():
+                winners[(setup.token, seed)] = json.loads(path.read_text())
+                continue
+            status(f"searching for {setup.token} under {setup.budget_ms:.3f} ms (seed {seed})")
+            result = create_searcher(searcher).search(space, setup.predictor, estimator,
+                                                      Constraint(setup.budget_ms), budget, seed)
+            best = result.best
+            if best is None:
+                raise HwprofError(f"the search for {setup.token} found no network under {setup.budget_ms:.3f} ms",
+                                  "raise --budget-quantile or give a larger --latency-ms for it")
+            record = {"target": setup.token, "seed": seed, "arch_json": best.arch.to_json(),
+                      "arch_hash": best.arch.hash, "score": best.score, "predicted_ms": best.latency_ms,
+                      "budget_ms": setup.budget_ms, "evaluated": len(result.history)}
+            atomic_write_text(path, json.dumps(record, indent=2))
+            winners[(setup.token, seed)] = record
+    return winners
+
+
+def measure_winners(setups: list[TargetSetup], winners: dict[tuple[str, int], dict], out: Path, seed: int,
+                    executor=None, status: Callable[[str], None] = lambda _m: None) -> dict[str, pd.DataFrame]:
+    """Every distinct winner measured on every target (resumable datasets), drift-corrected per run."""
+    from hwprof.dataset import Dataset
+    from hwprof.drift import corrected
+    from hwprof.profiling import get_device, measure_into, split_target
+
+    archs = list({w["arch_hash"]: Arch.from_json(w["arch_json"]) for w in winners.values()}.values())
+    measured = {}
+    for setup in setups:
+        device = get_device(setup.token, seed=seed)
+        name, dtype = split_target(setup.token)
+        options = {"seed": seed, **({"dtype": dtype} if dtype else {})}
+        status(f"measuring {len(archs)} winners on {setup.token}")
+        dataset = Dataset(out / "measurements" / _tag(setup.token))
+        summary = measure_into(dataset, device, archs, mode="e2e", executor=executor, device_options=options,
+                               reference_every_s=None if device.simulated else 2.0)
+        if getattr(summary, "failed", 0):
+            raise HwprofError(f"{summary.failed} measurement batches failed on {setup.token}",
+                              "rerun the same command to retry them")
+        df = dataset.read()
+        df = df[(df.block_key == "e2e") & (df.settings_hash == device.settings_hash())]
+        df = df.drop_duplicates("arch_hash", keep="last").set_index("arch_hash")
+        ms = df.median_ms.astype(float)
+        if df.ref_ms.notna().all() and len(df):
+            ms = pd.Series(corrected(ms.to_numpy(), df.ref_ms.to_numpy(float), float(df.ref_ms.median())),
+                           index=df.index)
+        measured[setup.token] = ms
+    return measured
+
+
+def build_matrix(setups: list[TargetSetup], winners: dict[tuple[str, int], dict], measured: dict,
+                 space) -> pd.DataFrame:
+    """Long-form matrix: one row per (seed, searched for, measured on)."""
+    rows = []
+    for (searched, seed), w in winners.items():
+        arch = Arch.from_json(w["arch_json"])
+        for setup in setups:
+            ms = float(measured[setup.token].get(w["arch_hash"], np.nan))
+            predicted = float(setup.predictor.predict([arch])[0])
+            rows.append({"seed": seed, "searched_for": searched, "measured_on": setup.token,
+                         "arch_hash": w["arch_hash"], "score": w["score"], "measured_ms": ms,
+                         "predicted_ms": predicted, "budget_ms": setup.budget_ms,
+                         "feasible": bool(ms <= setup.budget_ms), "simulated": setup.simulated})
+    return pd.DataFrame(rows)
+
+
+def diagonal_summary(matrix: pd.DataFrame, targets: list[str]) -> dict[str, Any]:
+    """Per target and seed: is the diagonal winner feasible, and does it win or tie the column?"""
+    per_target = {}
+    for target in targets:
+        col = matrix[matrix.measured_on == target]
+        entries = []
+        for seed, group in col.groupby("seed"):
+            diag = group[group.searched_for == target].iloc[0]
+            others = group[(group.searched_for != target) & group.feasible]
+            best_other = float(others.score.max()) if len(others) else None
+            wins = bool(diag.feasible and (best_other is None or diag.score >= best_other - 1e-9))
+            entries.append({"seed": int(seed), "diagonal_feasible": bool(diag.feasible),
+                            "diagonal_score": float(diag.score), "best_feasible_other_score": best_other,
+                            "diagonal_ms": float(diag.measured_ms), "budget_ms": float(diag.budget_ms),
+                            "wins_or_ties": wins})
+        per_target[target] = {"seeds": entries,
+                              "diagonal_feasible": sum(e["diagonal_feasible"] for e in entries),
+                              "wins_or_ties": sum(e["wins_or_ties"] for e in entries), "runs": len(entries)}
+    return per_target
+
+
+def plot_matrix(matrix: pd.DataFrame, targets: list[str], path: Path, score_label: str) -> None:
+    """Heatmap of measured / budget for the first seed, each cell with ms, feasibility and score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = matrix[matrix.seed == matrix.seed.min()]
+    ratio = np.full((len(targets), len(targets)), np.nan)
+    fig, ax = plt.subplots(figsize=(1.9 * len(targets) + 2, 1.3 * len(targets) + 1.5))
+    for i, row in enumerate(targets):
+        for j, col in enumerate(targets):
+            cell = first[(first.searched_for == row) & (first.measured_on == col)].iloc[0]
+            ratio[i, j] = cell.measured_ms / cell.budget_ms
+            ax.text(j, i, f"{cell.measured_ms:.2f} ms\n{'meets' if cell.feasible else 'over'}\n{cell.score:.2f}",
+                    ha="center", va="center", fontsize=8, fontweight="bold" if i == j else "normal")
+    image = ax.imshow(ratio, cmap="RdYlGn_r", vmin=0.6, vmax=1.4)
+    labels = [f"{t} (simulated)" if first[first.measured_on == t].simulated.iloc[0] else t for t in targets]
+    ax.set_xticks(range(len(targets)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(targets)), labels)
+    ax.set_xlabel("measured on")
+    ax.set_ylabel("searched for")
+    ax.set_title(f"winner's measured latency / column budget (cells: ms, budget, {score_label})", fontsize=9)
+    fig.colorbar(image, ax=ax, label="measured / budget")
+    fig.tight_layout()
+    from hwprof.io import atomic_write_via
+
+    atomic_write_via(path, lambda p: fig.savefig(p, dpi=120, format="png"), ".png")
+    plt.close(fig)
+
+
+def cross_eval(space_name: str, targets: list[str], out: Path, budget_quantile: float = 0.3,
+               latency_ms: dict[str, float] | None = None, searcher: str = "evolutionary",
+               estimator: str = "synflow", budget: int = 400, seeds: int = 1, seed: int = 0, executor=None,
+               status: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Search for each target, measure every winner on every target, write the matrix (see the module docstring).
+
+    Args:
+        space_name: Search space.
+        targets: Device tokens (``NAME`` or ``NAME:DTYPE``), two or more.
+        out: Output directory (``matrix.csv``, ``matrix.png``, ``summary.json``, ``searches/``,
+            ``measurements/``); a rerun resumes.
+        budget_quantile: Each target's latency budget as this quantile of 2000 random
+            networks' predicted latency, unless ``latency_ms`` gives it.
+        latency_ms: Budgets in ms per target token.
+        searcher: Searcher name (default: the default searcher).
+        estimator: Accuracy estimator (default synflow, a proxy).
+        budget: Networks each search scores.
+        seeds: Searches per target (seeds ``seed`` .. ``seed + seeds - 1``).
+        seed: First seed (also the simulated devices' noise seed).
+        executor: Where measurements run (local when None, or a Ray executor).
+        status: Progress messages.
+
+    Returns:
+        The summary written to ``summary.json``.
+    """
+    from nas.accuracy import create_estimator
+    from nas.dimensions import hold_unseen
+    from nas.spaces import get_space
+
+    if seeds < 1:
+        raise HwprofError(f"--seeds must be at least 1, got {seeds}")
+    latency_ms = dict(latency_ms or {})
+    unknown = set(latency_ms) - set(targets)
+    if unknown:
+        raise HwprofError(f"--latency-ms names {', '.join(sorted(unknown))}, which is not among --targets")
+    out = Path(out)
+    est = create_estimator(estimator, seed=seed)
+    space, held = hold_unseen(get_space(space_name), est)
+    setups = setup_targets(space, targets, budget_quantile, latency_ms, seed, status)
+    seed_list = list(range(seed, seed + seeds))
+    winners = run_searches(space, setups, searcher, est, budget, seed_list, out, status)
+    measured = measure_winners(setups, winners, out, seed, executor, status)
+    matrix = build_matrix(setups, winners, measured, space)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "matrix.csv", matrix.to_csv(index=False))
+    score_label = f"{estimator} {getattr(est, 'kind', 'score')}"
+    plot_matrix(matrix, targets, out / "matrix.png", score_label)
+    summary = {
+        "space": space_name, "targets": targets, "searcher": searcher, "estimator": estimator,
+        "score_kind": getattr(est, "kind", "score"), "search_budget": budget, "seeds": seed_list,
+        "held": [h.to_dict() for h in held],
+        "budgets_ms": {s.token: s.budget_ms for s in setups},
+        "budget_sources": {s.token: s.budget_source for s in setups},
+        "simulated": {s.token: s.simulated for s in setups},
+        "diagonal": diagonal_summary(matrix, targets),
+        "files": {"matrix_csv": str(out / "matrix.csv"), "matrix_png": str(out / "matrix.png")},
+    }
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def summary_table(summary: dict[str, Any]):
+    """A rich table of the matrix's first seed, plus per-target diagonal counts over all seeds."""
+    from rich.table import Table
+
+    matrix = pd.read_csv(summary["files"]["matrix_csv"])
+    targets = summary["targets"]
+    first = matrix[matrix.seed == matrix.seed.min()]
+    table = Table(title=f"searched for (rows) x measured on (columns): measured ms / predicted ms, seed "
+                        f"{int(first.seed.iloc[0])}; bold = diagonal, red = over the column's budget")
+    table.add_column("searched for")
+    for t in targets:
+        sim = " (simulated)" if summary["simulated"][t] else ""
+        table.add_column(f"{t}{sim}\nbudget {summary['budgets_ms'][t]:.3f} ms", justify="right")
+    table.add_column(f"{summary['estimator']} ({summary['score_kind']})", justify="right")
+    for row in targets:
+        cells = []
+        for col in targets:
+            c = first[(first.searched_for == row) & (first.measured_on == col)].iloc[0]
+            text = f"{c.measured_ms:.3f} / {c.predicted_ms:.3f}"
+            style = ("bold " if row == col else "") + ("red" if not c.feasible else "")
+            cells.append(f"[{style}]{text}[/]" if style.strip() else text)
+        score = first[first.searched_for == row].score.iloc[0]
+        table.add_row(row, *cells, f"{score:.3f}")
+    diag = summary["diagonal"]
+    table.caption = "diagonal winner feasible / wins or ties its column, over seeds: " + ", ".join(
+        f"{t} {d['diagonal_feasible']}/{d['runs']} feasible, {d['wins_or_ties']}/{d['runs']} wins"
+        for t, d in diag.items())
+    return table

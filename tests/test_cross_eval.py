@@ -1,0 +1,72 @@
+"""nas cross-eval: search per target, measure every winner on every target, the matrix and its summary."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+
+def test_cross_eval_writes_the_matrix_and_resumes(tmp_path, monkeypatch):
+    import hwprof.predictors.cache as cache
+    from nas.cross_eval import cross_eval
+
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "SIMULATED_SAMPLES", 40)
+    out = tmp_path / "xeval"
+    targets = ["kirin-npu", "myriad-vpu"]
+    summary = cross_eval("proxyless", targets, out, budget_quantile=0.5, latency_ms={"myriad-vpu": 5.5},
+                         budget=24, seeds=2)
+    matrix = pd.read_csv(out / "matrix.csv")
+    assert len(matrix) == 2 * 2 * 2 and set(matrix.measured_on) == set(targets)
+    assert (out / "matrix.png").stat().st_size > 0
+    assert summary["budgets_ms"]["myriad-vpu"] == 5.5 and summary["budget_sources"]["myriad-vpu"] == "given"
+    assert "quantile" in summary["budget_sources"]["kirin-npu"]
+    assert summary["held"] and summary["held"][0]["variable"] == "resolution" or not summary["held"]
+    for target in targets:
+        diag = summary["diagonal"][target]
+        assert diag["runs"] == 2 and 0 <= diag["wins_or_ties"] <= diag["diagonal_feasible"] <= 2
+    # each winner is measured on every target; feasibility is measured latency against the column's budget
+    for row in matrix.itertuples():
+        assert row.measured_ms > 0 and row.feasible == (row.measured_ms <= row.budget_ms)
+    assert json.loads((out / "summary.json").read_text())["targets"] == targets
+    before = {p: p.stat().st_mtime_ns for p in (out / "searches").iterdir()}
+    rows_before = sum(len(pd.read_parquet(p)) for p in (out / "measurements").rglob("*.parquet"))
+    again = cross_eval("proxyless", targets, out, budget_quantile=0.5, latency_ms={"myriad-vpu": 5.5},
+                       budget=24, seeds=2)
+    assert {p: p.stat().st_mtime_ns for p in (out / "searches").iterdir()} == before  # searches reused
+    assert sum(len(pd.read_parquet(p)) for p in (out / "measurements").rglob("*.parquet")) == rows_before
+    assert again["diagonal"] == summary["diagonal"]
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--targets", "kirin-npu"], "two or more different targets"),
+    (["--targets", "kirin-npu,myriad-vpu", "--latency-ms", "cpu=3"], "does not name one of the targets"),
+    (["--targets", "kirin-npu,myriad-vpu", "--budget-quantile", "1.5"], "--budget-quantile"),
+    (["--targets", "kirin-npu,tpu9"], "unknown device 'tpu9'"),
+])
+def test_cross_eval_bad_input_is_one_line(tmp_path, monkeypatch, args, expected):
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    proc = run_cli("nas", "cross-eval", "--space", "proxyless", *args, "--out", str(tmp_path / "x"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "cache").exists()
+
+
+def test_profile_space_compare_ranks_side_by_side_with_pairwise_tau(tmp_path):
+    out = tmp_path / "cmp"
+    proc = run_cli("hwprof", "profile-space", "--space", "proxyless", "--compare", "kirin-npu,myriad-vpu",
+                   "--samples", "60", "--bootstrap", "3", "--out", str(out), "--json", check=True)
+    result = json.loads(proc.stdout)
+    assert set(result["rankings"]) == {"kirin-npu", "myriad-vpu"}
+    assert sorted(result["rankings"]["kirin-npu"]) == sorted(result["rankings"]["myriad-vpu"])
+    assert result["tau"]["kirin-npu"]["kirin-npu"] == 1.0
+    assert -1 <= result["tau"]["kirin-npu"]["myriad-vpu"] == result["tau"]["myriad-vpu"]["kirin-npu"] <= 1
+    assert len(result["top"]["kirin-npu"]) == 3 and result["simulated"]["myriad-vpu"] is True
+    assert (out / "kirin-npu" / "data").is_dir() and json.loads((out / "compare.json").read_text()) == result
+    both = run_cli("hwprof", "profile-space", "--space", "proxyless", "--device", "kirin-npu", "--compare",
+                   "kirin-npu,myriad-vpu", "--out", str(tmp_path / "x"))
+    assert both.returncode == 2 and "exactly one of --device or --compare" in both.stderr
