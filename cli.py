@@ -104,6 +104,8 @@ def measure(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory (parquet parts are appended).")],
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Sample networks from this space (a name, or a reduced-space .json from `hwprof reduce-space`).")] = None,
     samples: Annotated[int, typer.Option("--samples", "-n", help="How many networks to sample from --space.")] = 100,
+    select: Annotated[Optional[str], typer.Option(help="Which networks of --space to measure: random (default), or informative (a D-optimal design over the --from predictors' predictions: the few networks that teach a transfer predictor most; default when --from is given).")] = None,
+    from_predictors: Annotated[Optional[str], typer.Option("--from", help="Comma-separated predictor files of other devices, for --select informative.")] = None,
     archs: Annotated[Optional[Path], typer.Option("--archs", help="Measure the networks in this .json/.jsonl file instead.")] = None,
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="Measure this ONNX model file end to end (repeatable); a .tflite file with --device litert-cpu.")] = None,
     input_shape: Annotated[Optional[str], typer.Option(help="Input shape for ONNX models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
@@ -140,7 +142,6 @@ def measure(
 
     Example: hwprof measure --device kirin-npu --space ofa --samples 200 --seed 0 --out runs/npu
     """
-    import numpy as np
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from hwprof.dataset import Dataset
@@ -178,8 +179,9 @@ def measure(
         networks = read_archs(archs)
     else:
         sp = get_space(space)
-        rng = np.random.default_rng(seed)
-        networks = [sp.sample(rng) for _ in range(samples)]
+        from hwprof.predictors.transfer import sample_networks
+
+        networks = sample_networks(sp, samples, seed, select, from_predictors)
     plan(networks, mode)  # validates --mode before any work
     if per_op:  # a device that cannot break latency down fails here, before any work
         from hwprof.per_op import breakdown
@@ -389,10 +391,15 @@ def fit_predictor(
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Space to use when the dataset holds several.")] = None,
     graph_style: Annotated[Optional[str], typer.Option(help="Graph style to use when the data hold several (default: all of them, for kernel-rf).")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. fallback=none for a strict lookup table.")] = None,
+    transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Few-shot: comma-separated predictor files of other devices (same space); fits the transfer predictor from them and the few networks in --data (--param method=mixture|nearest).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the hold-out split and the fit.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Fit a latency predictor to measured latencies and save it (JSON + npz / skops, no pickle).
+
+    A new device from a handful of networks: measure 10-20 of them (`hwprof
+    measure --samples 20 --from a.pred,b.pred` chooses informative ones), then
+    fit with --transfer-from a.pred,b.pred.
 
     kernel-rf reads each network's kernels from the graph the device's runtime
     executes (onnxruntime's optimized graph on cpu), so it can learn several
@@ -410,6 +417,13 @@ def fit_predictor(
     params = _parse_params(param or [])
     if out.is_dir():
         raise HwprofError(f"--out {out} is a directory", "give a file name, e.g. --out npu.pred")
+    if transfer_from:
+        from hwprof.predictors.transfer import load_sources
+
+        if model not in ("auto", "transfer"):
+            raise HwprofError(f"--transfer-from fits the transfer predictor, not {model}", "drop --model")
+        model, params["sources"] = "transfer", [p.strip() for p in transfer_from.split(",") if p.strip()]
+        load_sources(params["sources"])  # a missing or tampered source fails before any work
     if graph_style is not None or (len(data) == 1 and model not in ("auto", "kernel-rf")):
         parts = [load_measurements(path, device=device, space=space, style=graph_style) for path in data]
     else:
@@ -727,41 +741,17 @@ def profile_space_cmd(
 def _compare_profiles(sp, compare: str, out: Path, data, samples, bootstrap: int, top: int, seed: int,
                       executor: str, ray_address, json_out: bool) -> None:
     """profile-space --compare: one profile per target, rankings side by side, pairwise Kendall tau."""
-    from hwprof.io import atomic_write_text
-    from hwprof.profiling import get_device
-    from hwprof.space_profile import compare_profiles
+    from hwprof.space_profile import compare_tables, compare_targets
 
-    tokens = [t.strip() for t in compare.split(",") if t.strip()]
-    if len(set(tokens)) < 2 or data is not None:
-        raise HwprofError("--compare needs two or more different targets and measures their samples itself",
-                          "e.g. --compare cpu,litert-cpu:int8 (without --data)")
-    for token in tokens:
-        get_device(token, seed=seed)  # every name checked before any measuring
-    profiles = {t: _space_profile(sp, t, out / t.replace(":", "-") / "data", None, samples, bootstrap, seed,
-                                  json_out, executor, ray_address)[1] for t in tokens}
-    result = compare_profiles(profiles, top)
-    atomic_write_text(out / "compare.json", json.dumps(result, indent=2))
+    if data is not None:
+        raise HwprofError("--compare measures each target's sample itself", "drop --data")
+    result = compare_targets([t.strip() for t in compare.split(",") if t.strip()], out, top, seed, lambda t: _space_profile(
+        sp, t, out / t.replace(":", "-") / "data", None, samples, bootstrap, seed, json_out, executor, ray_address)[1])
     if json_out:
         _print_json(result)
         return
-    names = {t: f"{t} (simulated)" if result["simulated"][t] else t for t in tokens}
-    ranks = Table(title=f"{sp.name}: block choices by latency added, most hardware-friendly first")
-    ranks.add_column("rank", justify="right")
-    for t in tokens:
-        ranks.add_column(names[t])
-    longest = max(len(r) for r in result["rankings"].values())
-    for i in range(longest):
-        if top <= i < longest - top:
-            continue
-        ranks.add_row(str(i + 1), *[r[i] if i < len(r) else "" for r in result["rankings"].values()])
-    console.print(ranks)
-    taus = Table(title="Kendall tau between the targets' choice rankings")
-    taus.add_column("")
-    for t in tokens:
-        taus.add_column(names[t], justify="right")
-    for a in tokens:
-        taus.add_row(names[a], *[f"{result['tau'][a][b]:.2f}" for b in tokens])
-    console.print(taus)
+    for table in compare_tables(result, top):
+        console.print(table)
     console.print(f"wrote {out / 'compare.json'}")
 
 
@@ -1233,6 +1223,8 @@ def search(
     measure_best: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure the best network on the target at the end.")] = True,
     graph_style: Annotated[str, typer.Option(help="The graph form you will ship: hwprof (our fused-op ONNX), torch (our torch module exported by torch), torch-manual (activations written out, as in the OFA code). Latency is predicted and verified in this form.")] = "hwprof",
     fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Hold a space variable at one value, NAME=VALUE (repeatable), e.g. resolution=224. Variables the estimator cannot judge are held anyway (resolution for the zero-cost proxies and train: at 224 on ImageNet spaces); the summary lists what was held and why.")] = None,
+    few_shot: Annotated[Optional[int], typer.Option("--few-shot", help="Bring up a new target from N measured networks: measure N informative networks on it, fit a transfer predictor from --transfer-from, search, measure the winner.")] = None,
+    transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Comma-separated predictor files of other devices (same space), for --few-shot.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search a space for accurate networks that are fast on a target device.
@@ -1250,8 +1242,6 @@ def search(
       nas search --space reduced.json --target kirin-npu   (from `hwprof reduce-space`)
       nas search --searcher single-path --space s3nas --target kirin-npu --latency-ms 4 --epochs 8
     """
-    from hwprof.predictors import store
-    from hwprof.predictors.cache import cached_predictor
     from hwprof.profiling import device_label, get_device
     from hwprof.registry import SEARCHERS
     from nas.accuracy import create_estimator
@@ -1302,30 +1292,14 @@ def search(
 
         est = ExecutorEstimator(est, runner)
     label = device_label(dev)
-    if predictor_path is not None:
-        latency_model = store.load(predictor_path)
-        prov = latency_model.provenance_
-        for field, ours in (("device", dev.name), ("space", sp.name)):
-            if prov.get(field) not in (None, ours):
-                raise HwprofError(f"{predictor_path} was fitted for {field} '{prov[field]}', not '{ours}'",
-                                  f"fit one with `hwprof fit-predictor` on {field} '{ours}' or omit --predictor")
-        latency_model.use_style(graph_style)
-        predictor_source = str(predictor_path)
-    else:
-        from hwprof.predictors.cache import cache_path
-        from nas.results import precheck_constraint
+    out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
+    from nas.latency_models import latency_model_for
 
-        if latency_ms is not None and not cache_path(dev, sp).exists():
-            smallest_ms = precheck_constraint(latency_ms, sp, dev, label)
-            say(f"the smallest network of {sp.name} measures {smallest_ms:.3f} ms on {label}; the exact feasible "
-                "range is checked once the predictor is built")
-        latency_model, cached_path, built = cached_predictor(dev, sp, status=say)
-        predictor_source = str(cached_path)
-        say(f"{'built and cached' if built else 'using cached'} latency predictor {cached_path}")
+    latency_model, predictor_source = latency_model_for(dev, sp, label, predictor_path, few_shot, transfer_from,
+                                                        latency_ms, graph_style, out, seed, say)
     fastest, slowest = latency_range(sp, latency_model)
     check_constraint(latency_ms, fastest, slowest, label)
     constraint = Constraint(latency_ms)
-    out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
     try:
         from nas.search_report import run_with_progress
 

@@ -219,7 +219,7 @@ def predictors(data_dir: Path, train: int = 300, test: int = 200) -> dict:
             _measure(target, data_dir / f"{tag}-{run}", "ofa", test, 1, "e2e")
         train_data = load_measurements(data_dir / f"{tag}-train")
         test_data, retest = (load_measurements(data_dir / f"{tag}-{r}") for r in ("test", "retest"))
-        rows = {name: evaluate(fit_on(name, train_data), test_data)[0] for name in PREDICTORS.names()}
+        rows = {name: evaluate(fit_on(name, train_data), test_data)[0] for name in PREDICTORS.names() if name != "transfer"}
         # test-retest: the same networks measured twice, each brought to the train run's nominal speed
         nominal = float(np.median(train_data.ref_ms)) if train_data.ref_ms is not None else None
         first, second = ((d.drift_corrected(nominal) if nominal and d.has_reference else d).latency_ms

@@ -121,7 +121,7 @@ DEVICES: Registry = Registry(
 PREDICTORS: Registry = Registry(
     "hwprof.predictors", "predictor",
     builtin_modules=("hwprof.predictors.linear", "hwprof.predictors.lut", "hwprof.predictors.kernel_rf",
-                     "hwprof.predictors.gbm"),
+                     "hwprof.predictors.gbm", "hwprof.predictors.transfer"),
     list_command="hwprof predictors")
 
 SEARCHERS: Registry = Registry(

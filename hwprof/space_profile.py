@@ -218,6 +218,47 @@ def compare_profiles(profiles: dict[str, SpaceProfile], top: int = 3) -> dict[st
             "simulated": {t: p.simulated for t, p in profiles.items()}, "space": next(iter(profiles.values())).space}
 
 
+def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one) -> dict[str, Any]:
+    """Profile each target with ``profile_one(token)``, compare (:func:`compare_profiles`), write compare.json."""
+    import json
+    from pathlib import Path
+
+    from hwprof.io import atomic_write_text
+    from hwprof.profiling import get_device
+
+    if len(set(tokens)) < 2:
+        raise HwprofError("--compare needs two or more different targets", "e.g. --compare cpu,litert-cpu:int8")
+    for token in tokens:
+        get_device(token, seed=seed)  # every name checked before any measuring
+    result = compare_profiles({t: profile_one(t) for t in tokens}, top)
+    atomic_write_text(Path(out) / "compare.json", json.dumps(result, indent=2))
+    return result
+
+
+def compare_tables(result: dict[str, Any], top: int = 3) -> list:
+    """Rich tables of :func:`compare_profiles`: the rankings side by side (ends only), pairwise tau."""
+    from rich.table import Table
+
+    tokens = list(result["rankings"])
+    names = {t: f"{t} (simulated)" if result["simulated"][t] else t for t in tokens}
+    ranks = Table(title=f"{result['space']}: block choices by latency added, most hardware-friendly first")
+    ranks.add_column("rank", justify="right")
+    for t in tokens:
+        ranks.add_column(names[t])
+    longest = max(len(r) for r in result["rankings"].values())
+    for i in range(longest):
+        if top <= i < longest - top:
+            continue
+        ranks.add_row(str(i + 1), *[r[i] if i < len(r) else "" for r in result["rankings"].values()])
+    taus = Table(title="Kendall tau between the targets' choice rankings")
+    taus.add_column("")
+    for t in tokens:
+        taus.add_column(names[t], justify="right")
+    for a in tokens:
+        taus.add_row(names[a], *[f"{result['tau'][a][b]:.2f}" for b in tokens])
+    return [ranks, taus]
+
+
 def profile_globals(space) -> dict[str, Any]:
     """The global choices a profile is taken at: the largest option of each (e.g. input resolution)."""
     return {v.name: max(v.options) for v in space.variables if v.kind != "layer"}

@@ -88,9 +88,18 @@ def load(path: str | Path) -> LatencyPredictor:
     path = Path(path)
     if not path.is_file():
         raise HwprofError(f"predictor file {path} does not exist", "fit one with `hwprof fit-predictor`")
-    bad = f"{path} is not a valid hwprof predictor file"
     try:
-        with zipfile.ZipFile(path) as zf:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HwprofError(f"{path} cannot be read ({exc.strerror})") from None
+    return loads(data, str(path))
+
+
+def loads(data: bytes, origin: str = "the predictor") -> LatencyPredictor:
+    """A predictor from the bytes of a predictor file (``origin`` names it in errors); see :func:`load`."""
+    bad = f"{origin} is not a valid hwprof predictor file"
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
             manifest = json.loads(zf.read("manifest.json"))
             members = {name: zf.read(name) for name in manifest.get("members", {})}
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
@@ -98,11 +107,11 @@ def load(path: str | Path) -> LatencyPredictor:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise HwprofError(bad, "refit it with `hwprof fit-predictor`")
     if manifest.get("version", 0) > VERSION:
-        raise HwprofError(f"{path} uses predictor format {manifest.get('version')}, newer than this hwprof reads "
+        raise HwprofError(f"{origin} uses predictor format {manifest.get('version')}, newer than this hwprof reads "
                           f"({VERSION})", "upgrade hwprof")
     if manifest.get("manifest_sha256") != _manifest_digest(manifest) or any(
             _sha(data) != manifest["members"][name] for name, data in members.items()):
-        raise HwprofError(f"{path} is corrupt or was modified after saving (checksum mismatch)",
+        raise HwprofError(f"{origin} is corrupt or was modified after saving (checksum mismatch)",
                           "refit it with `hwprof fit-predictor`")
     try:
         with np.load(io.BytesIO(members["arrays.npz"]), allow_pickle=False) as npz:

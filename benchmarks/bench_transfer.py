@@ -1,0 +1,156 @@
+"""Few-shot transfer, leave one device out: a new device from N of its networks and the other devices' predictors.
+
+For each target device, the sources are the default predictors (lut with a
+kernel-rf fallback, 300 ofa networks and their blocks) of every *other*
+device. From a pool of 2000 random ofa networks measured end to end on the
+target, N are taken (random, or ``--select informative``: the D-optimal
+design of :func:`hwprof.predictors.transfer.informative_sample`), and
+compared on a separate test set of random networks (500 on simulated
+devices, 200 on real ones; drift-corrected on real devices):
+
+- (a) ``transfer`` (mixture and nearest methods), from the N networks and the sources;
+- (b) the best predictor fitted from scratch on the same N (additive, gbm,
+  kernel-rf, flops-linear: those that need no single-block timings), the best
+  chosen on the test set itself, which flatters it;
+- (c) ``flops-linear`` on the same N.
+
+Reported per target and N: within +-10 %, MAPE and Kendall tau, mean over
+seeds. Real targets (``--real cpu``) are measured here (minutes each, keep the
+machine quiet), and their test-retest figure (the test set measured twice) is
+printed beside them.
+
+    python -m benchmarks.bench_transfer [--targets kirin-npu,hexagon-dsp,myriad-vpu,snapdragon-cpu]
+        [--real cpu] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import emit
+from hwprof.dataset import Dataset
+from hwprof.predictors.data import load_measurements
+from hwprof.predictors.metrics import prediction_metrics
+from hwprof.predictors.training import fit_on
+from hwprof.predictors.transfer import TransferPredictor, informative_sample
+from hwprof.profiling import get_device, measure_into
+from hwprof.protocol import Protocol
+from nas.spaces import get_space
+
+SIMULATED = ["kirin-npu", "hexagon-dsp", "myriad-vpu", "snapdragon-cpu"]
+SCRATCH = ["additive", "gbm", "kernel-rf", "flops-linear"]
+
+
+def _measured(root: Path, device: str, name: str, archs, mode: str):
+    path = root / f"{device.replace(':', '-')}-{name}"
+    dev = get_device(device)
+    protocol = Protocol() if not dev.simulated else Protocol(min_time_s=0.0)
+    measure_into(Dataset(path), dev, archs, mode=mode, protocol=protocol,
+                 reference_every_s=None if dev.simulated else 2.0)
+    return load_measurements(path, device=dev.name)
+
+
+def _subset(data, index):
+    return data.subset(np.sort(np.asarray(index)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", default=",".join(SIMULATED))
+    parser.add_argument("--real", default="", help="real targets too, e.g. cpu (measured here)")
+    parser.add_argument("--n", default="5,10,20,50")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--data-dir", default="bench-transfer-data")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    root = Path(args.data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    space = get_space("ofa")
+    simulated = [t for t in args.targets.split(",") if t]
+    real = [t for t in args.real.split(",") if t]
+    devices = simulated + real
+    ns = [int(n) for n in args.n.split(",")]
+    rng = np.random.default_rng(0)
+    train = [space.sample(rng) for _ in range(300)]
+    rng = np.random.default_rng(1)
+    pool = [space.sample(rng) for _ in range(2000)]
+    rng = np.random.default_rng(2)
+    test_all = [space.sample(rng) for _ in range(500)]
+    sources = {}
+    for device in devices:
+        print(f"source predictor and target data for {device}", flush=True)
+        sources[device] = fit_on("lut", _measured(root, device, "train", train, "both"), fallback="kernel-rf")
+    results = {}
+    for target in devices:
+        is_real = target in real
+        test_archs = test_all[:200] if is_real else test_all
+        pool_archs = pool[:600] if is_real else pool
+        test = _measured(root, target, "test", test_archs, "e2e")
+        pool_data = _measured(root, target, "pool", pool_archs, "e2e")
+        nominal = float(np.median(pool_data.ref_ms)) if pool_data.has_reference else None
+        if nominal:
+            test, pool_data = test.drift_corrected(nominal), pool_data.drift_corrected(nominal)
+        retest = None
+        if is_real:
+            again = _measured(root, target, "retest", test_archs, "e2e").drift_corrected(nominal)
+            retest = prediction_metrics(test.latency_ms, again.latency_ms)
+        others = [sources[d] for d in devices if d != target]
+        by_hash = {a.hash: i for i, a in enumerate(pool_data.archs)}
+        rows = {}
+        for n in ns:
+            cells: dict[str, list[dict]] = {}
+            for seed in range(args.seeds):
+                picks = {"random": np.random.default_rng(100 + seed).choice(len(pool_data.archs), n, replace=False)}
+                if n <= 20:
+                    shuffled = [pool_data.archs[i] for i in np.random.default_rng(200 + seed).permutation(
+                        len(pool_data.archs))[:max(300, n)]]
+                    chosen = informative_sample(space, others, n, candidates=shuffled)
+                    picks["informative"] = np.array([by_hash[a.hash] for a in chosen])
+                for how, index in picks.items():
+                    few = _subset(pool_data, index)
+                    for method in ("mixture", "nearest"):
+                        predictor = TransferPredictor(method=method).with_sources(others).fit(few.archs,
+                                                                                              few.latency_ms)
+                        cells.setdefault(f"transfer-{method} ({how})", []).append(
+                            prediction_metrics(test.latency_ms, predictor.predict(test.archs)))
+                    if how != "random":
+                        continue
+                    scratch = {}
+                    for name in SCRATCH:
+                        try:
+                            fitted = fit_on(name, replace(few, blocks={}, block_ref_ms=None))
+                        except Exception:  # a model that cannot fit on so few rows is skipped  # noqa: BLE001
+                            continue
+                        scratch[name] = prediction_metrics(test.latency_ms, fitted.predict(test.archs))
+                    best = max(scratch, key=lambda k: scratch[k]["within_10pct"])
+                    cells.setdefault("best from scratch", []).append(scratch[best] | {"model": best})
+                    cells.setdefault("flops-linear", []).append(scratch["flops-linear"])
+            rows[n] = {k: {"within_10pct": float(np.mean([m["within_10pct"] for m in v])),
+                           "mape": float(np.mean([m["mape"] for m in v])),
+                           "kendall_tau": float(np.mean([m["kendall_tau"] for m in v]))} for k, v in cells.items()}
+        results[target] = {"simulated": not is_real, "by_n": rows, "test_retest": retest}
+        label = target if is_real else f"{target} (simulated)"
+        print(f"\n{label}: leave-one-device-out, test {len(test.archs)} networks, {args.seeds} seeds"
+              + (f"; test-retest within 10% {retest['within_10pct']:.1%}, MAPE {retest['mape']:.2%}" if retest else ""))
+        for n, cells in rows.items():
+            for name, m in cells.items():
+                print(f"  N={n:<3} {name:32s} within10 {m['within_10pct']:6.1%}  MAPE {m['mape']:6.2%}  "
+                      f"tau {m['kendall_tau']:.3f}", flush=True)
+    ok = []
+    for target, r in results.items():
+        if 20 not in r["by_n"]:
+            continue
+        cell = r["by_n"][20]["transfer-mixture (random)"]
+        goal = 0.95 if r["simulated"] else 0.90
+        ok.append(cell["within_10pct"] >= goal and (not r["simulated"] or cell["kendall_tau"] >= 0.9))
+        print(f"{target}: N=20 transfer within10 {cell['within_10pct']:.1%} tau {cell['kendall_tau']:.3f} "
+              f"(target >= {goal:.0%}{', tau >= 0.9' if r['simulated'] else ''}): {'OK' if ok[-1] else 'MISSED'}")
+    emit("transfer", results, args.json)
+
+
+if __name__ == "__main__":
+    main()

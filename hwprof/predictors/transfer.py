@@ -1,0 +1,236 @@
+"""Few-shot transfer: a predictor for a new device from a handful of its networks and other devices' predictors.
+
+Profiling a new device is what costs most; published work adapts a predictor
+built on other devices from 10-20 measured networks (HELP, Lee et al., NeurIPS
+2021, through a hardware embedding and meta-learning; MAPLE-Edge, Nair et al.,
+2022, through a linear combination of what reference devices measure). Two
+methods here, both in MAPLE-Edge's family, compared in
+``benchmarks/bench_transfer.py``:
+
+- ``mixture`` (default): the new device's latency is a non-negative
+  combination of the source predictors' predictions, plus MACs and a
+  constant: ``y = sum_s w_s * p_s(x) + a * MACs + c`` with ``w, a, c >= 0``,
+  fitted by non-negative least squares on relative error. Few parameters
+  (sources + 2), so it is stable from 5 networks, and each source contributes
+  what it knows about which operators are expensive.
+- ``nearest``: the single source whose predictions best explain the new
+  measurements (least relative error after an affine fit), scaled:
+  ``y = a * p_s(x) + b``. The baseline transfer.
+
+The source predictors are stored inside the predictor file (their own
+checksummed bytes, no pickle), and the manifest lists their device, space
+and file hash. Sources must be of the same search space.
+
+:func:`informative_sample` chooses which networks to measure on the new
+device: a greedy D-optimal design over the sources' normalised predictions
+(plus MACs), from a seeded pool of random networks: the networks that make
+the mixture's regression best determined, which are those where the sources
+disagree and that span the latency range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy.optimize import nnls
+
+from hwprof.arch import Arch, Block
+from hwprof.errors import HwprofError
+from hwprof.predictors.base import LatencyPredictor
+from hwprof.registry import PREDICTORS
+
+METHODS = ("mixture", "nearest")
+MIN_ROWS = {"mixture": 3, "nearest": 2}
+
+
+def load_sources(paths: Sequence[str]) -> list[LatencyPredictor]:
+    """Read source predictor files (one line of error for a missing, tampered or foreign file)."""
+    from hwprof.predictors import store
+
+    if not paths:
+        raise HwprofError("transfer needs one or more source predictors", "give --transfer-from a.pred,b.pred")
+    return [store.load(p) for p in paths]
+
+
+def _space_of(predictor: LatencyPredictor) -> str:
+    return str(predictor.provenance_.get("space") or "")
+
+
+def check_space(sources: Sequence[LatencyPredictor], space_name: str, paths: Sequence[str] = ()) -> None:
+    """Refuse sources fitted on another space than ``space_name``."""
+    for i, source in enumerate(sources):
+        if _space_of(source) and _space_of(source) != space_name:
+            name = paths[i] if i < len(paths) else f"source {i}"
+            raise HwprofError(f"source predictor {name} was fitted on space '{_space_of(source)}', not "
+                              f"'{space_name}'", "transfer from predictors of the same space")
+
+
+def _source_features(sources: Sequence[LatencyPredictor], archs: Sequence[Arch]) -> np.ndarray:
+    """One column per source (its predicted ms), then MACs in G, then 1."""
+    cols = [np.asarray(s.predict(archs), dtype=float) for s in sources]
+    cols.append(np.array([a.macs / 1e9 for a in archs], dtype=float))
+    cols.append(np.ones(len(archs)))
+    return np.column_stack(cols)
+
+
+@PREDICTORS.register("transfer")
+class TransferPredictor(LatencyPredictor):
+    """Few-shot predictor for a new device from source predictors (see the module docstring).
+
+    Args:
+        sources: Paths of the source predictor files (read at fit time; the fitted
+            predictor keeps their contents, so the files may move afterwards).
+        method: ``mixture`` or ``nearest``.
+    """
+
+    name = "transfer"
+
+    def __init__(self, sources: Sequence[str] = (), method: str = "mixture") -> None:
+        super().__init__()
+        if method not in METHODS:
+            raise HwprofError(f"unknown transfer method '{method}'", f"use one of: {', '.join(METHODS)}")
+        self.sources = [str(s) for s in sources]
+        self.method = method
+        self._source_models: list[LatencyPredictor] | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"sources": self.sources, "method": self.method}
+
+    def with_sources(self, models: Sequence[LatencyPredictor]) -> TransferPredictor:
+        """Use already loaded source predictors instead of reading ``sources`` (the benchmark does)."""
+        self._source_models = list(models)
+        return self
+
+    def _models(self) -> list[LatencyPredictor]:
+        if self._source_models is None:
+            self._source_models = load_sources(self.sources)
+        return self._source_models
+
+    def fit(self, archs: Sequence[Arch], latency_ms: np.ndarray,
+            block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0) -> TransferPredictor:
+        sources = self._models()
+        y = np.asarray(latency_ms, dtype=float)
+        if len(y) < MIN_ROWS[self.method]:
+            raise HwprofError(f"transfer ({self.method}) needs at least {MIN_ROWS[self.method]} measured networks "
+                              f"of the new device, got {len(y)}", "measure more networks (e.g. --samples 20)")
+        for space_name in sorted({a.space for a in archs}):
+            check_space(sources, space_name, self.sources)
+        x = _source_features(sources, archs)
+        w = 1.0 / np.maximum(y, 1e-9)  # relative error
+        if self.method == "mixture":
+            coef, _ = nnls(x * w[:, None], y * w)
+        else:
+            best, coef = np.inf, None
+            for s in range(len(sources)):
+                cols = x[:, [s, -1]]
+                c, *_ = np.linalg.lstsq(cols * w[:, None], y * w, rcond=None)
+                err = float(np.mean(np.abs(cols @ c - y) * w))
+                if err < best:
+                    best, full = err, np.zeros(x.shape[1])
+                    full[s], full[-1] = c
+                    coef = full
+        self.coef_ = np.asarray(coef, dtype=float)
+        self.source_info_ = [{"file": path, "device": src.provenance_.get("device"),
+                              "space": _space_of(src), "predictor": src.name,
+                              "sha256": hashlib.sha256(_dumps(src)).hexdigest()}
+                             for path, src in zip(self.sources or [""] * len(sources), sources)]
+        return self
+
+    def predict(self, archs: Sequence[Arch]) -> np.ndarray:
+        self._check_fitted()
+        return _source_features(self._models(), archs) @ self.coef_
+
+    def weights(self) -> dict[str, float]:
+        """The fitted coefficient of each source (by device), of MACs (per G) and the constant."""
+        self._check_fitted()
+        names = [f"{i['device'] or 'source'} ({i['predictor']})" for i in self.source_info_]
+        return dict(zip([*names, "macs_g", "constant_ms"], self.coef_.tolist()))
+
+    def get_state(self):
+        arrays = {"coef": self.coef_}
+        for i, src in enumerate(self._models()):
+            arrays[f"source_{i}"] = np.frombuffer(_dumps(src), dtype=np.uint8)
+        return {"sources": self.source_info_}, arrays, {}
+
+    def set_state(self, meta, arrays, models) -> None:
+        from hwprof.predictors import store
+
+        self.coef_ = arrays["coef"]
+        self.source_info_ = list(meta.get("sources", []))
+        count = len([k for k in arrays if k.startswith("source_")])
+        self._source_models = [store.loads(arrays[f"source_{i}"].tobytes(), f"embedded source {i}")
+                               for i in range(count)]
+
+
+def _dumps(predictor: LatencyPredictor) -> bytes:
+    from hwprof.predictors import store
+
+    return store.dumps(predictor)
+
+
+def informative_sample(space, sources: Sequence[LatencyPredictor], n: int, seed: int = 0,
+                       pool: int = 2000, candidates: Sequence[Arch] | None = None) -> list[Arch]:
+    """``n`` networks chosen by a greedy D-optimal design over the sources' predictions (module docstring).
+
+    Args:
+        space: The space to sample from (the sources' space).
+        sources: Source predictors.
+        n: Networks to choose.
+        seed: Seed of the candidate pool.
+        pool: Random candidates to choose from.
+        candidates: Choose from these networks instead of a random pool.
+    """
+    check_space(sources, space.name)
+    if candidates is None:
+        rng = np.random.default_rng(seed)
+        candidates = [space.sample(rng) for _ in range(max(pool, n))]
+    x = _source_features(sources, candidates)
+    x = x / np.maximum(np.median(np.abs(x), axis=0), 1e-12)  # every column on one scale
+    chosen: list[int] = []
+    info = 1e-6 * np.eye(x.shape[1])
+    for _ in range(n):
+        inv = np.linalg.inv(info)
+        gain = np.einsum("ij,jk,ik->i", x, inv, x)  # log det increase is log(1 + x inv x^T)
+        gain[chosen] = -np.inf
+        pick = int(np.argmax(gain))
+        chosen.append(pick)
+        info = info + np.outer(x[pick], x[pick])
+    return [candidates[i] for i in chosen]
+
+
+def few_shot_predictor(device, space, source_paths: Sequence[str], n: int, data_dir, seed: int = 0,
+                       method: str = "mixture", status=lambda _m: None) -> TransferPredictor:
+    """Bring up a new device: measure ``n`` informative networks on it, fit a transfer predictor.
+
+    The networks are measured into ``data_dir`` (resumable, drift reference on
+    real devices) and the fitted predictor records them in its provenance.
+    """
+    from hwprof.dataset import Dataset
+    from hwprof.predictors.data import load_measurements
+    from hwprof.predictors.training import fit_on
+    from hwprof.profiling import device_label, measure_into
+
+    sources = load_sources(source_paths)
+    archs = informative_sample(space, sources, n, seed)
+    status(f"measuring {n} informative {space.name} networks on {device_label(device)} into {data_dir}")
+    measure_into(Dataset(data_dir), device, archs, mode="e2e", reference_every_s=None if device.simulated else 2.0)
+    data = load_measurements(data_dir, device=device.name, space=space.name)
+    status(f"fitting a transfer predictor ({method}) from {len(sources)} source predictors and {n} networks")
+    predictor = fit_on("transfer", data, seed=seed, sources=list(source_paths), method=method)
+    return predictor
+
+
+def sample_networks(space, samples: int, seed: int, select: str | None, from_paths: str | None) -> list[Arch]:
+    """The networks ``hwprof measure --space`` measures: ``random`` (default) or ``informative`` (needs sources)."""
+    select = select or ("informative" if from_paths else "random")
+    if select not in ("random", "informative"):
+        raise HwprofError(f"unknown --select '{select}'", "use random or informative")
+    if select == "random":
+        rng = np.random.default_rng(seed)
+        return [space.sample(rng) for _ in range(samples)]
+    if not from_paths:
+        raise HwprofError("--select informative needs the predictors of other devices", "add --from a.pred,b.pred")
+    return informative_sample(space, load_sources([p.strip() for p in from_paths.split(",") if p.strip()]),
+                              samples, seed)

@@ -1,0 +1,112 @@
+"""Few-shot transfer: the transfer predictor, informative selection, and the one-command bring-up."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from hwprof.dataset import Dataset
+from hwprof.errors import HwprofError
+from hwprof.predictors import store
+from hwprof.predictors.data import load_measurements
+from hwprof.predictors.training import fit_on
+from hwprof.predictors.transfer import TransferPredictor, informative_sample, load_sources
+from hwprof.profiling import get_device, measure_into
+from nas.spaces import get_space
+from tests.conftest import run_cli, samples
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """Additive predictors of ofa on two simulated chips, and 40 measured networks of a third."""
+    root = tmp_path_factory.mktemp("transfer")
+    archs = samples("ofa", 40, seed=4)
+    paths = []
+    for device in ("kirin-npu", "hexagon-dsp"):
+        measure_into(Dataset(root / device), get_device(device), archs, mode="e2e")
+        paths.append(str(root / f"{device}.pred"))
+        store.save(fit_on("additive", load_measurements(root / device)), paths[-1])
+    measure_into(Dataset(root / "vpu"), get_device("myriad-vpu"), archs, mode="e2e")
+    return root, paths
+
+
+def test_mixture_recovers_a_combination_of_its_sources_and_saves_them_inside(sources, tmp_path):
+    root, paths = sources
+    models = load_sources(paths)
+    archs = samples("ofa", 12, seed=8)
+    truth = 2.0 * models[0].predict(archs) + 0.5 * models[1].predict(archs) + 0.3
+    predictor = TransferPredictor(paths).fit(archs, truth)
+    probe = samples("ofa", 20, seed=9)
+    expected = 2.0 * models[0].predict(probe) + 0.5 * models[1].predict(probe) + 0.3
+    np.testing.assert_allclose(predictor.predict(probe), expected, rtol=1e-6)
+    assert set(predictor.weights()) >= {"macs_g", "constant_ms"}
+    saved = tmp_path / "t.pred"
+    store.save(predictor, saved)
+    for p in paths:  # the sources live inside the saved predictor
+        (root / p).rename(str(p) + ".moved")
+    try:
+        loaded = store.load(saved)
+        np.testing.assert_allclose(loaded.predict(probe), expected, rtol=1e-6)
+        manifest = json.loads(zipfile.ZipFile(saved).read("manifest.json"))
+        recorded = manifest["state"]["sources"]
+        assert [r["device"] for r in recorded] == ["kirin-npu", "hexagon-dsp"] and all(r["sha256"] for r in recorded)
+    finally:
+        for p in paths:
+            (root / (str(p) + ".moved")).rename(p)
+
+
+def test_nearest_and_bad_sources(sources, tmp_path):
+    root, paths = sources
+    data = load_measurements(root / "vpu")
+    nearest = fit_on("transfer", data, sources=paths, method="nearest")
+    assert np.count_nonzero(nearest.coef_[:2]) == 1
+    with pytest.raises(HwprofError, match="at least 3 measured networks"):
+        TransferPredictor(paths).fit(data.archs[:2], data.latency_ms[:2])
+    other = tmp_path / "proxyless.pred"
+    prox = samples("proxyless", 20)
+    measure_into(Dataset(tmp_path / "p"), get_device("kirin-npu"), prox, mode="e2e")
+    store.save(fit_on("additive", load_measurements(tmp_path / "p")), other)
+    with pytest.raises(HwprofError, match="fitted on space 'proxyless'"):
+        TransferPredictor([paths[0], str(other)]).fit(data.archs, data.latency_ms)
+    tampered = tmp_path / "tampered.pred"
+    raw = bytearray((root / "kirin-npu.pred").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(raw))
+    fit = run_cli("hwprof", "fit-predictor", "--data", str(root / "vpu"), "--transfer-from", f"{paths[0]},{tampered}",
+                  "--out", str(tmp_path / "x.pred"))
+    assert fit.returncode == 2 and len(fit.stderr.strip().splitlines()) == 1 and "tampered.pred" in fit.stderr
+    assert not (tmp_path / "x.pred").exists()
+
+
+def test_informative_selection_is_seeded_and_spans_the_sources(sources):
+    _, paths = sources
+    space = get_space("ofa")
+    models = load_sources(paths)
+    a = informative_sample(space, models, 10, seed=1, pool=300)
+    b = informative_sample(space, models, 10, seed=1, pool=300)
+    assert [x.hash for x in a] == [x.hash for x in b] and len({x.hash for x in a}) == 10
+    with pytest.raises(HwprofError, match="not 'proxyless'"):
+        informative_sample(get_space("proxyless"), models, 5)
+
+
+def test_cli_bring_up_measure_fit_and_few_shot_search(sources, tmp_path):
+    _, paths = sources
+    joined = ",".join(paths)
+    run_cli("hwprof", "measure", "--device", "myriad-vpu", "--space", "ofa", "--samples", "8", "--from", joined,
+            "--mode", "e2e", "--out", str(tmp_path / "new"), check=True)
+    fitted = json.loads(run_cli("hwprof", "fit-predictor", "--data", str(tmp_path / "new"), "--transfer-from", joined,
+                                "--test-fraction", "0", "--out", str(tmp_path / "new.pred"), "--json",
+                                check=True).stdout)
+    assert fitted["predictor"] == "transfer" and fitted["params"]["sources"] == paths
+    missing = run_cli("hwprof", "measure", "--device", "myriad-vpu", "--space", "ofa", "--select", "informative",
+                      "--out", str(tmp_path / "y"))
+    assert missing.returncode == 2 and "--from" in missing.stderr
+    out = tmp_path / "search"
+    summary = json.loads(run_cli("nas", "search", "--space", "ofa", "--target", "myriad-vpu", "--few-shot", "8",
+                                 "--transfer-from", joined, "--latency-ms", "8", "--budget", "40", "--estimator",
+                                 "synflow", "--out", str(out), "--json", check=True).stdout)
+    assert summary["predictor"] == "transfer" and summary["predictor_file"] == str(out / "few-shot.pred")
+    assert summary["best"]["measured_latency_ms"] > 0 and (out / "few-shot-data").is_dir()
