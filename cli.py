@@ -98,6 +98,11 @@ def devices(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
     console.print(table)
 
 
+_INPUT_SHAPE_HELP = ("Input shape for models with dynamic dimensions: 1,3,224,224, or NAME=SIZES per input "
+                     "(repeatable) for models with several inputs, e.g. --input-shape input_ids=1,128 "
+                     "--input-shape attention_mask=1,128 (integer inputs get seeded valid token ids).")
+
+
 @hwprof_app.command("measure")
 def measure(
     device: Annotated[str, typer.Option("--device", "-d", help="Device name (see `hwprof devices`), NAME:DTYPE (e.g. litert-cpu:int8), or a profile .toml.")],
@@ -108,7 +113,7 @@ def measure(
     from_predictors: Annotated[Optional[str], typer.Option("--from", help="Comma-separated predictor files of other devices, for --select informative.")] = None,
     archs: Annotated[Optional[Path], typer.Option("--archs", help="Measure the networks in this .json/.jsonl file instead.")] = None,
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="Measure this ONNX model file end to end (repeatable); a .tflite file with --device litert-cpu.")] = None,
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape for ONNX models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
+    input_shape: Annotated[Optional[list[str]], typer.Option("--input-shape", metavar="SHAPE", help=_INPUT_SHAPE_HELP)] = None,
     mode: Annotated[str, typer.Option(help="e2e (whole networks), blocks (each distinct block once), or both.")] = "both",
     seed: Annotated[int, typer.Option(help="Seed for sampling and for simulated noise.")] = 0,
     threads: Annotated[int, typer.Option(help="Intra-op threads (real devices).")] = 1,
@@ -524,16 +529,24 @@ def evaluate_cmd(
         console.print(f"plot written to {plot}")
 
 
-def _parse_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
-    if text is None:
+def _parse_shape(items: Optional[list[str]]):
+    """--input-shape: ``1,3,224,224`` for a single-input model, or ``NAME=1,128`` per input (repeatable)."""
+    if not items:
         return None
-    try:
-        shape = tuple(int(x) for x in text.replace("x", ",").split(","))
-    except ValueError:
-        raise HwprofError(f"--input-shape '{text}' is not a list of integers", "e.g. --input-shape 1,3,224,224") from None
-    if len(shape) < 2 or any(d < 1 for d in shape):
-        raise HwprofError(f"--input-shape '{text}' needs positive sizes", "e.g. --input-shape 1,3,224,224")
-    return shape
+    shapes = {}
+    for text in items:
+        name, _, sizes = text.rpartition("=")
+        try:
+            shape = tuple(int(x) for x in sizes.replace("x", ",").split(","))
+        except ValueError:
+            raise HwprofError(f"--input-shape '{text}' is not a list of integers",
+                              "e.g. --input-shape 1,3,224,224, or --input-shape input_ids=1,128") from None
+        if len(shape) < 1 or any(d < 1 for d in shape):
+            raise HwprofError(f"--input-shape '{text}' needs positive sizes", "e.g. --input-shape 1,3,224,224")
+        shapes[name] = shape
+    if "" in shapes and len(items) > 1:
+        raise HwprofError("several --input-shape values need input names", "write NAME=SIZES, e.g. input_ids=1,128")
+    return shapes[""] if "" in shapes else shapes
 
 
 @hwprof_app.command("advise")
@@ -543,7 +556,7 @@ def advise_cmd(
     predictor_path: Annotated[Optional[Path], typer.Option("--predictor", "-p", help="kernel-rf predictor of the device, for predicted savings.")] = None,
     fix_out: Annotated[Optional[Path], typer.Option("--fix", help="Write the model with the safe rewrites applied here, checked against the original and measured before and after.")] = None,
     tolerance: Annotated[float, typer.Option(help="Largest output difference (max abs, seeded inputs) a rewrite may make.")] = 1e-4,
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape for models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
+    input_shape: Annotated[Optional[list[str]], typer.Option("--input-shape", metavar="SHAPE", help=_INPUT_SHAPE_HELP)] = None,
     rounds: Annotated[int, typer.Option(help="Round-robin rounds when measuring before and after --fix.")] = 3,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -603,7 +616,7 @@ def predict(
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="ONNX model file (repeatable); kernel-rf and flops-linear only.")] = None,
     arch: Annotated[Optional[Path], typer.Option("--arch", help="Architecture JSON (one network).")] = None,
     archs: Annotated[Optional[Path], typer.Option("--archs", help="Architectures, JSON Lines.")] = None,
-    input_shape: Annotated[Optional[str], typer.Option(help="Input shape for ONNX models with dynamic dimensions, e.g. 1,3,224,224.")] = None,
+    input_shape: Annotated[Optional[list[str]], typer.Option("--input-shape", metavar="SHAPE", help=_INPUT_SHAPE_HELP)] = None,
     graph_style: Annotated[Optional[str], typer.Option(help="For --arch/--archs: the graph style the networks will be exported in (one the predictor was fitted on; default its first).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print predictions as JSON.")] = False,
 ) -> None:

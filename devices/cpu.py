@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from devices.base import Device, NodeTime, Session, host_info, model_input, timed_calls
+from devices.base import Device, NodeTime, Session, host_info, input_feed, timed_calls
 from hwprof.errors import HwprofError
 from hwprof.quantization import CALIBRATION, QDQ_SCHEME, as_dtype, check_dtype
 from hwprof.registry import DEVICES
@@ -58,9 +58,7 @@ def create_ort_session(model: onnx.ModelProto, providers: list, threads: int, op
     except Exception as exc:  # onnxruntime raises its own exception types
         raise HwprofError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}",
                           "check the model with onnx.checker, or use another device") from None
-    name, shape, dtype = model_input(model)
-    feed = {name: np.random.default_rng(0).standard_normal(shape).astype(dtype)}
-    return session, feed
+    return session, input_feed(model)
 
 
 @DEVICES.register("cpu")

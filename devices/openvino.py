@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from devices.base import NodeTime, Session, host_info, model_input, timed_calls
+from devices.base import NodeTime, Session, host_info, input_feed, timed_calls
 from devices.optional import OptionalRuntimeDevice
 from hwprof.errors import HwprofError
 from hwprof.quantization import CALIBRATION, QDQ_SCHEME, as_dtype
@@ -43,12 +43,13 @@ def _bn_folded(model: onnx.ModelProto) -> onnx.ModelProto:
 class OpenVINOSession(Session):
     """An OpenVINO infer request with a fixed seeded input, timed around each ``infer``."""
 
-    def __init__(self, compiled, shape: tuple[int, ...], dtype) -> None:
+    def __init__(self, compiled, feed: dict[str, np.ndarray]) -> None:
         import openvino as ov
 
         self.compiled = compiled
         self.request = compiled.create_infer_request()
-        self.request.set_input_tensor(ov.Tensor(np.random.default_rng(0).standard_normal(shape).astype(dtype)))
+        for name, value in feed.items():
+            self.request.set_tensor(name, ov.Tensor(value))
 
     def run(self, n: int) -> np.ndarray:
         return timed_calls(self.request.infer, n)
@@ -106,8 +107,7 @@ class OpenVINODevice(OptionalRuntimeDevice):
         except RuntimeError as exc:
             raise HwprofError(f"OpenVINO cannot compile the model: {str(exc).strip().splitlines()[0]}",
                               "check the model with onnx.checker, or use another device") from None
-        _, shape, dtype = model_input(model)
-        return compiled, shape, dtype
+        return compiled, input_feed(model)
 
     def load(self, model: onnx.ModelProto) -> OpenVINOSession:
         return OpenVINOSession(*self._compile(model))
@@ -119,11 +119,10 @@ class OpenVINODevice(OptionalRuntimeDevice):
         the model has (OpenVINO renames fused convolutions); layout reorders it
         inserts keep OpenVINO's name and op ``Reorder``.
         """
-        compiled, shape, dtype = self._compile(model, per_op=True)
-        session = OpenVINOSession(compiled, shape, dtype)
+        session = OpenVINOSession(*self._compile(model, per_op=True))
         graph_names = {n.name for n in model.graph.node} | {o for n in model.graph.node for o in n.output}
         origin = {}
-        for op in compiled.get_runtime_model().get_ordered_ops():
+        for op in session.compiled.get_runtime_model().get_ordered_ops():
             info = op.get_rt_info()
             names = [op.get_friendly_name()] + info["originalLayersNames"].astype(str).split(",")
             known = [_OV_SUFFIX.sub("", n) for n in names if _OV_SUFFIX.sub("", n) in graph_names]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import onnx
 
@@ -99,24 +99,36 @@ def load_onnx_file(path: str | Path) -> onnx.ModelProto:
     return proto
 
 
-def with_static_input(model: onnx.ModelProto, shape: Sequence[int]) -> onnx.ModelProto:
-    """A copy of a single-input model with its input shape fixed to ``shape``."""
+def with_static_input(model: onnx.ModelProto, shape: Sequence[int] | Mapping[str, Sequence[int]]) -> onnx.ModelProto:
+    """A copy of ``model`` with input shapes fixed: ``shape`` for a single-input model, or name -> shape.
+
+    Raises:
+        HwprofError: for an unknown input name, a rank mismatch, a size the model fixes
+            otherwise, or one shape for a model with several inputs.
+    """
     inits = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise HwprofError(f"the model has {len(inputs)} inputs; hwprof measures single-input models")
-    dims = inputs[0].type.tensor_type.shape.dim
-    if len(dims) != len(shape):
-        raise HwprofError(f"input '{inputs[0].name}' has {len(dims)} dimensions but --input-shape gives {len(shape)}")
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    if not isinstance(shape, Mapping):
+        if len(inputs) != 1:
+            raise HwprofError(f"the model has {len(inputs)} inputs ({', '.join(inputs)}); give one shape per input",
+                              f"e.g. --input-shape {next(iter(inputs), 'name')}=1,128 (repeatable)")
+        shape = {next(iter(inputs)): shape}
+    unknown = sorted(set(shape) - set(inputs))
+    if unknown:
+        raise HwprofError(f"the model has no input '{unknown[0]}'", f"its inputs are: {', '.join(inputs)}")
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    target = next(i for i in out.graph.input if i.name == inputs[0].name).type.tensor_type.shape.dim
-    for d, size in zip(target, shape):
-        if d.HasField("dim_value") and d.dim_value not in (0, size):
-            raise HwprofError(f"input '{inputs[0].name}' is fixed at {[x.dim_value for x in dims]}, "
-                              f"not {list(shape)}", "leave out --input-shape or match the model")
-        d.Clear()
-        d.dim_value = int(size)
+    for name, sizes in shape.items():
+        dims = inputs[name].type.tensor_type.shape.dim
+        if len(dims) != len(sizes):
+            raise HwprofError(f"input '{name}' has {len(dims)} dimensions but --input-shape gives {len(sizes)}")
+        target = next(i for i in out.graph.input if i.name == name).type.tensor_type.shape.dim
+        for d, size in zip(target, sizes):
+            if d.HasField("dim_value") and d.dim_value not in (0, size):
+                raise HwprofError(f"input '{name}' is fixed at {[x.dim_value for x in dims]}, not {list(sizes)}",
+                                  "leave out --input-shape or match the model")
+            d.Clear()
+            d.dim_value = int(size)
     return out
 
 

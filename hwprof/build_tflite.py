@@ -137,9 +137,11 @@ class _Lowering:
         self.int8 = ranges is not None
         self.model = model
         self.graph = model.graph
-        from devices.base import model_input
+        from devices.base import model_inputs
 
-        model_input(model)  # one input of static shape, else a clear error
+        if len(model_inputs(model)) != 1:  # static shapes, else a clear error
+            raise HwprofError(f"the LiteRT lowering takes single-input models; this one has "
+                              f"{len(model_inputs(model))} inputs", "measure it on cpu or openvino-cpu")
         self.shapes = _onnx_shapes(model)
         self.consts = _constants(model)
         self.tensors: list = []

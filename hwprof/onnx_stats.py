@@ -11,7 +11,8 @@ import onnx
 from onnx import shape_inference
 
 # (op type, input index) slots that hold trainable tensors.
-_TRAINABLE_SLOTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "BatchNormalization": (1, 2)}
+_TRAINABLE_SLOTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "BatchNormalization": (1, 2),
+                    "Gather": (0,), "LayerNormalization": (1, 2)}  # Gather of a table: an embedding
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
@@ -26,12 +27,16 @@ def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
 
 
 def count_params(model: onnx.ModelProto) -> int:
-    """Trainable parameters: Conv/Gemm/MatMul weights and biases, BatchNorm scale and shift."""
+    """Trainable parameters: Conv/Gemm/MatMul weights and biases, BatchNorm and LayerNorm scale and shift,
+    embedding tables (a Gather from a 2-D float initializer)."""
     sizes = {init.name: int(np.prod(init.dims)) for init in model.graph.initializer}
+    tables = {init.name for init in model.graph.initializer
+              if len(init.dims) == 2 and init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
     seen: set[str] = set()
     for node in model.graph.node:
         for slot in _TRAINABLE_SLOTS.get(node.op_type, ()):
-            if slot < len(node.input) and node.input[slot] in sizes:
+            if slot < len(node.input) and node.input[slot] in sizes and (node.op_type != "Gather"
+                                                                          or node.input[slot] in tables):
                 seen.add(node.input[slot])
     return sum(sizes[name] for name in seen)
 

@@ -122,9 +122,9 @@ class ExternalModel:
         if self.space == "tflite":  # NHWC
             shape = self.proto.stats["input_shape"]
             return int(shape[1]) if len(shape) == 4 else 1
-        from devices.base import model_input
+        from devices.base import model_inputs
 
-        shape = model_input(self.proto)[1]
+        shape = model_inputs(self.proto)[0][1]
         return int(shape[-1]) if len(shape) >= 3 else 1
 
     def to_json(self) -> str:

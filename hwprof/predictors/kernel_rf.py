@@ -38,7 +38,8 @@ _MACS, _IN, _OUT = FEATURES.index("macs"), FEATURES.index("in_elems"), FEATURES.
 _EXTRA = FEATURES.index("extra_elems")
 # Kernel types that do the same kind of work, tried in order for a type the training blocks lacked.
 _SIMILAR = {"add": ("mul", "act"), "mul": ("add", "act"), "act": ("add", "mul"), "reorder": ("act", "add", "mul"),
-            "reduce": ("gap",), "gap": ("reduce",)}
+            "reduce": ("gap",), "gap": ("reduce",), "split": ("concat", "add", "mul", "act"),
+            "concat": ("split", "add", "mul", "act")}
 
 Kernels = tuple  # ((kernel type, features), ...)
 
@@ -228,17 +229,22 @@ class KernelRFPredictor(LatencyPredictor):
 
     def predict_onnx(self, models: Sequence) -> np.ndarray:
         """Predicted latency (ms) of arbitrary ONNX models, from the kernels their runtime executes."""
-        from devices.base import model_input
+        from devices.base import model_inputs
 
         self._check_fitted()
         feats = []
         for model in models:
             total = float(self.kernel_latencies(self.onnx_kernels(model)).sum())
-            _, in_shape, _ = model_input(model)
+            in_shape = (1, sum(int(np.prod(shape[1:])) for _, shape, _ in model_inputs(model)))  # every input
             out_dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
             weights = sum(int(np.prod(t.dims)) for t in model.graph.initializer if len(t.dims) > 1) / 1e6
             feats.append([total, network_io_elements(in_shape, tuple(out_dims)), weights])
-        return self._overhead(np.array(feats, dtype=float).reshape(-1, 3))
+        predicted = self._overhead(np.array(feats, dtype=float).reshape(-1, 3))
+        if np.any(predicted <= 0):
+            raise HwprofError("the model is too far from the networks this kernel-rf was trained on (its network "
+                              "term extrapolates to a latency <= 0)",
+                              "fit kernel-rf on measurements of models like it, or use flops-linear")
+        return predicted
 
     def get_state(self):
         types = sorted(self.forests_)
