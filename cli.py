@@ -484,27 +484,10 @@ def evaluate_cmd(
 
     Example: hwprof evaluate --predictor npu.pred --data runs/npu-test --plot npu.png
     """
-    from hwprof.io import atomic_write_via
-    from hwprof.predictors import store
-    from hwprof.predictors.data import load_measurements
-    from hwprof.predictors.metrics import plot_predictions
-    from hwprof.predictors.training import check_compatible, comparable, evaluate
+    from hwprof.predictors.training import evaluate_dataset
 
-    predictor = store.load(predictor_path)
-    prov = predictor.provenance_
-    measured = load_measurements(data, device=prov.get("device"), space=prov.get("space") or None, style=graph_style)
-    check_compatible(predictor, measured)
-    metrics, predicted = evaluate(predictor, measured)
-    if hasattr(predictor, "missing_blocks"):
-        metrics["fallback_blocks"] = list(predictor.missing_blocks(measured.archs))
-    raw_measured = measured
-    measured, _ = comparable(predictor, measured)
-    if plot is not None:
-        title = f"{predictor.name} on {measured.label}, {measured.space}"
-        atomic_write_via(plot, lambda png: plot_predictions(measured.latency_ms, predicted, png, title), ".png")
-    result = {"predictor": predictor.name, "device": measured.device, "simulated": measured.simulated,
-              "space": measured.space, "data": str(data), "metrics": metrics,
-              "plot": str(plot) if plot else None}
+    result, predictor, measured, raw_measured = evaluate_dataset(predictor_path, data, graph_style, plot)
+    metrics, prov = result["metrics"], predictor.provenance_
     if json_out:
         _print_json(result)
         return
@@ -719,7 +702,7 @@ def profile_space_cmd(
     Example: hwprof profile-space --space ofa --device kirin-npu --out report/
     """
     from hwprof.profiling import device_label
-    from hwprof.space_profile import write_report
+    from hwprof.space_profile import sweep_tables, write_report, write_sweeps
     from nas.spaces import get_space
 
     if (device is None) == (compare is None):
@@ -732,8 +715,9 @@ def profile_space_cmd(
     dev, profile, _, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out,
                                         executor, ray_address)
     files = write_report(profile, out, top)
+    sweeps = write_sweeps(sp, device, out, seed, files)
     if json_out:
-        _print_json(profile.to_dict() | {"files": files})
+        _print_json(profile.to_dict() | {"files": files, "sweeps": sweeps})
         return
     ranking = profile.ranking()
     sim = " - SIMULATED device" if profile.simulated else ""
@@ -748,22 +732,25 @@ def profile_space_cmd(
                       f"{r.spread_over_positions_ms:.4f}", str(r.positions))
     console.print(table)
     console.print(f"Kendall tau, contributions vs measured blocks: {profile.agreement_text()}")
+    for sweep_table in sweep_tables({device: sweeps} if sweeps else {}):
+        console.print(sweep_table)
     console.print(f"report: {files['report']}")
 
 
 def _compare_profiles(sp, compare: str, out: Path, data, samples, bootstrap: int, top: int, seed: int,
                       executor: str, ray_address, json_out: bool) -> None:
     """profile-space --compare: one profile per target, rankings side by side, pairwise Kendall tau."""
-    from hwprof.space_profile import compare_tables, compare_targets
+    from hwprof.space_profile import compare_tables, compare_targets, profile_sweeps, sweep_tables
 
     if data is not None:
         raise HwprofError("--compare measures each target's sample itself", "drop --data")
     result = compare_targets([t.strip() for t in compare.split(",") if t.strip()], out, top, seed, lambda t: _space_profile(
-        sp, t, out / t.replace(":", "-") / "data", None, samples, bootstrap, seed, json_out, executor, ray_address)[1])
+        sp, t, out / t.replace(":", "-") / "data", None, samples, bootstrap, seed, json_out, executor, ray_address)[1],
+        lambda t: profile_sweeps(sp, t, out / t.replace(":", "-"), seed))
     if json_out:
         _print_json(result)
         return
-    for table in compare_tables(result, top):
+    for table in compare_tables(result, top) + sweep_tables(result.get("sweeps", {})):
         console.print(table)
     console.print(f"wrote {out / 'compare.json'}")
 

@@ -27,6 +27,9 @@ _ELEMENTWISE = {"Add", "Mul", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmo
                 "BatchNormalization", "LeakyRelu", "PRelu", "Tanh", "Erf"}
 _FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Constant", "Shape"}
 _MOVE = {"Concat", "Split", "Transpose", "Slice", "Pad", "Gather"}
+# Element operations per input element of reductions and normalisations: Softmax (max, subtract, exp,
+# sum, divide), LayerNormalization (mean, variance, normalise, scale, shift), ReduceMean (one add).
+_REDUCTION_WORK = {"Softmax": 5, "LayerNormalization": 5, "ReduceMean": 1}
 _FUSABLE_POST = {"BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "LeakyRelu"}
 
 
@@ -159,13 +162,32 @@ class GraphCostModel:
                     fused_into.add(nxt.name)
                     tail = nxt.output[0]
                 costs.append(OpCost(name, op, cls, macs, int(act_bytes + w_bytes), time))
-            elif op in ("Gemm", "MatMul"):
+            elif op == "Gemm" or (op == "MatMul" and node.input[1] in initializers):
                 w = shapes[node.input[1]]
-                macs = math.prod(w)
-                compute = _pad(w[0], p.lane) * _pad(w[1], p.lane) / (p.peak_gmacs("fc") * 1e9)
-                memory = math.prod(w) * eb / (p.dram_gbps * 1e9)
-                costs.append(OpCost(name, op, "fc", macs, int(math.prod(w) * eb),
+                rows = math.prod(in_shape[:-1])  # tokens times batch: 1 for a classifier
+                k_dim, n_dim = in_shape[-1], out_shape[-1]
+                macs = rows * k_dim * n_dim
+                # one row is a matrix-vector product; many rows (tokens) run as a 1x1 conv on the cube
+                cls = "fc" if rows == 1 else "pwconv"
+                compute = rows * _pad(k_dim, p.lane) * _pad(n_dim, p.lane) / (p.peak_gmacs(cls) * 1e9)
+                memory = (math.prod(w) * eb / (p.dram_gbps * 1e9)
+                          + (self._move_time(in_elems * eb) + self._move_time(out_elems * eb) if rows > 1 else 0))
+                costs.append(OpCost(name, op, cls, macs, int(math.prod(w) * eb),
                                     max(compute, memory) + p.dispatch_us * 1e-6))
+            elif op == "MatMul":  # two activations (attention's Q K^T and A V): batched on the cube
+                a_shape, b_shape = in_shape, shapes.get(node.input[1], [1])
+                batch, rows = math.prod(out_shape[:-2]), out_shape[-2] if len(out_shape) > 1 else 1
+                k_dim, n_dim = a_shape[-1], out_shape[-1]
+                macs = batch * rows * k_dim * n_dim
+                eff_macs = batch * _pad(rows, p.lane) * _pad(k_dim, p.lane) * _pad(n_dim, p.lane)
+                compute = eff_macs / (p.peak_gmacs("matmul") * 1e9)
+                moved = (in_elems + math.prod(b_shape) + out_elems) * eb
+                memory = (self._move_time(in_elems * eb) + self._move_time(math.prod(b_shape) * eb)
+                          + self._move_time(out_elems * eb))
+                time = max(compute, memory) + p.dispatch_us * 1e-6
+                if unsupported:
+                    time = self._fallback_time(moved - out_elems * eb, out_elems * eb, macs)
+                costs.append(OpCost(name, op, "matmul", macs, int(moved), time, fallback=unsupported))
             elif op in _FREE:
                 costs.append(OpCost(name, op, "free", 0, 0, 0.0))
             else:
@@ -176,6 +198,8 @@ class GraphCostModel:
                     cls, work = "pool", in_elems
                 elif op in _MOVE:
                     cls, work = "move", 0
+                elif op in _REDUCTION_WORK:  # normalisations read their input several times
+                    cls, work = "elementwise", in_elems * _REDUCTION_WORK[op]
                 else:
                     cls, work = "elementwise", out_elems
                 in_bytes = sum(math.prod(shapes.get(i, [0])) for i in node.input

@@ -82,6 +82,8 @@ class Profile:
         try:
             chip, mem, cost, noise = raw["chip"], raw["memory"], raw["overhead"], raw["noise"]
             peaks = {c: float(raw["peak_gops"][c]) for c in _CLASSES}
+            # activation x activation products (attention); profiles written before it had none
+            peaks["matmul"] = float(raw["peak_gops"].get("matmul", peaks["conv"] / 3))
             kernel_eff = {cls_: {int(k.lstrip("k")): float(v) for k, v in table.items()}
                           for cls_, table in raw.get("kernel_efficiency", {}).items()}
             profile = cls(

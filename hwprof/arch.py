@@ -19,12 +19,18 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from hwprof.errors import HwprofError
-from hwprof.layers import ACTIVATIONS, GraphWriter, Layer, make_divisible, out_res, split_channels
+from hwprof.layers import ACTIVATIONS, GraphWriter, Layer, conv_out_res, make_divisible, out_res, split_channels
 
 SKIP = "skip"  # the option label of a layer that is left out (a shallower network)
 
 SCHEMA = "hwprof.arch/1"
-BLOCK_OPS = ("conv", "mbconv", "resblock", "shuffle", "xception", "maxpool", "gap", "linear")
+BLOCK_OPS = ("conv", "mbconv", "resblock", "shuffle", "xception", "maxpool", "gap", "linear",
+             "patchembed", "flatten", "transformer", "tokenhead", "poolmixer")
+#: Blocks whose input is a token sequence (1, resolution**2, c_in) rather than an image.
+TOKEN_INPUT_OPS = ("transformer", "tokenhead")
+#: Blocks whose output is a token sequence.
+TOKEN_OUTPUT_OPS = ("patchembed", "flatten", "transformer")
+GELU_ACTS = ("gelu", "gelu_tanh")
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,15 @@ class Block:
     """One search-space unit at a fixed input shape.
 
     Attributes:
-        op: conv | mbconv | resblock | shuffle | xception | maxpool | gap | linear.
-            An ``mbconv`` with several kernels is a MixConv block.
+        op: conv | mbconv | resblock | shuffle | xception | maxpool | gap | linear,
+            and for attention networks: patchembed (image to tokens: a
+            kernel == stride conv, optional position embedding), flatten (image
+            to tokens, a reshape: EfficientFormer's switch to attention),
+            transformer (pre-norm encoder layer: ``groups`` heads, MLP hidden
+            ``mid``), tokenhead (LayerNorm, mean over tokens), poolmixer
+            (PoolFormer/EfficientFormer 4-D block: pooling token mixer and
+            1x1-conv MLP of hidden ``mid``). An ``mbconv`` with several kernels
+            is a MixConv block.
         c_in: Input channels.
         c_out: Output channels.
         resolution: Input height == width (1 after global pooling).
@@ -42,11 +55,12 @@ class Block:
         mid: Hidden channels (mbconv expansion width, bottleneck width).
         se: Squeeze-and-excitation inside the block.
         act: Activation of the block's nonlinear layers.
-        groups: Groups of the 1x1 convolutions (FBNet's g2 variants).
+        groups: Groups of the 1x1 convolutions (FBNet's g2 variants); attention heads of a transformer.
         expand_conv: mbconv has a 1x1 expansion conv (False for expand ratio 1).
         bn: conv is followed by BatchNorm.
         bias: conv has a bias.
         residual: conv adds its input (stride 1, same channels).
+        position: patchembed adds a learned position embedding.
     """
 
     op: str
@@ -63,6 +77,7 @@ class Block:
     bn: bool = True
     bias: bool = False
     residual: bool = False
+    position: bool = False
 
     def __post_init__(self) -> None:
         if self.op not in BLOCK_OPS:
@@ -73,8 +88,10 @@ class Block:
                 raise HwprofError(f"block field '{name}' must be a positive integer, got {value!r}")
         if not isinstance(self.mid, int) or self.mid < 0:
             raise HwprofError(f"block field 'mid' must be a non-negative integer, got {self.mid!r}")
-        if not self.kernel or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in self.kernel):
-            raise HwprofError(f"block field 'kernel' must list odd positive sizes, got {self.kernel!r}")
+        odd = self.op != "patchembed"  # a patch embedding's kernel is the patch size (often 16)
+        if not self.kernel or any(not isinstance(k, int) or k < 1 or (odd and k % 2 == 0) for k in self.kernel):
+            raise HwprofError(f"block field 'kernel' must list {'odd ' if odd else ''}positive sizes, "
+                              f"got {self.kernel!r}")
         if self.act not in ACTIVATIONS:
             raise HwprofError(f"unknown activation '{self.act}'", f"use one of: {', '.join(ACTIVATIONS)}")
         if self.op in ("mbconv", "resblock") and self.mid < 1:
@@ -86,13 +103,50 @@ class Block:
                 raise HwprofError(f"{self.op} block needs an even c_out, and c_in == c_out at stride 1")
         if self.residual and (self.stride != 1 or self.c_in != self.c_out):
             raise HwprofError("a residual conv needs stride 1 and c_in == c_out")
+        self._check_attention()
+
+    def _check_attention(self) -> None:
+        if self.op == "patchembed":
+            if self.stride != self.kernel[0] or len(self.kernel) != 1:
+                raise HwprofError(f"patchembed needs stride == kernel (the patch size), got kernel {self.kernel} "
+                                  f"stride {self.stride}")
+            if self.resolution % self.stride:
+                raise HwprofError(f"patchembed: resolution {self.resolution} is not a multiple of the patch size "
+                                  f"{self.stride}", "pick a resolution the patch size divides")
+        if self.op in ("flatten", "transformer", "tokenhead", "poolmixer") and (self.c_in != self.c_out or self.stride != 1):
+            raise HwprofError(f"a {self.op} block keeps its width: needs c_in == c_out and stride 1")
+        if self.op == "transformer":
+            if self.c_out % self.groups:
+                raise HwprofError(f"transformer: {self.groups} heads do not divide the embedding dimension "
+                                  f"{self.c_out}", "pick a head count that divides the embedding")
+            if self.mid < 1:
+                raise HwprofError("transformer block needs 'mid' (MLP hidden width) >= 1")
+        if self.op == "poolmixer" and self.mid < 1:
+            raise HwprofError("poolmixer block needs 'mid' (MLP hidden width) >= 1")
 
     @property
     def out_resolution(self) -> int:
         """Output height == width."""
-        if self.op == "gap":
+        if self.op in ("gap", "tokenhead"):
             return 1
-        return out_res(self.resolution, self.stride)
+        return conv_out_res(self.resolution, self.stride, valid=self.op == "patchembed")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Input shape at batch 1: NCHW, or (1, tokens, channels) for blocks that take tokens."""
+        if self.op in TOKEN_INPUT_OPS:
+            return (1, self.resolution**2, self.c_in)
+        return (1, self.c_in, self.resolution, self.resolution)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Output shape at batch 1: (1, C) after a classifier or token head, tokens, or NCHW."""
+        if self.op in ("linear", "tokenhead"):
+            return (1, self.c_out)
+        r = self.out_resolution
+        if self.op in TOKEN_OUTPUT_OPS:
+            return (1, r * r, self.c_out)
+        return (1, self.c_out, r, r)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; fields at their default value are omitted."""
@@ -129,6 +183,9 @@ class Block:
 
     def describe(self) -> str:
         """Short human-readable form, e.g. ``mbconv 40->40 k5 s1 mid240 se @28px``."""
+        if self.op in ("transformer", "tokenhead", "flatten"):
+            heads = f" h{self.groups} mid{self.mid} {self.act}" if self.op == "transformer" else ""
+            return f"{self.op} {self.c_in}->{self.c_out}{heads} @{self.resolution}x{self.resolution} tokens"
         kernels = "+".join(map(str, self.kernel))
         text = f"{self.op} {self.c_in}->{self.c_out} k{kernels} s{self.stride}"
         text += f" mid{self.mid}" if self.mid else ""
@@ -142,7 +199,7 @@ class Block:
     def layers(self) -> tuple[Layer, ...]:
         """Primitive layers of this block alone, fed by a value named ``input``."""
         w = GraphWriter()
-        w.value("input", self.c_in, self.resolution)
+        w.value("input", self.c_in, self.resolution, tokens=self.op in TOKEN_INPUT_OPS)
         self.expand(w, "input", "block")
         return tuple(w.layers)
 
@@ -193,11 +250,8 @@ class Arch:
 
     @property
     def output_shape(self) -> tuple[int, ...]:
-        """Output shape at batch size 1: (1, classes) after a linear head, else NCHW."""
-        last = self.blocks[-1]
-        if last.op == "linear":
-            return (1, last.c_out)
-        return (1, last.c_out, last.out_resolution, last.out_resolution)
+        """Output shape at batch size 1: (1, classes) after a linear head, else the last block's output."""
+        return self.blocks[-1].output_shape
 
     @cached_property
     def hash(self) -> str:
@@ -391,6 +445,45 @@ def _expand_linear(b: Block, w: GraphWriter, x: str, name: str) -> str:
     return w.linear(f"{name}.fc", x, b.c_out)
 
 
+def _expand_patchembed(b: Block, w: GraphWriter, x: str, name: str) -> str:
+    h = w.conv(f"{name}.proj", x, b.c_out, b.kernel[0], b.stride, bn=False, bias=True, valid=True)
+    h = w.to_tokens(f"{name}.tokens", h)
+    return w.posembed(f"{name}.pos", h) if b.position else h
+
+
+def _expand_flatten(b: Block, w: GraphWriter, x: str, name: str) -> str:
+    return w.to_tokens(f"{name}.tokens", x)
+
+
+def _expand_transformer(b: Block, w: GraphWriter, x: str, name: str) -> str:
+    """Pre-norm encoder layer (ViT/DeiT): x + proj(attn(LN(x))), then x + fc2(act(fc1(LN(x))))."""
+    h = w.layernorm(f"{name}.norm1", x)
+    h = w.linear(f"{name}.qkv", h, 3 * b.c_out)
+    h = w.attention(f"{name}.attn", h, b.groups)
+    h = w.linear(f"{name}.proj", h, b.c_out)
+    x = w.binary("add", f"{name}.add1", h, x)
+    h = w.layernorm(f"{name}.norm2", x)
+    h = w.linear(f"{name}.fc1", h, b.mid, act=b.act)
+    h = w.linear(f"{name}.fc2", h, b.c_out)
+    return w.binary("add", f"{name}.add2", h, x)
+
+
+def _expand_tokenhead(b: Block, w: GraphWriter, x: str, name: str) -> str:
+    return w.tokenmean(f"{name}.mean", w.layernorm(f"{name}.norm", x))
+
+
+def _expand_poolmixer(b: Block, w: GraphWriter, x: str, name: str) -> str:
+    """EfficientFormer's 4-D MetaBlock (its reference code, layer scale left out): the pooling token
+    mixer ``x + (AvgPool(x) - x)`` (3x3, stride 1, padded), then ``x + conv MLP`` (1x1 conv, BN, act,
+    1x1 conv, BN)."""
+    pooled = w.pool("avgpool", f"{name}.pool", x, b.kernel[0], 1)
+    mixed = w.binary("sub", f"{name}.mix", pooled, x)
+    x = w.binary("add", f"{name}.add1", mixed, x)
+    h = w.conv(f"{name}.fc1", x, b.mid, 1, act=b.act)
+    h = w.conv(f"{name}.fc2", h, b.c_out, 1)
+    return w.binary("add", f"{name}.add2", h, x)
+
+
 _EXPANDERS = {
     "conv": _expand_conv,
     "mbconv": _expand_mbconv,
@@ -400,4 +493,9 @@ _EXPANDERS = {
     "maxpool": _expand_maxpool,
     "gap": _expand_gap,
     "linear": _expand_linear,
+    "patchembed": _expand_patchembed,
+    "flatten": _expand_flatten,
+    "transformer": _expand_transformer,
+    "tokenhead": _expand_tokenhead,
+    "poolmixer": _expand_poolmixer,
 }

@@ -25,10 +25,55 @@ from hwprof.arch import Arch, Block
 from hwprof.errors import HwprofError
 from hwprof.layers import Layer
 
+def _gelu_tanh() -> nn.Module:
+    return nn.GELU(approximate="tanh")
+
+
 _ACTS = {
     "none": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish,
-    "hsigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid, "swish": nn.SiLU,
+    "hsigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid, "swish": nn.SiLU, "gelu": nn.GELU,
+    "gelu_tanh": _gelu_tanh,
 }
+
+
+class ToTokens(nn.Module):
+    """(1, C, H, W) image to (1, H*W, C) tokens: ``x.flatten(2).transpose(1, 2)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).transpose(1, 2)
+
+
+class PositionEmbedding(nn.Module):
+    """A learned position embedding added to every token."""
+
+    def __init__(self, tokens: int, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, tokens, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention core from fused q/k/v (1, N, 3C) to (1, N, C), as timm's ViT writes it."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.heads, self.scale = heads, (channels // heads) ** -0.5
+
+    def forward(self, qkv: torch.Tensor) -> torch.Tensor:
+        b, n, c3 = qkv.shape
+        qkv = qkv.reshape(b, n, 3, self.heads, c3 // (3 * self.heads)).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        return (attn @ v).transpose(1, 2).reshape(b, n, c3 // 3)
+
+
+class TokenMean(nn.Module):
+    """Mean over tokens: (1, N, C) to (1, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=1)
 
 
 class ManualHswish(nn.Module):
@@ -74,25 +119,37 @@ def _module_for(layer: Layer, spelling: str = "module") -> nn.Module | None:
     acts = _MANUAL_ACTS if spelling == "manual" else _ACTS
     if layer.kind == "conv":
         k = layer.kernel
-        parts: list[nn.Module] = [nn.Conv2d(layer.c_in, layer.c_out, k, layer.stride, k // 2,
+        parts: list[nn.Module] = [nn.Conv2d(layer.c_in, layer.c_out, k, layer.stride, 0 if layer.valid else k // 2,
                                             groups=layer.groups, bias=layer.bias)]
         if layer.bn:
             parts.append(nn.BatchNorm2d(layer.c_out))
         parts.append(acts[layer.act]())
         return nn.Sequential(*parts)
     if layer.kind == "linear":
-        return nn.Sequential(nn.Flatten(1), nn.Linear(layer.c_in, layer.c_out))
+        reshape = nn.Identity() if layer.tokens else nn.Flatten(1)  # index 1 is the Linear either way
+        return nn.Sequential(reshape, nn.Linear(layer.c_in, layer.c_out), acts[layer.act]())
     if layer.kind == "act":
         return acts[layer.act]()
     if layer.kind == "maxpool":
         return nn.MaxPool2d(layer.kernel, layer.stride, layer.kernel // 2)
     if layer.kind == "avgpool":
-        return nn.AvgPool2d(layer.kernel, layer.stride, ceil_mode=True, count_include_pad=False)
+        return nn.AvgPool2d(layer.kernel, layer.stride, layer.kernel // 2 if layer.stride == 1 else 0,
+                            ceil_mode=True, count_include_pad=False)
+    if layer.kind == "tokens":
+        return ToTokens()
+    if layer.kind == "posembed":
+        return PositionEmbedding(layer.res_in**2, layer.c_out)
+    if layer.kind == "layernorm":
+        return nn.LayerNorm(layer.c_out)
+    if layer.kind == "attention":
+        return SelfAttention(layer.c_out, layer.groups)
+    if layer.kind == "tokenmean":
+        return TokenMean()
     if layer.kind == "gap":
         if spelling != "manual":
             return nn.AdaptiveAvgPool2d(1)
         return RowColumnMean() if ".se." in f".{layer.name}." else SpatialMean()
-    return None  # add, mul, concat, split, shuffle: functional
+    return None  # add, sub, mul, concat, split, shuffle: functional
 
 
 class TorchNet(nn.Module):
@@ -124,6 +181,8 @@ class TorchNet(nn.Module):
                 out = ins[0] + ins[1]
             elif kind == "mul":
                 out = ins[0] * ins[1]
+            elif kind == "sub":
+                out = ins[0] - ins[1]
             elif kind == "concat":
                 out = torch.cat(ins, dim=1)
             elif kind == "split":

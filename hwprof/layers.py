@@ -8,13 +8,17 @@ against independent counters.
 
 A ``conv`` layer means Conv -> optional BatchNorm -> optional activation, the
 unit that mobile runtimes fuse.
+
+Attention layers work on *tokens*: a value of shape (1, N, C) with N = r*r
+for an r x r patch grid (``Layer.tokens``). The GraphWriter tracks which
+values are tokens; a ``linear`` on tokens is applied to every token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-ACTIVATIONS = ("none", "relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish")
+ACTIVATIONS = ("none", "relu", "relu6", "hswish", "hsigmoid", "sigmoid", "swish", "gelu", "gelu_tanh")
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,10 @@ class Layer:
 
     Attributes:
         kind: conv | linear | act | add | mul | concat | split | shuffle |
-            maxpool | avgpool | gap.
+            maxpool | avgpool | gap, and for attention: tokens (image to
+            tokens) | posembed (learned position embedding added) |
+            layernorm | attention (multi-head self-attention from a fused
+            q/k/v input; ``groups`` heads) | tokenmean (mean over tokens).
         name: Unique dotted name, e.g. ``"b3.dw"``; builders name nodes after it.
         inputs: Names of input values.
         outputs: Names of output values.
@@ -38,6 +45,8 @@ class Layer:
         bn: Conv is followed by BatchNorm.
         act: Activation applied after conv (+BN), or by an ``act`` layer.
         sizes: Channel sizes of the outputs of a ``split``.
+        tokens: The layer's input is a token sequence (1, res_in**2, c_in).
+        valid: Convolution without padding (a patch embedding: kernel == stride).
     """
 
     kind: str
@@ -55,14 +64,26 @@ class Layer:
     bn: bool = False
     act: str = "none"
     sizes: tuple[int, ...] = ()
+    tokens: bool = False
+    valid: bool = False
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens the layer sees (1 for an image-layout or pooled layer)."""
+        return self.res_in**2 if self.tokens else 1
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates, counted as the OFA reference does (conv + linear)."""
+        """Multiply-accumulates, counted as the OFA reference does (conv + linear), plus attention's
+        two products (Q K^T and A V: N*N*C each)."""
         if self.kind == "conv":
             return self.res_out**2 * (self.c_in // self.groups) * self.c_out * self.kernel**2
         if self.kind == "linear":
-            return self.c_in * self.c_out
+            return self.n_tokens * self.c_in * self.c_out
+        if self.kind == "attention":
+            return 2 * self.n_tokens**2 * self.c_out
+        if self.kind == "matmul":  # a product of two activations, as read from a graph: groups x (rows x c_in) @ (c_in x c_out)
+            return self.groups * self.res_in**2 * self.c_in * self.c_out
         return 0
 
     @property
@@ -75,7 +96,16 @@ class Layer:
             return n
         if self.kind == "linear":
             return self.c_in * self.c_out + self.c_out
+        if self.kind == "layernorm":
+            return 2 * self.c_out
+        if self.kind == "posembed":
+            return self.res_in**2 * self.c_out
         return 0
+
+
+def conv_out_res(res: int, stride: int, valid: bool = False) -> int:
+    """Output size of a conv: 'same' padding (ceil), or no padding with kernel == stride (floor)."""
+    return res // stride if valid else out_res(res, stride)
 
 
 def out_res(res: int, stride: int) -> int:
@@ -106,39 +136,77 @@ class GraphWriter:
     def __init__(self) -> None:
         self.layers: list[Layer] = []
         self.shapes: dict[str, tuple[int, int]] = {}  # value -> (channels, resolution)
+        self.token_values: set[str] = set()  # values in token layout (1, res*res, channels)
 
-    def value(self, name: str, channels: int, res: int) -> str:
+    def value(self, name: str, channels: int, res: int, tokens: bool = False) -> str:
         self.shapes[name] = (channels, res)
+        if tokens:
+            self.token_values.add(name)
         return name
 
     def conv(self, name: str, x: str, c_out: int, kernel: int = 1, stride: int = 1,
-             groups: int = 1, act: str = "none", bn: bool = True, bias: bool = False) -> str:
+             groups: int = 1, act: str = "none", bn: bool = True, bias: bool = False, valid: bool = False) -> str:
         c_in, res = self.shapes[x]
-        r_out = out_res(res, stride)
+        r_out = conv_out_res(res, stride, valid)
         y = self.value(name, c_out, r_out)
         self.layers.append(Layer("conv", name, (x,), (y,), c_in, c_out, res, r_out, kernel,
-                                 stride, groups, bias, bn, act))
+                                 stride, groups, bias, bn, act, valid=valid))
         return y
 
-    def linear(self, name: str, x: str, c_out: int) -> str:
-        c_in, _ = self.shapes[x]
-        y = self.value(name, c_out, 1)
-        self.layers.append(Layer("linear", name, (x,), (y,), c_in, c_out, 1, 1, bias=True))
+    def linear(self, name: str, x: str, c_out: int, act: str = "none") -> str:
+        """A fully connected layer: on a pooled vector, or on every token of a token sequence."""
+        c_in, res = self.shapes[x]
+        tokens = x in self.token_values
+        r = res if tokens else 1
+        y = self.value(name, c_out, r, tokens)
+        self.layers.append(Layer("linear", name, (x,), (y,), c_in, c_out, r, r, bias=True, act=act, tokens=tokens))
         return y
 
     def act(self, name: str, x: str, act: str) -> str:
         if act == "none":
             return x
         c, res = self.shapes[x]
-        y = self.value(name, c, res)
-        self.layers.append(Layer("act", name, (x,), (y,), c, c, res, res, act=act))
+        tokens = x in self.token_values
+        y = self.value(name, c, res, tokens)
+        self.layers.append(Layer("act", name, (x,), (y,), c, c, res, res, act=act, tokens=tokens))
         return y
 
     def binary(self, kind: str, name: str, a: str, b: str) -> str:
         c, res = self.shapes[a]
-        y = self.value(name, c, res)
-        self.layers.append(Layer(kind, name, (a, b), (y,), c, c, res, res))
+        tokens = a in self.token_values
+        y = self.value(name, c, res, tokens)
+        self.layers.append(Layer(kind, name, (a, b), (y,), c, c, res, res, tokens=tokens))
         return y
+
+    def _token_op(self, kind: str, name: str, x: str, c_out: int | None = None, res_out: int | None = None,
+                  tokens_out: bool = True, **fields) -> str:
+        c, res = self.shapes[x]
+        c_out = c if c_out is None else c_out
+        res_out = res if res_out is None else res_out
+        y = self.value(name, c_out, res_out, tokens_out)
+        self.layers.append(Layer(kind, name, (x,), (y,), c, c_out, res, res_out,
+                                 tokens=x in self.token_values, **fields))
+        return y
+
+    def to_tokens(self, name: str, x: str) -> str:
+        """An (1, C, r, r) image as (1, r*r, C) tokens."""
+        return self._token_op("tokens", name, x)
+
+    def posembed(self, name: str, x: str) -> str:
+        """Add a learned position embedding (one C-vector per token)."""
+        return self._token_op("posembed", name, x)
+
+    def layernorm(self, name: str, x: str) -> str:
+        """LayerNorm over the channels of every token."""
+        return self._token_op("layernorm", name, x)
+
+    def attention(self, name: str, qkv: str, heads: int) -> str:
+        """Multi-head self-attention from fused (1, N, 3C) queries/keys/values to (1, N, C)."""
+        return self._token_op("attention", name, qkv, c_out=self.shapes[qkv][0] // 3, groups=heads)
+
+    def tokenmean(self, name: str, x: str) -> str:
+        """Mean over tokens: (1, N, C) to a (1, C) vector."""
+        return self._token_op("tokenmean", name, x, res_out=1, tokens_out=False)
 
     def concat(self, name: str, xs: tuple[str, ...]) -> str:
         res = self.shapes[xs[0]][1]

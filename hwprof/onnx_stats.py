@@ -28,12 +28,17 @@ def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
 
 def count_params(model: onnx.ModelProto) -> int:
     """Trainable parameters: Conv/Gemm/MatMul weights and biases, BatchNorm and LayerNorm scale and shift,
-    embedding tables (a Gather from a 2-D float initializer)."""
+    embedding tables (a Gather from a 2-D float initializer), and float tensors of more than one element
+    added or multiplied in (a MatMul's bias, a position embedding, a layer scale)."""
     sizes = {init.name: int(np.prod(init.dims)) for init in model.graph.initializer}
     tables = {init.name for init in model.graph.initializer
               if len(init.dims) == 2 and init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
+    floats = {init.name for init in model.graph.initializer
+              if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)}
     seen: set[str] = set()
     for node in model.graph.node:
+        if node.op_type in ("Add", "Mul"):  # a bias after MatMul, a position embedding, a layer scale
+            seen.update(i for i in node.input if i in floats and sizes[i] > 1)
         for slot in _TRAINABLE_SLOTS.get(node.op_type, ()):
             if slot < len(node.input) and node.input[slot] in sizes and (node.op_type != "Gather"
                                                                           or node.input[slot] in tables):

@@ -30,7 +30,8 @@ import numpy as np
 import onnx
 
 from hwprof.errors import HwprofError
-from hwprof.predictors.kernels import FEATURES, OnnxKernel, kernel_features, kernel_type, node_names, onnx_kernels
+from hwprof.predictors.kernels import (FEATURES, OnnxKernel, exact_elements, kernel_features, kernel_type,
+                                      matmul_layer, node_names, onnx_kernels, value_geometry)
 from hwprof.layers import Layer
 
 RULES = "rules"
@@ -124,10 +125,12 @@ _POOL = {"MaxPool": "maxpool", "AveragePool": "avgpool"}
 _GLOBAL_POOL = {"GlobalAveragePool", "GlobalMaxPool"}
 _FC = {"Gemm", "FusedGemm", "MatMul", "FusedMatMul"}
 _REORDER = {"ReorderInput", "ReorderOutput", "Transpose"}
+_NORMS = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization", "Softmax"}
 # What an elementwise kernel computes, coded for the trees (0 is "none": a plain copy).
 ELEMENTWISE_CODES = {"Relu": 1, "Clip": 2, "HardSwish": 3, "HardSigmoid": 4, "Sigmoid": 5, "Tanh": 6,
                      "LeakyRelu": 7, "Add": 8, "Sub": 8, "Mul": 9, "Div": 10, "BatchNormalization": 11,
-                     "Pow": 12, "Sqrt": 12, "Erf": 13, "Softmax": 14}
+                     "Pow": 12, "Sqrt": 12, "Erf": 13, "Softmax": 14, "Gelu": 15, "BiasGelu": 15, "FastGelu": 15,
+                     "QuickGelu": 15}
 _FUSED_ACTS = {b"Relu": "relu", b"Clip": "relu6", b"HardSigmoid": "hsigmoid", b"Sigmoid": "sigmoid",
                b"HardSwish": "hswish", b"Tanh": "sigmoid", b"LeakyRelu": "relu"}
 
@@ -232,8 +235,8 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
             continue
         x = ins[0] if ins and ins[0] is not None else [1]
         y = shapes.get(node.output[0], x)
-        c_in, res_in = (x[1], x[2]) if len(x) == 4 else (x[-1], 1)
-        c_out, res_out = (y[1], y[2]) if len(y) == 4 else (y[-1], 1)
+        c_in, res_in = value_geometry(x)
+        c_out, res_out = value_geometry(y)
         variable = [i for i in node.input if i and i not in consts]
         extra = sum(_elems(shapes.get(i)) for i in variable[1:])
         boundary = False
@@ -249,9 +252,15 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
                           int(_attr(node, "strides", [1])[0]), groups, bias=len(node.input) > 2 and bool(node.input[2]),
                           act=act)
             extra = _elems(shapes.get(node.input[3])) if summed else 0
-        elif op in _FC:
-            layer = Layer("linear", "", (), (), c_in, c_out, 1, 1)
+        elif op in ("MatMul", "FusedMatMul") and len(node.input) > 1 and node.input[1] not in consts:
+            layer = matmul_layer(x, y, None)  # two activations: attention's products
             extra = 0
+        elif op in _FC:
+            layer = (matmul_layer(x, y, shapes.get(node.input[1])) if op in ("MatMul", "FusedMatMul")
+                     else Layer("linear", "", (), (), c_in, c_out, 1, 1))
+            extra = 0
+        elif op in _NORMS:
+            layer = Layer("layernorm" if "LayerNorm" in op else "softmax", "", (), (), c_in, c_out, res_in, res_out)
         elif op in _GLOBAL_POOL:
             layer = Layer("gap", "", (), (), c_in, c_in, res_in, 1)
         elif op in ("ReduceMean", "ReduceSum", "ReduceMax"):
@@ -261,7 +270,7 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
         elif op in _POOL:
             k = int(_attr(node, "kernel_shape", [1])[0])
             layer = Layer(_POOL[op], "", (), (), c_in, c_out, res_in, res_out, k, int(_attr(node, "strides", [1])[0]))
-        elif op in _REORDER and len(x) == 5:  # channel shuffle: Reshape -> Transpose -> Reshape
+        elif op in _REORDER and len(x) == 5 and list(_attr(node, "perm", [])) == [0, 2, 1, 3, 4]:  # shuffle
             layer = Layer("shuffle", "", (), (), x[1] * x[2], x[1] * x[2], x[3], x[3], groups=x[1])
         elif op in _REORDER:
             layer = Layer("reorder", "", (), (), c_in, c_out, res_in, res_out)
@@ -272,7 +281,7 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
             layer = Layer("add" if op in ("Add", "Sub") else "mul", "", (), (), c_in, c_out, res_in, res_out)
         else:
             layer = Layer("act", "", (), (), c_in, c_out, res_in, res_out)
-        features = list(kernel_features(layer))
+        features = list(exact_elements(kernel_features(layer), x, y))
         if layer.kind not in ("conv", "linear"):  # elementwise and data movement: which operation it is
             features[FEATURES.index("act")] = ELEMENTWISE_CODES.get(op, 0)
         features[FEATURES.index("extra_elems")] = extra

@@ -218,8 +218,9 @@ def compare_profiles(profiles: dict[str, SpaceProfile], top: int = 3) -> dict[st
             "simulated": {t: p.simulated for t, p in profiles.items()}, "space": next(iter(profiles.values())).space}
 
 
-def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one) -> dict[str, Any]:
-    """Profile each target with ``profile_one(token)``, compare (:func:`compare_profiles`), write compare.json."""
+def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one, sweep_one=None) -> dict[str, Any]:
+    """Profile each target with ``profile_one(token)``, compare (:func:`compare_profiles`), write compare.json
+    (with ``sweeps``, target -> ``sweep_one(token)``, when given and the space has sweeps)."""
     import json
     from pathlib import Path
 
@@ -231,6 +232,10 @@ def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one) ->
     for token in tokens:
         get_device(token, seed=seed)  # every name checked before any measuring
     result = compare_profiles({t: profile_one(t) for t in tokens}, top)
+    if sweep_one is not None:
+        sweeps = {t: sweep_one(t) for t in tokens}
+        if any(sweeps.values()):
+            result["sweeps"] = sweeps
     atomic_write_text(Path(out) / "compare.json", json.dumps(result, indent=2))
     return result
 
@@ -368,3 +373,97 @@ def _plot_heatmap(profile: SpaceProfile, path, label: str, writer) -> None:
     fig.tight_layout()
     writer(path, fig.savefig, ".png")
     plt.close(fig)
+
+
+SWEEP_ALLOWANCES = (0.05, 0.10, 0.20, 0.50)
+
+
+def sweep_variable(space, device: str, variable: str, out_dir, networks: int = 20, seed: int = 0,
+                   executor=None) -> dict[str, Any]:
+    """Latency of every option of one global variable with everything else equal, on one target.
+
+    ``networks`` sampled networks are each built once per option of ``variable``
+    (paired: only that variable differs) and measured end to end (resumably, into
+    ``out_dir``). For a hybrid space's ``attention`` count this shows where attention
+    stops paying on a chip: the latency each further attention block adds.
+
+    Returns:
+        ``options`` (labels), ``median_ms`` and ``median_ratio`` (to the first option, per network,
+        then the median) per option, ``largest_within`` (allowance such as ``"+10%"`` -> the largest
+        option whose median ratio stays within it), ``networks``, ``device``, ``simulated``.
+    """
+    from hwprof.dataset import Dataset
+    from hwprof.predictors.data import load_measurements
+    from hwprof.profiling import get_device, measure_into, split_target
+
+    names = [v.name for v in space.variables]
+    if variable not in names:
+        raise HwprofError(f"space '{space.name}' has no variable '{variable}'")
+    index = names.index(variable)
+    options = list(space.option_mask()[index])
+    dev = get_device(device, seed=seed)
+    rng = np.random.default_rng(seed)
+    bases = [list(space.sample_genes(rng, space.option_mask())) for _ in range(networks)]
+    grid = [[space.to_arch(base[:index] + [j] + base[index + 1:]) for j in options] for base in bases]
+    dtype = split_target(device)[1]
+    run = measure_into(Dataset(out_dir), dev, list({a.hash: a for row in grid for a in row}.values()), mode="e2e",
+                       executor=executor, device_options={"seed": seed, **({"dtype": dtype} if dtype else {})},
+                       reference_every_s=None if dev.simulated else 2.0)
+    if run.failed:
+        raise HwprofError(f"{run.failed} measurement(s) failed ({run.failures[0]})",
+                          "rerun the same command: what was measured is kept")
+    data = load_measurements(out_dir, device=dev.name, space=space.name)
+    latency = dict(zip((a.hash for a in data.archs), data.latency_ms))
+    ms = np.array([[latency[a.hash] for a in row] for row in grid])
+    ratio = np.median(ms / ms[:, :1], axis=0)
+    labels = [str(space.variables[index].labels[j]) for j in options]
+    within = {f"+{a:.0%}": labels[max(k for k in range(len(labels)) if ratio[k] <= 1 + a)]
+              for a in SWEEP_ALLOWANCES}
+    return {"variable": variable, "options": labels, "median_ms": np.median(ms, axis=0).round(4).tolist(),
+            "median_ratio": ratio.round(4).tolist(), "largest_within": within, "networks": networks,
+            "device": device, "simulated": dev.simulated}
+
+
+def profile_sweeps(space, device: str, out, seed: int = 0, executor=None, networks: int = 20) -> list[dict[str, Any]]:
+    """:func:`sweep_variable` for each of the space's ``profile_sweeps`` (none for most spaces)."""
+    from pathlib import Path
+
+    return [sweep_variable(space, device, v, Path(out) / f"sweep-{v}", networks, seed, executor)
+            for v in getattr(getattr(space, "base", space), "profile_sweeps", ())]
+
+
+def sweep_tables(sweeps: dict[str, list[dict[str, Any]]]) -> list:
+    """Rich tables of sweeps per target (target token -> its sweeps), one table per swept variable."""
+    from rich.table import Table
+
+    tokens = list(sweeps)
+    tables = []
+    for k, first in enumerate(sweeps[tokens[0]] if tokens else []):
+        table = Table(title=f"{first['variable']}: median latency, everything else equal "
+                            f"({first['networks']} networks), ratio to {first['variable']}={first['options'][0]}")
+        table.add_column(first["variable"], justify="right")
+        for t in tokens:
+            table.add_column(f"{t} (simulated)" if sweeps[t][k]["simulated"] else t, justify="right")
+        for i, label in enumerate(first["options"]):
+            table.add_row(label, *[f"{sweeps[t][k]['median_ms'][i]:.3f} ms ({sweeps[t][k]['median_ratio'][i]:.2f}x)"
+                                   for t in tokens])
+        for allowance in first["largest_within"]:
+            table.add_row(f"most within {allowance}", *[sweeps[t][k]["largest_within"][allowance] for t in tokens],
+                          style="bold")
+        tables.append(table)
+    return tables
+
+
+def write_sweeps(space, device: str, out, seed: int, files: dict[str, str]) -> list[dict[str, Any]]:
+    """Run the space's sweeps on ``device`` and write them to OUT/sweeps.json (listed in ``files``)."""
+    import json
+    from pathlib import Path
+
+    from hwprof.io import atomic_write_text
+
+    sweeps = profile_sweeps(space, device, out, seed)
+    if sweeps:
+        path = Path(out) / "sweeps.json"
+        atomic_write_text(path, json.dumps(sweeps, indent=2))
+        files["sweeps"] = str(path)
+    return sweeps

@@ -38,7 +38,17 @@ def tensor_map(arch: Arch) -> dict[str, str]:
         elif layer.kind == "linear":
             out[f"mods.{key}.1.weight"] = f"{name}.weight"
             out[f"mods.{key}.1.bias"] = f"{name}.bias"
+        elif layer.kind == "layernorm":
+            out[f"mods.{key}.weight"] = f"{name}.weight"
+            out[f"mods.{key}.bias"] = f"{name}.bias"
+        elif layer.kind == "posembed":
+            out[f"mods.{key}.weight"] = f"{name}.weight"
     return out
+
+
+def transposed_in_onnx(arch: Arch) -> set[str]:
+    """ONNX initializers stored transposed relative to torch: per-token linears (MatMul takes (in, out))."""
+    return {f"{layer.name}.weight" for layer in arch.layers if layer.kind == "linear" and layer.tokens}
 
 
 def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
@@ -68,6 +78,8 @@ def apply_weights(model: onnx.ModelProto, arch: Arch, tensors: dict[str, np.ndar
         HwprofError: naming the first tensor that is missing, unexpected or of the wrong shape.
     """
     mapping = tensor_map(arch)
+    transposed = transposed_in_onnx(arch)
+    tensors = {k: (np.asarray(v).T if mapping.get(k) in transposed else v) for k, v in tensors.items()}
     inits = {i.name: i for i in model.graph.initializer}
     for torch_name, onnx_name in mapping.items():
         if torch_name not in tensors:

@@ -101,7 +101,10 @@ def supernet_layout(space: SearchSpace) -> tuple[list[Block], list[LayerSpec], l
                 raise HwprofError(f"space '{space.name}' has layer options the single-path supernet cannot "
                                   "represent (it needs (kernel, expand) MBConv choices)",
                                   "use --space s3nas or --space ofa")
-    first = next(i for i, b in enumerate(arch.blocks) if b.op == "mbconv" and b.expand_conv)
+    first = next((i for i, b in enumerate(arch.blocks) if b.op == "mbconv" and b.expand_conv), None)
+    if first is None:
+        raise HwprofError(f"space '{space.name}' has no MBConv layers: the single-path supernet is convolutional",
+                          "search it with --searcher evolutionary, random or hurricane")
     stem, body = list(arch.blocks[:first]), arch.blocks[first:first + len(layer_vars)]
     head = list(arch.blocks[first + len(layer_vars):])
     if len(body) != len(layer_vars) or any(b.op != "mbconv" for b in body):

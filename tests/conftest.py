@@ -13,6 +13,7 @@ import pytest
 from nas.spaces import get_space, space_names
 
 SPACES = ["ofa", "ofa-width", "proxyless", "resnet", "fbnet", "s3nas", "hurricane"]
+ATTENTION_SPACES = ["vit", "hybrid"]  # tested in tests/test_attention.py
 REPO = Path(__file__).resolve().parents[1]
 
 

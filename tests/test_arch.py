@@ -84,7 +84,7 @@ def test_schema_version_is_checked():
     (lambda d: d["blocks"][3].update(colour="red"), "unknown block field"),
     (lambda d: d["blocks"][3].update(op="teleport"), "unknown block op"),
     (lambda d: d["blocks"][3].update(c_in=d["blocks"][3]["c_in"] + 8), "expects"),
-    (lambda d: d["blocks"][3].update(act="gelu"), "activation"),
+    (lambda d: d["blocks"][3].update(act="mish"), "activation"),
     (lambda d: d.update(genes="abc"), "genes"),
 ])
 def test_malformed_arch_json_is_a_clear_error(mutation, message):

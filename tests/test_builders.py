@@ -25,7 +25,7 @@ def _run_ort(model: onnx.ModelProto, shape, dtype=np.float32) -> np.ndarray:
 
 @pytest.mark.parametrize("space", SPACES)
 def test_onnx_valid_runs_and_matches_ir(space):
-    for arch in samples(space, 20):
+    for arch in samples(space, 8):
         model = build_onnx(arch)
         onnx.checker.check_model(model, full_check=True)
         out = _run_ort(model, arch.input_shape)

@@ -7,7 +7,7 @@ import json
 import onnx
 
 from hwprof.io import read_archs
-from tests.conftest import SPACES, run_cli
+from tests.conftest import ATTENTION_SPACES, SPACES, run_cli
 
 
 def test_help_lists_commands():
@@ -20,7 +20,7 @@ def test_help_lists_commands():
 def test_spaces_json_lists_every_builtin_space():
     proc = run_cli("nas", "spaces", "--json", check=True)
     infos = json.loads(proc.stdout)
-    assert sorted(i["name"] for i in infos) == sorted(SPACES)
+    assert sorted(i["name"] for i in infos) == sorted(SPACES + ATTENTION_SPACES)
     assert all(i["size"] > 0 and i["description"] for i in infos)
 
 

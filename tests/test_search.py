@@ -280,11 +280,20 @@ def test_cli_search_holds_and_reports_dimensions(npu_pred, tmp_path):
     chosen = json.loads(run_cli(*args, "--fix", "resolution=176", "--out", str(tmp_path / "b"), check=True).stdout)
     assert set(chosen["front_distribution"]["resolution"]) == {"176"}
     assert chosen["held"][0]["reason"] == "fixed with --fix"
-    for bad, expected in (("resolution=100", "allowed values"), ("depth=2", "no variable 'depth'"),
-                          ("resolution", "not NAME=VALUE")):
-        proc = run_cli(*args, "--fix", bad, "--out", str(tmp_path / "c"))
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
+    proc = run_cli(*args, "--fix", "resolution=100", "--out", str(tmp_path / "c"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "allowed values" in lines[0], proc.stderr
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("bad,expected", [("resolution=100", "allowed values"), ("depth=2", "no variable 'depth'"),
+                                          ("resolution", "not NAME=VALUE")])
+def test_bad_fix_names_what_is_allowed(bad, expected):
+    from nas.dimensions import parse_fix
+
+    with pytest.raises(HwprofError) as err:
+        parse_fix([bad], get_space("ofa"))
+    assert expected in err.value.one_line()
 
 
 def test_default_searcher_under_a_target_spends_every_evaluation_below_it(npu_lut):

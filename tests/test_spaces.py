@@ -7,11 +7,11 @@ import pytest
 
 from hwprof.errors import HwprofError
 from nas.spaces import get_space
-from tests.conftest import SPACES, samples
+from tests.conftest import ATTENTION_SPACES, SPACES, samples
 
 
 def test_registry_lists_exactly_the_builtin_spaces(all_space_names):
-    assert sorted(all_space_names) == sorted(SPACES)
+    assert sorted(all_space_names) == sorted(SPACES + ATTENTION_SPACES)
 
 
 def test_unknown_space_is_a_clear_error():

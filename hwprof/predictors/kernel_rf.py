@@ -34,6 +34,11 @@ from hwprof.predictors.kernels import FEATURES, LEGACY_FEATURES, block_kernels
 from hwprof.registry import PREDICTORS
 from hwprof.runtime_graph import RULES, GraphRuntime, graph_kernels, target_kernels
 
+#: Blocks whose kernels are read from their ONNX graph even where the IR could give them: attention
+#: layers lower to several ops (reshapes, two products, softmax) that a model exported by torch has too,
+#: so kernels read the same way from both make a predictor trained on one right about the other.
+GRAPH_READ_OPS = ("patchembed", "flatten", "transformer", "tokenhead", "poolmixer")
+
 _MACS, _IN, _OUT = FEATURES.index("macs"), FEATURES.index("in_elems"), FEATURES.index("out_elems")
 _EXTRA = FEATURES.index("extra_elems")
 # Kernel types that do the same kind of work, tried in order for a type the training blocks lacked.
@@ -97,7 +102,8 @@ class KernelRFPredictor(LatencyPredictor):
     def _kernels(self, target: Block | Arch, style: str, context: bool = False) -> Kernels:
         """(type, features) of each kernel of a block: as timed alone, or (``context``) inside a network."""
         runtime = self.runtime_
-        if runtime.kind == RULES and style == DEFAULT_STYLE and isinstance(target, Block):
+        if (runtime.kind == RULES and style == DEFAULT_STYLE and isinstance(target, Block)
+                and target.op not in GRAPH_READ_OPS):
             return tuple((t, f) for t, f in block_kernels(target))  # the IR is the graph: no build needed
         return tuple((k.type, k.features) for k in target_kernels(target, style, runtime, context))
 

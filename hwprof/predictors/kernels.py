@@ -9,7 +9,7 @@ units), with numeric features a regression tree can split on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -63,6 +63,39 @@ def group_kernels(blocks: list[Block]) -> dict[str, tuple[np.ndarray, np.ndarray
             feats.setdefault(ktype, []).append(f)
             owner.setdefault(ktype, []).append(i)
     return {k: (np.asarray(feats[k], dtype=float), np.asarray(owner[k])) for k in feats}
+
+
+def value_geometry(shape) -> tuple[float, float]:
+    """(channels, side) of a tensor for kernel features: NCHW gives (C, H); (1, N, C) tokens give
+    (C, sqrt(N)), so that channels x side^2 is the element count; a (1, C) vector gives (C, 1)."""
+    shape = list(shape) or [1]
+    if len(shape) == 4:
+        return float(shape[1]), float(shape[2])
+    if len(shape) == 3:
+        return float(shape[-1]), float(np.sqrt(shape[0] * shape[1]))
+    if len(shape) <= 2:
+        return float(shape[-1]), 1.0
+    return float(shape[-1]), float(np.sqrt(np.prod(shape[:-1])))
+
+
+def exact_elements(features: tuple[float, ...], x, y) -> tuple[float, ...]:
+    """``features`` with in/out element counts taken from the tensors' shapes (any rank)."""
+    out = list(features)
+    out[FEATURES.index("in_elems")] = float(np.prod(x)) if len(x) else 1.0
+    out[FEATURES.index("out_elems")] = float(np.prod(y)) if len(y) else 1.0
+    return tuple(out)
+
+
+def matmul_layer(x, y, weight_dims) -> Layer:
+    """The kernel of a MatMul read from a graph: a per-row linear when the right operand is a weight,
+    else a product of two activations (attention's Q K^T and A V), batched over the leading dims."""
+    rows = float(np.prod(x[:-1])) if len(x) > 1 else 1.0
+    if weight_dims is not None:
+        side = float(np.sqrt(rows))
+        return Layer("linear", "", (), (), x[-1], y[-1], side, side, bias=False, tokens=rows > 1)
+    batch = float(np.prod(y[:-2])) if len(y) > 2 else 1.0
+    side = float(np.sqrt(y[-2])) if len(y) > 1 else 1.0
+    return Layer("matmul", "", (), (), x[-1], y[-1], side, side, groups=batch)
 
 
 _ACT_OPS = {"Relu": "relu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid", "Sigmoid": "sigmoid"}
@@ -198,9 +231,11 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
         op = node.op_type
         x = dims(node.input[0]) if node.input else [1]
         y = dims(node.output[0])
-        c_in, res_in = (x[1], x[2]) if len(x) == 4 else (x[-1], 1)
-        c_out, res_out = (y[1], y[2]) if len(y) == 4 else (y[-1], 1)
-        if op in ("Conv", "Gemm", "MatMul"):
+        c_in, res_in = value_geometry(x)
+        c_out, res_out = value_geometry(y)
+        if op == "MatMul" and node.input[1] not in consts:
+            layer = matmul_layer(x, y, None)
+        elif op in ("Conv", "Gemm", "MatMul"):
             value, bn = node.output[0], False
             nxt = only_consumer(value)
             if op == "Conv" and nxt is not None and nxt.op_type == "BatchNormalization":
@@ -217,9 +252,13 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
                 stride = int(attr(node, "strides", [1])[0])
                 layer = Layer("conv", "", (), (), c_in, c_out, res_in, res_out, k, stride, groups,
                               bias=len(node.input) > 2, bn=bn, act=act)
+            elif op == "MatMul":
+                layer = replace(matmul_layer(x, y, list(w.dims) if w is not None else [x[-1], y[-1]]), act=act)
             else:
-                c_in = int(w.dims[0]) if w is not None and op == "MatMul" else c_in
                 layer = Layer("linear", "", (), (), c_in, c_out, 1, 1, act=act)
+        elif op in ("LayerNormalization", "Softmax"):
+            layer = Layer("layernorm" if op == "LayerNormalization" else "softmax", "", (), (), c_in, c_out,
+                          res_in, res_out)
         elif op in ("GlobalAveragePool", "ReduceMean"):
             layer = Layer("gap", "", (), (), c_in, c_in, res_in, 1)
         elif op in ("MaxPool", "AveragePool"):
@@ -230,7 +269,8 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
             layer = Layer(op.lower(), "", (), (), c_in, c_out, res_in, res_out)
         elif op in _ACT_OPS or op == "Clip":
             layer = Layer("act", "", (), (), c_in, c_in, res_in, res_in, act=_ACT_OPS.get(op, "relu6"))
-        elif op == "Transpose" and len(x) == 5:  # channel shuffle: Reshape(N,g,C/g,H,W) -> Transpose -> Reshape
+        elif op == "Transpose" and len(x) == 5 and list(attr(node, "perm", [])) == [0, 2, 1, 3, 4]:
+            # channel shuffle: Reshape(N,g,C/g,H,W) -> Transpose -> Reshape
             layer = Layer("shuffle", "", (), (), x[1] * x[2], x[1] * x[2], x[3], x[3], groups=x[1])
         elif op == "Concat":
             layer = Layer("concat", "", (), (), c_in, c_out, res_in, res_out)
@@ -240,6 +280,6 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
             layer = Layer("act", "", (), (), c_in, c_out, res_in, res_out)
         fused = [name_of[id(n)] for n in model.graph.node if id(n) in used and id(n) not in before]
         main = name_of[id(node)]
-        out.append(OnnxKernel(kernel_type(layer), kernel_features(layer),
+        out.append(OnnxKernel(kernel_type(layer), exact_elements(kernel_features(layer), x, y),
                               (main, *[n for n in fused if n != main])))
     return out

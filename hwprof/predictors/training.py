@@ -180,3 +180,38 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
         predictor.provenance_["test_fraction"] = test_fraction
     predictor.provenance_["refit_on_all"] = bool(refit or test_fraction <= 0)
     return predictor, metrics
+
+
+def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=None):
+    """Score a saved predictor on a measured dataset (``hwprof evaluate``).
+
+    Args:
+        predictor_path: Predictor file from ``hwprof fit-predictor``.
+        data: Dataset directory with end-to-end measurements.
+        graph_style: Graph style to score when the dataset holds several.
+        plot: Where to write the predicted-vs-measured scatter (PNG), or None.
+
+    Returns:
+        ``(result, predictor, measured, raw_measured)``: the JSON-ready result (metrics, with
+        ``fallback_blocks`` for lookup tables), the predictor, the drift-comparable data and the data as read.
+    """
+    from hwprof.io import atomic_write_via
+    from hwprof.predictors import store
+    from hwprof.predictors.data import load_measurements
+    from hwprof.predictors.metrics import plot_predictions
+
+    predictor = store.load(predictor_path)
+    prov = predictor.provenance_
+    raw = load_measurements(data, device=prov.get("device"), space=prov.get("space") or None, style=graph_style)
+    check_compatible(predictor, raw)
+    metrics, predicted = evaluate(predictor, raw)
+    if hasattr(predictor, "missing_blocks"):
+        metrics["fallback_blocks"] = list(predictor.missing_blocks(raw.archs))
+    measured, _ = comparable(predictor, raw)
+    if plot is not None:
+        title = f"{predictor.name} on {measured.label}, {measured.space}"
+        atomic_write_via(plot, lambda png: plot_predictions(measured.latency_ms, predicted, png, title), ".png")
+    result = {"predictor": predictor.name, "device": measured.device, "simulated": measured.simulated,
+              "space": measured.space, "data": str(data), "metrics": metrics,
+              "plot": str(plot) if plot else None}
+    return result, predictor, measured, raw

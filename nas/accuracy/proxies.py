@@ -135,13 +135,19 @@ class ZeroCostProxy(CachedEstimator):
         return {"resolution": self.resolution}
 
     def sees(self, space) -> set[str]:
-        """Every variable but the input resolution, when scored at one fixed resolution."""
+        """Every variable but those setting the input grid (resolution, patch size), when scored at one
+        fixed resolution: at 128 px synflow ranks a ViT with 32-px patches (16 tokens) above the same
+        ViT with 16-px patches (64 tokens)."""
         names = {v.name for v in space.variables}
-        return names if self.resolution is None else names - {"resolution"}
+        grid = set(getattr(getattr(space, "base", space), "input_grid_variables", ("resolution",)))
+        return names if self.resolution is None else names - grid
 
     def blind_reason(self, variable: str) -> str:
         if variable == "resolution" and self.resolution is not None:
             return f"it is computed at {self.resolution} px for every network"
+        if self.resolution is not None:
+            return (f"at {self.resolution} px for every network it does not reward the finer input sampling "
+                    f"that '{variable}' buys")
         return super().blind_reason(variable)
 
     _pool: ProcessPoolExecutor | None = None

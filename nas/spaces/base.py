@@ -77,6 +77,12 @@ class SearchSpace(ABC):
     reference: str = ""
     # Values a variable is held at when the search's estimator cannot judge it (see nas.dimensions)
     deployment_values: dict[str, Any] = {}
+    #: Variables that set how finely the input is sampled (resolution, a ViT's patch size): a score
+    #: computed at one fixed input resolution cannot judge them (see ZeroCostProxy.sees)
+    input_grid_variables: tuple[str, ...] = ("resolution",)
+    #: Global variables ``hwprof profile-space`` sweeps option by option, everything else equal
+    #: (e.g. how many blocks are attention blocks: where attention stops paying on a chip)
+    profile_sweeps: tuple[str, ...] = ()
     #: True when a layer's block depends only on its own choice and the global
     #: choices (not on neighbouring layers' widths): then per-(layer, choice)
     #: cost tables of block-additive predictors are exact.
