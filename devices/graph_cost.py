@@ -77,6 +77,27 @@ def tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     return shapes
 
 
+def constant_folded(model: onnx.ModelProto) -> tuple[set[str], set[int]]:
+    """What a runtime computes once at load time instead of per inference (constant folding).
+
+    A node whose every input is constant (an initializer, a Constant, the output of
+    another folded node, or a Shape of a tensor whose shape is static, as every shape
+    in a batch-1 deployed graph is) is folded: torch's exporter emits such chains for
+    reshapes written with ``x.size()`` and for transposed weights (``x @ w.T``).
+
+    Returns:
+        (names of every constant value, graph-order index of every folded node).
+    """
+    constant = {i.name for i in model.graph.initializer}
+    folded: set[int] = set()
+    for index, node in enumerate(model.graph.node):
+        if node.op_type == "Constant" or node.op_type == "Shape" or (
+                node.input and all(not i or i in constant for i in node.input)):
+            folded.add(index)
+            constant.update(o for o in node.output if o)
+    return constant, folded
+
+
 def _pad(c: int, lane: int) -> int:
     return math.ceil(c / lane) * lane
 
@@ -109,14 +130,14 @@ class GraphCostModel:
         p = self.p
         shapes = shapes if shapes is not None else tensor_shapes(model)
         eb = p.bytes_per_element
-        initializers = {i.name for i in model.graph.initializer}
+        initializers, folded = constant_folded(model)
         consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in model.graph.node:
             for i in node.input:
                 consumers.setdefault(i, []).append(node)
         fused_into: set[str] = set()
         costs: list[OpCost] = []
-        for node in model.graph.node:
+        for index, node in enumerate(model.graph.node):
             op = node.op_type
             out = node.output[0] if node.output else ""
             out_shape = shapes.get(out, [1])
@@ -126,6 +147,9 @@ class GraphCostModel:
             name = node.name or f"{op}_{len(costs)}"
             if node.name in fused_into:
                 costs.append(OpCost(name, op, "fused", 0, 0, 0.0, fused=True))
+                continue
+            if index in folded:  # computed once when the model is loaded
+                costs.append(OpCost(name, op, "free", 0, 0, 0.0))
                 continue
             unsupported = op in p.unsupported_ops
             if op == "Conv":

@@ -40,8 +40,13 @@ def export_module(module: Any, input_shape: Sequence[int], exporter: str = "torc
     module = module.eval()
     example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))
     buf = io.BytesIO()
+    # nn.TransformerEncoderLayer's fused inference fast path has no ONNX export: trace the plain ops
+    mha = getattr(torch.backends, "mha", None)
+    fastpath = mha.get_fastpath_enabled() if mha is not None else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
+        if mha is not None:
+            mha.set_fastpath_enabled(False)
         try:
             if exporter == "dynamo":
                 program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset,
@@ -56,4 +61,7 @@ def export_module(module: Any, input_shape: Sequence[int], exporter: str = "torc
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise HwprofError(f"torch could not export the module: {first}",
                               "check that the module runs on the given input shape") from None
+        finally:
+            if mha is not None:
+                mha.set_fastpath_enabled(fastpath)
     return onnx.load_from_string(buf.getvalue())

@@ -182,3 +182,20 @@ def test_searchers_search_the_attention_spaces_under_a_target(space, vit_data, t
     for name in ("evolutionary", "random", "hurricane"):
         result = create_searcher(name).search(sp, predictor, ParamScore(), Constraint(target), budget=24, seed=0)
         assert result.best is not None and result.best.latency_ms <= target, name
+
+
+def test_shape_plumbing_is_folded_as_runtimes_fold_it():
+    """torch's encoder layer (its fused fast path off for export) computes the attention scale from
+    x.size(): those nodes, like a transposed weight, are folded at load, so neither the simulator nor
+    kernel-rf prices them, and the q/k/v projection reads as a weight product."""
+    from devices.graph_cost import constant_folded
+
+    exported = export_module(PlainViT(heads=4), (1, 3, 64, 64))  # 4 heads: the fast path would run in eval
+    _, folded = constant_folded(exported)
+    nodes = list(exported.graph.node)
+    plumbing = {i for i, n in enumerate(nodes) if n.op_type in ("Shape", "Sqrt", "Cast")}
+    assert plumbing and plumbing <= folded
+    costs = get_device("kirin-npu").latency(exported)[1]
+    assert all(c.time_s == 0 for c in costs if c.op_type in ("Shape", "Sqrt", "Cast"))
+    kernel_nodes = {name for k in onnx_kernels(exported) for name in k.nodes}
+    assert not any(nodes[i].name in kernel_nodes for i in folded)

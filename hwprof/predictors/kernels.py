@@ -99,8 +99,10 @@ def matmul_layer(x, y, weight_dims) -> Layer:
 
 
 _ACT_OPS = {"Relu": "relu", "HardSwish": "hswish", "HardSigmoid": "hsigmoid", "Sigmoid": "sigmoid"}
-_FREE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Shape", "Gather", "Constant", "Cast",
-             "Dropout"}
+# Shape plumbing costs nothing; Gather and Cast do (shape computations are constant-folded first, so a
+# Gather left over picks data, e.g. q, k and v out of a stacked projection, or rows of an embedding)
+_MOVE_OPS = {"Transpose", "Gather", "Slice", "Expand", "Tile", "Pad"}
+_FREE_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Shape", "Constant", "Dropout"}
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,11 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
         what :func:`block_kernels` gives for hwprof's own blocks.
     """
 
-    from devices.graph_cost import tensor_shapes
+    from devices.graph_cost import constant_folded, tensor_shapes
 
     shapes = tensor_shapes(model)
     inits = {i.name: i for i in model.graph.initializer}
-    consts = set(inits) | {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    consts, folded = constant_folded(model)
     consumers: dict[str, list] = {}
     producer = {}
     for node in model.graph.node:
@@ -223,8 +225,8 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
 
     name_of = {id(n): name for n, name in zip(model.graph.node, node_names(model))}
     out: list[OnnxKernel] = []
-    for node in model.graph.node:
-        if id(node) in used or node.op_type in _FREE_OPS:
+    for index, node in enumerate(model.graph.node):
+        if id(node) in used or index in folded or node.op_type in _FREE_OPS:
             continue
         before = set(used)
         used.add(id(node))
@@ -272,6 +274,8 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
         elif op == "Transpose" and len(x) == 5 and list(attr(node, "perm", [])) == [0, 2, 1, 3, 4]:
             # channel shuffle: Reshape(N,g,C/g,H,W) -> Transpose -> Reshape
             layer = Layer("shuffle", "", (), (), x[1] * x[2], x[1] * x[2], x[3], x[3], groups=x[1])
+        elif op in _MOVE_OPS:  # pure data movement: a layout change or a gathered slice
+            layer = Layer("reorder", "", (), (), c_in, c_out, res_in, res_out)
         elif op == "Concat":
             layer = Layer("concat", "", (), (), c_in, c_out, res_in, res_out)
         elif op == "Split":
