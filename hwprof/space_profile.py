@@ -170,9 +170,8 @@ def profile_device(space, device: str, measure_into_dir, data=None, samples: int
     Returns:
         (device, :class:`SpaceProfile`, the data directory used, its :class:`MeasurementData`).
     """
-    from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
-    from hwprof.profiling import device_label, get_device, measure_into, split_target
+    from hwprof.profiling import device_label, get_device
 
     dev = get_device(device, seed=seed)
     if data is None:
@@ -182,15 +181,23 @@ def profile_device(space, device: str, measure_into_dir, data=None, samples: int
         samples = samples or (1000 if dev.simulated else 300)
         status(f"measuring {samples} {space.name} networks (largest resolution) and their blocks on "
                f"{device_label(dev)} into {data}")
-        dtype = split_target(device)[1]
-        run = measure_into(Dataset(data), dev, profile_sample(space, samples, seed), mode="both", executor=executor,
-                           device_options={"seed": seed, **({"dtype": dtype} if dtype else {})},
-                           reference_every_s=None if dev.simulated else 2.0)
-        if run.failed:
-            raise HwprofError(f"{run.failed} measurement(s) failed ({run.failures[0]})",
-                              "rerun the same command: what was measured is kept")
+        _measure_resumably(dev, device, profile_sample(space, samples, seed), data, "both", seed, executor)
     measurements = load_measurements(data, device=dev.name, space=space.name)
     return dev, profile_space(space, measurements, bootstrap, seed), data, measurements
+
+
+def _measure_resumably(dev, device: str, archs: list, out, mode: str, seed: int, executor=None) -> None:
+    """Measure what ``out`` lacks of ``archs`` on ``dev`` (token ``device``, its dtype kept); a failure is one line."""
+    from hwprof.dataset import Dataset
+    from hwprof.profiling import measure_into, split_target
+
+    dtype = split_target(device)[1]
+    run = measure_into(Dataset(out), dev, archs, mode=mode, executor=executor,
+                       device_options={"seed": seed, **({"dtype": dtype} if dtype else {})},
+                       reference_every_s=None if dev.simulated else 2.0)
+    if run.failed:
+        raise HwprofError(f"{run.failed} measurement(s) failed ({run.failures[0]})",
+                          "rerun the same command: what was measured is kept")
 
 
 def compare_profiles(profiles: dict[str, SpaceProfile], top: int = 3) -> dict[str, Any]:
@@ -392,9 +399,8 @@ def sweep_variable(space, device: str, variable: str, out_dir, networks: int = 2
         then the median) per option, ``largest_within`` (allowance such as ``"+10%"`` -> the largest
         option whose median ratio stays within it), ``networks``, ``device``, ``simulated``.
     """
-    from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
-    from hwprof.profiling import get_device, measure_into, split_target
+    from hwprof.profiling import get_device
 
     names = [v.name for v in space.variables]
     if variable not in names:
@@ -405,13 +411,8 @@ def sweep_variable(space, device: str, variable: str, out_dir, networks: int = 2
     rng = np.random.default_rng(seed)
     bases = [list(space.sample_genes(rng, space.option_mask())) for _ in range(networks)]
     grid = [[space.to_arch(base[:index] + [j] + base[index + 1:]) for j in options] for base in bases]
-    dtype = split_target(device)[1]
-    run = measure_into(Dataset(out_dir), dev, list({a.hash: a for row in grid for a in row}.values()), mode="e2e",
-                       executor=executor, device_options={"seed": seed, **({"dtype": dtype} if dtype else {})},
-                       reference_every_s=None if dev.simulated else 2.0)
-    if run.failed:
-        raise HwprofError(f"{run.failed} measurement(s) failed ({run.failures[0]})",
-                          "rerun the same command: what was measured is kept")
+    _measure_resumably(dev, device, list({a.hash: a for row in grid for a in row}.values()), out_dir, "e2e", seed,
+                       executor)
     data = load_measurements(out_dir, device=dev.name, space=space.name)
     latency = dict(zip((a.hash for a in data.archs), data.latency_ms))
     ms = np.array([[latency[a.hash] for a in row] for row in grid])
