@@ -23,11 +23,13 @@ wins of our default searcher, and, for reference, the NSGA-II mode
     python -m benchmarks.bench_constrained [--devices kirin-npu,hexagon-dsp,myriad-vpu]
         [--budgets 300,900,2000] [--seeds 5] [--percentiles 30,60] [--others nsga2,hurricane,random]
         [--json out.json]
+    python -m benchmarks.bench_constrained --merge a.json b.json ...   (one report from several runs)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -103,6 +105,51 @@ def curve(searcher, space, predictor, estimator, target: float, budget: int, see
     return best_so_far(result.history, Constraint(target))
 
 
+OURS, BASE = "default (evolutionary)", "baseline (OFA constrained evolution)"
+
+
+def report(results: dict, budgets: list[int], seeds: int) -> bool:
+    """Print the per-setting table and the acceptance line; True when ours is level everywhere."""
+    for key, r in results.items():
+        done = len(r["per_seed"][OURS])
+        print(f"\n{key} (target {r['target_ms']:.3f} ms, simulated device; {done}/{seeds} seeds)")
+        for m, v in r["mean_best"].items():
+            print(f"  {m:38s} " + "  ".join(f"{b}: {x:.3f}" for b, x in zip(budgets, v))
+                  + f"   ({r['search_s'][m]:.0f} s)")
+        print("  default vs baseline, seeds won: " + "  ".join(
+            f"{b}: {w}/{done}" for b, w in zip(budgets, r["default_wins"])), flush=True)
+    level = all(r["mean_best"][OURS][i] >= r["mean_best"][BASE][i] for r in results.values() for i in range(len(budgets)))
+    ahead = sum(r["mean_best"][OURS][i] > r["mean_best"][BASE][i] for r in results.values() for i in range(len(budgets)))
+    won = sum(sum(r["default_wins"]) for r in results.values())
+    runs = sum(len(r["per_seed"][OURS]) * len(budgets) for r in results.values())
+    print(f"\ndefault at least level with the baseline in every setting: {'OK' if level else 'MISSED'}; "
+          f"ahead in {ahead}/{len(results) * len(budgets)} settings (target: at least half); "
+          f"seed-level wins {won}/{runs}")
+    return level
+
+
+def summarise(best: dict, target: float, budgets: list[int], wall: dict) -> dict:
+    """One setting's figures from the per-seed best scores found so far."""
+    ours, base = np.array(best[OURS]), np.array(best[BASE])
+    return {"target_ms": target, "budgets": budgets,
+            "mean_best": {m: np.mean(v, axis=0).tolist() for m, v in best.items()},
+            "per_seed": {m: np.asarray(v).tolist() for m, v in best.items()},
+            "default_wins": (ours > base).sum(axis=0).tolist(), "ties": (ours == base).sum(axis=0).tolist(),
+            "search_s": wall}
+
+
+def merge(paths: list[str]) -> None:
+    """Combine the JSON files of several runs (one per device and target) into one report."""
+    results, budgets, seeds = {}, None, 0
+    for path in paths:
+        doc = json.loads(Path(path).read_text())["results"]
+        results.update(doc)
+        for r in doc.values():
+            budgets = r["budgets"]
+            seeds = max(seeds, len(r["per_seed"][OURS]))
+    report(results, budgets, seeds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", default="kirin-npu,hexagon-dsp,myriad-vpu")
@@ -110,14 +157,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--percentiles", default="30,60")
     parser.add_argument("--others", default="nsga2", help="reference searchers: nsga2, hurricane, random (or none)")
-    parser.add_argument("--json")
+    parser.add_argument("--json", help="results file, rewritten after every finished seed")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="only combine earlier --json files into one report")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
     budgets = [int(b) for b in args.budgets.split(",")]
     full = get_space("ofa")
     estimator = SynflowProxy()
     space, held = hold_unseen(full, estimator)
-    methods = {"default (evolutionary)": lambda: create_searcher("evolutionary"),
-               "baseline (OFA constrained evolution)": ConstrainedEvolutionBaseline}
+    methods = {OURS: lambda: create_searcher("evolutionary"), BASE: ConstrainedEvolutionBaseline}
     others = {"nsga2": ("NSGA-II (mode=pareto)", lambda: create_searcher("evolutionary", mode="pareto")),
               "hurricane": ("hurricane", lambda: create_searcher("hurricane")),
               "random": ("random", lambda: create_searcher("random"))}
@@ -140,39 +190,24 @@ def main() -> None:
             for pct in (int(p) for p in args.percentiles.split(",")):
                 target = float(np.percentile(lat, pct))
                 key = f"{device} p{pct}"
-                best = {m: np.zeros((args.seeds, len(budgets))) for m in methods}
+                best = {m: [] for m in methods}
                 wall = {m: 0.0 for m in methods}
                 for seed in range(args.seeds):
                     for m, make in methods.items():
                         start = time.perf_counter()
                         if m in per_budget:
-                            best[m][seed] = [curve(make(), space, predictor, estimator, target, b, seed)[-1]
-                                             for b in budgets]
+                            row = [curve(make(), space, predictor, estimator, target, b, seed)[-1] for b in budgets]
                         else:
                             c = curve(make(), space, predictor, estimator, target, max(budgets), seed)
-                            best[m][seed] = [c[min(b, len(c)) - 1] for b in budgets]
+                            row = [c[min(b, len(c)) - 1] for b in budgets]
+                        best[m].append(row)
                         wall[m] += time.perf_counter() - start
-                ours, base = best["default (evolutionary)"], best["baseline (OFA constrained evolution)"]
-                wins = (ours > base).sum(axis=0)
-                results[key] = {"target_ms": target, "budgets": budgets,
-                                "mean_best": {m: v.mean(axis=0).tolist() for m, v in best.items()},
-                                "per_seed": {m: v.tolist() for m, v in best.items()},
-                                "default_wins": wins.tolist(), "ties": (ours == base).sum(axis=0).tolist(),
-                                "search_s": wall}
-                print(f"\n{key} (target {target:.3f} ms, simulated device)")
-                for m in methods:
-                    print(f"  {m:38s} " + "  ".join(f"{b}: {v:.3f}" for b, v in zip(budgets, best[m].mean(axis=0)))
-                          + f"   ({wall[m]:.0f} s)")
-                print("  default vs baseline, seeds won: " + "  ".join(
-                    f"{b}: {w}/{args.seeds}" for b, w in zip(budgets, wins)), flush=True)
-    level = all(r["mean_best"]["default (evolutionary)"][i] >= r["mean_best"]["baseline (OFA constrained evolution)"][i]
-                for r in results.values() for i in range(len(budgets)))
-    ahead = sum(r["mean_best"]["default (evolutionary)"][i] > r["mean_best"]["baseline (OFA constrained evolution)"][i]
-                for r in results.values() for i in range(len(budgets)))
-    settings = len(results) * len(budgets)
-    print(f"\ndefault at least level with the baseline in every setting: {'OK' if level else 'MISSED'}; "
-          f"ahead in {ahead}/{settings} settings (target: at least half)")
-    emit("constrained", results, args.json)
+                    print(f"{key} seed {seed}: " + "; ".join(
+                        f"{m.split(' (')[0]} " + "/".join(f"{x:.3f}" for x in best[m][-1]) for m in methods),
+                        flush=True)
+                    results[key] = summarise(best, target, budgets, wall)
+                    emit("constrained", results, args.json)
+    report(results, budgets, args.seeds)
 
 
 if __name__ == "__main__":

@@ -66,13 +66,18 @@ def synflow_score(arch: Arch) -> float:
     from hwprof.build_torch import build_torch
 
     torch.manual_seed(_seed_of(arch))
-    for dtype in (torch.float32, torch.float64):  # float64 only if float32 overflows
+    # float64 only if float32 overflows; the float64 network takes the next weights of the same seeded
+    # stream, so a score is still a function of the architecture alone
+    for dtype in (torch.float32, torch.float64):
         net = build_torch(arch).to(dtype).eval()
         with torch.no_grad():
             for p in net.parameters():
                 p.abs_()
         x = torch.ones((1, *arch.input_shape[1:]), dtype=dtype)
-        net(x).sum().backward()
+        flow = net(x).sum()
+        if dtype == torch.float32 and not torch.isfinite(flow):
+            continue  # R itself overflowed: the saliency, which sums to more than R, would too
+        flow.backward()
         total = sum(float((p.detach() * p.grad).abs().sum()) for p in net.parameters() if p.grad is not None)
         if np.isfinite(total):
             break
