@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -83,6 +85,26 @@ def test_bad_attention_options_are_clear_errors():
         Block("patchembed", 3, 192, 200, kernel=(16,), stride=16)
     with pytest.raises(HwprofError, match="stride == kernel"):
         Block("patchembed", 3, 192, 224, kernel=(16,), stride=8)
+
+
+def test_the_tanh_gelu_form_builds_as_torch_exports_it_and_survives_a_saved_space(tmp_path):
+    from nas.spaces.reduced import load_reduced_space
+
+    space = get_space("vit", gelu="tanh")
+    arch = space.sample(np.random.default_rng(3))
+    assert {b.act for b in arch.blocks if b.op == "transformer"} == {"gelu_tanh"}
+    ops = {n.op_type for n in build_onnx(arch).graph.node}
+    assert "Tanh" in ops and "Erf" not in ops
+    net = build_torch(arch).eval()
+    assert any(isinstance(m, torch.nn.GELU) and m.approximate == "tanh" for m in net.modules())
+    assert space.params == {"gelu": "tanh"} and get_space("vit").params == {}
+    reduced, _ = hold_unseen(space, SynflowProxy())
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(reduced.to_dict()))
+    assert load_reduced_space(str(path)).base.params == {"gelu": "tanh"}
+    with pytest.raises(HwprofError, match="unknown GELU form 'fast'") as err:
+        get_space("hybrid", gelu="fast")
+    assert "erf, tanh" in err.value.hint
 
 
 def test_a_fixed_resolution_proxy_holds_the_patch_size_it_cannot_judge():

@@ -65,6 +65,19 @@ class Chain:
         self.channels, self.resolution = c_out, block.out_resolution
 
 
+GELU_FORMS = {"erf": "gelu", "tanh": "gelu_tanh"}
+
+
+def gelu_activation(form: str) -> str:
+    """The IR activation of a GELU form: ``erf`` (exact, nn.GELU()) or ``tanh`` (nn.GELU(approximate="tanh"),
+    GPT-2/BERT code's ``gelu_new``); the two export to different graphs (onnxruntime fuses only the erf one)."""
+    if form not in GELU_FORMS:
+        from hwprof.errors import HwprofError
+
+        raise HwprofError(f"unknown GELU form '{form}'", f"use one of: {', '.join(GELU_FORMS)}")
+    return GELU_FORMS[form]
+
+
 class SearchSpace(ABC):
     """Base class of search spaces.
 
@@ -87,6 +100,18 @@ class SearchSpace(ABC):
     #: choices (not on neighbouring layers' widths): then per-(layer, choice)
     #: cost tables of block-additive predictors are exact.
     separable: bool = True
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments that differ from their defaults (``get_space(name, **params)`` rebuilds it)."""
+        import inspect
+
+        out = {}
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and p.default is not inspect.Parameter.empty and hasattr(self, name):
+                if getattr(self, name) != p.default:
+                    out[name] = getattr(self, name)
+        return out
 
     # --- what a space defines ---------------------------------------------------------
 

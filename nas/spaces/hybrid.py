@@ -23,7 +23,7 @@ from typing import Any
 
 from hwprof.arch import Block
 from hwprof.registry import SPACES
-from nas.spaces.base import Chain, SearchSpace, Variable, option_variable
+from nas.spaces.base import Chain, SearchSpace, Variable, gelu_activation, option_variable
 
 STAGE_WIDTHS = ((32, 48, 64), (64, 96, 128), (160, 224, 288), (320, 384, 448))
 MAX_DEPTHS = (3, 3, 6, 6)
@@ -36,7 +36,14 @@ HEAD_DIM = 32
 
 @SPACES.register("hybrid")
 class HybridSpace(SearchSpace):
-    """EfficientFormer-style hybrid: conv MetaBlocks, then attention blocks at the end; the boundary is searched."""
+    """EfficientFormer-style hybrid: conv MetaBlocks, then attention blocks at the end; the boundary is searched.
+
+    Args:
+        num_classes: Classifier outputs.
+        gelu: GELU form of the MLPs, ``erf`` (nn.GELU(), the papers') or ``tanh``
+            (nn.GELU(approximate="tanh")); onnxruntime fuses the first into one kernel
+            and runs the second as its elementwise chain, so measure the one you ship.
+    """
 
     name = "hybrid"
     description = ("EfficientFormer-style hybrid: 4 stages of pooling MetaBlocks, the last stage's final "
@@ -46,8 +53,10 @@ class HybridSpace(SearchSpace):
     separable = False  # a block's kind depends on the global attention count
     profile_sweeps = ("attention",)
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, num_classes: int = 1000, gelu: str = "erf") -> None:
         self.num_classes = num_classes
+        self.gelu = gelu
+        self._act = gelu_activation(gelu)
 
     def _variables(self) -> list[Variable]:
         variables = [Variable("resolution", RESOLUTIONS, tuple(map(str, RESOLUTIONS)), "global"),
@@ -79,9 +88,9 @@ class HybridSpace(SearchSpace):
                     chain.add("flatten", widths[s])
                 if s == 3 and j >= len(ratios) - attention:
                     chain.add("transformer", widths[s], groups=widths[s] // HEAD_DIM, mid=widths[s] * ratio,
-                              act="gelu")
+                              act=self._act)
                 else:
-                    chain.add("poolmixer", widths[s], kernel=(3,), mid=widths[s] * ratio, act="gelu")
+                    chain.add("poolmixer", widths[s], kernel=(3,), mid=widths[s] * ratio, act=self._act)
         if attention:
             chain.add("tokenhead", widths[3])
         else:

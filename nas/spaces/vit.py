@@ -21,7 +21,7 @@ from typing import Any
 
 from hwprof.arch import Block
 from hwprof.registry import SPACES
-from nas.spaces.base import Chain, SearchSpace, Variable, option_variable
+from nas.spaces.base import Chain, SearchSpace, Variable, gelu_activation, option_variable
 
 EMBEDS = (192, 216, 240)
 HEADS = (3, 4, 6)
@@ -33,7 +33,14 @@ MAX_DEPTH, MIN_DEPTH = 14, 10
 
 @SPACES.register("vit")
 class ViTSpace(SearchSpace):
-    """AutoFormer-style ViT: embedding, patch size, resolution; per layer heads x MLP ratio or skip."""
+    """AutoFormer-style ViT: embedding, patch size, resolution; per layer heads x MLP ratio or skip.
+
+    Args:
+        num_classes: Classifier outputs.
+        gelu: GELU form of the MLPs, ``erf`` (nn.GELU(), the papers') or ``tanh``
+            (nn.GELU(approximate="tanh")); onnxruntime fuses the first into one kernel
+            and runs the second as its elementwise chain, so measure the one you ship.
+    """
 
     name = "vit"
     description = ("AutoFormer-style ViT: embed {192,216,240}, patch {16,32}, resolution 128-224, "
@@ -42,8 +49,10 @@ class ViTSpace(SearchSpace):
     deployment_values = {"resolution": 224, "patch": 16}  # DeiT and AutoFormer ship 16-px patches at 224 px
     input_grid_variables = ("resolution", "patch")
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, num_classes: int = 1000, gelu: str = "erf") -> None:
         self.num_classes = num_classes
+        self.gelu = gelu
+        self._act = gelu_activation(gelu)
 
     def _variables(self) -> list[Variable]:
         variables = [Variable("embed", EMBEDS, tuple(map(str, EMBEDS)), "global"),
@@ -66,7 +75,7 @@ class ViTSpace(SearchSpace):
             if option == "skip":
                 continue
             heads, ratio = option
-            chain.add("transformer", embed, groups=heads, mid=int(round(embed * ratio)), act="gelu")
+            chain.add("transformer", embed, groups=heads, mid=int(round(embed * ratio)), act=self._act)
         chain.add("tokenhead", embed)
         chain.add("linear", self.num_classes)
         return chain.blocks
