@@ -19,8 +19,9 @@ round-robin rounds, and compared with two ``kernel-rf`` predictors fitted only
 on hwprof-measured ``ofa`` networks and blocks:
 
 - *runtime* (this round's model): kernels from onnxruntime's optimized graph,
-  fitted on ``ofa`` in graph styles ``hwprof`` and ``torch-manual`` and on
-  ``proxyless`` (MobileNetV2-like) in ``hwprof`` style;
+  fitted on ``ofa`` in graph styles ``hwprof``, ``torch-manual`` and ``torch``,
+  and on ``proxyless`` (MobileNetV2-like) and ``ofa-width`` (per-block width
+  multipliers) in ``hwprof`` style;
 - *baseline* (round 1's model): hwprof's fusion rules, fitted on ``ofa`` in
   ``hwprof`` style only.
 
@@ -64,7 +65,9 @@ from nas.spaces import get_space
 
 ROUNDS = 4
 # (space, graph style, share of --train networks): what hwprof generates and kernel-rf learns from
-TRAINING = (("ofa", "hwprof", 1.0), ("ofa", "torch-manual", 1.0), ("proxyless", "hwprof", 0.67))
+# (ofa-width: per-block widths x0.75-1.25, the channel counts of width-multiplied MobileNets)
+TRAINING = (("ofa", "hwprof", 1.0), ("ofa", "torch-manual", 1.0), ("ofa", "torch", 0.5), ("proxyless", "hwprof", 0.67),
+            ("ofa-width", "hwprof", 0.5))
 
 
 def _div8(c: float) -> int:
@@ -331,8 +334,9 @@ def main() -> None:
         idx = [k for k, (s, _, _) in enumerate(names) if s == source]
         summary[source] = {"runtime": scores(err_rt[idx]), "baseline": scores(err_base[idx]),
                            "retest": scores(retest[idx])}
-    print("\nkernel-rf trained only on hwprof data (cpu, ofa + proxyless, drift-corrected); test-retest = first vs second half "
-          "of the rounds")
+    trained_on = ", ".join(f"{space} {style}" for space, style, _ in TRAINING)
+    print(f"\nkernel-rf trained only on hwprof data (cpu: {trained_on}; drift-corrected); "
+          "test-retest = first vs second half of the rounds")
     print(f"{'source':9s} {'n':>3s} | {'runtime ±10%':>12s} {'signed':>7s} | {'baseline ±10%':>13s} {'signed':>7s} | "
           f"{'retest ±10%':>11s} {'retest |d|':>10s}")
     for source, s in summary.items():
