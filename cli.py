@@ -107,7 +107,7 @@ _INPUT_SHAPE_HELP = ("Input shape for models with dynamic dimensions: 1,3,224,22
 def measure(
     device: Annotated[str, typer.Option("--device", "-d", help="Device name (see `hwprof devices`), NAME:DTYPE (e.g. litert-cpu:int8), or a profile .toml.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory (parquet parts are appended).")],
-    space: Annotated[Optional[str], typer.Option("--space", "-s", help="Sample networks from this space (a name, or a reduced-space .json from `hwprof reduce-space`).")] = None,
+    space: Annotated[Optional[str], typer.Option("--space", "-s", help="Sample networks from this space (a name, NAME:KEY=VALUE for a space argument such as vit:gelu=tanh, or a reduced-space .json from `hwprof reduce-space`).")] = None,
     samples: Annotated[int, typer.Option("--samples", "-n", help="How many networks to sample from --space.")] = 100,
     select: Annotated[Optional[str], typer.Option(help="Which networks of --space to measure: random (default), or informative (a D-optimal design over the --from predictors' predictions: the few networks that teach a transfer predictor most; default when --from is given).")] = None,
     from_predictors: Annotated[Optional[str], typer.Option("--from", help="Comma-separated predictor files of other devices, for --select informative.")] = None,
@@ -678,7 +678,7 @@ _PROFILE_OPTIONS_HELP = {
 
 @hwprof_app.command("profile-space")
 def profile_space_cmd(
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`), or a reduced-space .json.")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`; NAME:KEY=VALUE sets an argument, e.g. vit:gelu=tanh), or a reduced-space .json.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")],
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device (see `hwprof devices`); NAME:DTYPE for int8, e.g. litert-cpu:int8.")] = None,
     compare: Annotated[Optional[str], typer.Option("--compare", help="Profile on several targets (comma-separated devices) and print their block-choice rankings side by side with the Kendall tau between every pair; each target's sample goes to OUT/<target>/data (resumable).")] = None,
@@ -757,7 +757,7 @@ def _compare_profiles(sp, compare: str, out: Path, data, samples, bootstrap: int
 
 @hwprof_app.command("reduce-space")
 def reduce_space_cmd(
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space to reduce (see `nas spaces`).")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space to reduce (see `nas spaces`; NAME:KEY=VALUE sets an argument, e.g. vit:gelu=tanh).")],
     device: Annotated[str, typer.Option("--device", "-d", help="Device to reduce it for (see `hwprof devices`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Reduced-space JSON file to write (e.g. reduced.json).")],
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset from `hwprof measure` (default: measure a sample now, into OUT's name without .json + '-data').")] = None,
@@ -994,7 +994,7 @@ def spaces(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
 
 @nas_app.command("sample")
 def sample(
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space name (see `nas spaces`), or a reduced-space .json.")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space name (see `nas spaces`; NAME:KEY=VALUE sets an argument, e.g. vit:gelu=tanh), or a reduced-space .json.")],
     n: Annotated[int, typer.Option("-n", "--num", help="How many networks to draw (>= 1).")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same networks.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the networks as JSON Lines.")] = None,
@@ -1159,7 +1159,7 @@ def estimators(json_out: Annotated[bool, typer.Option("--json", help="Machine-re
 @nas_app.command("cross-eval")
 def cross_eval_cmd(
     targets: Annotated[str, typer.Option("--targets", help="Comma-separated device tokens, NAME or NAME:DTYPE, e.g. cpu,litert-cpu:int8,openvino-cpu.")],
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`).")] = "ofa",
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`; NAME:KEY=VALUE sets an argument, e.g. vit:gelu=tanh).")] = "ofa",
     budget_quantile: Annotated[float, typer.Option(help="Each target's latency budget: this quantile of 2000 random networks' predicted latency on it.")] = 0.3,
     latency_ms: Annotated[Optional[list[str]], typer.Option("--latency-ms", help="A target's budget in ms instead, TARGET=MS (repeatable).")] = None,
     searcher: Annotated[str, typer.Option(help="Searcher (see `nas searchers`).")] = "evolutionary",
@@ -1203,7 +1203,7 @@ def cross_eval_cmd(
 @nas_app.command("search")
 def search(
     target: Annotated[str, typer.Option("--target", "-t", help="Device to search for (see `hwprof devices`).")],
-    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`), or a reduced-space .json from `hwprof reduce-space`.")] = "ofa",
+    space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`; NAME:KEY=VALUE sets an argument, e.g. vit:gelu=tanh), or a reduced-space .json from `hwprof reduce-space`.")] = "ofa",
     latency_ms: Annotated[Optional[float], typer.Option("--latency-ms", help="Latency constraint in ms; omit for the whole Pareto front (single-path needs it).")] = None,
     searcher: Annotated[str, typer.Option(help="random | evolutionary | hurricane | single-path (see `nas searchers`).")] = "evolutionary",
     estimator: Annotated[str, typer.Option(help="synflow | naswot (zero-cost proxies), predictor, train (see `nas estimators`); single-path scores with its supernet instead.")] = "synflow",

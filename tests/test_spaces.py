@@ -20,6 +20,21 @@ def test_unknown_space_is_a_clear_error():
     assert "ofa" in err.value.one_line()
 
 
+def test_space_arguments_are_read_from_the_name_and_keep_predictor_caches_apart():
+    from hwprof.predictors.cache import cache_path
+    from hwprof.profiling import get_device
+
+    space = get_space("ofa:width_mult=1.25")
+    assert space.params == {"width_mult": 1.25} and space.spec == "ofa:width_mult=1.25"
+    assert get_space(space.spec).widths == space.widths != get_space("ofa").widths
+    device = get_device("kirin-npu")
+    assert cache_path(device, space) != cache_path(device, get_space("ofa"))
+    for bad, says in (("vit:gelu", "is not KEY=VALUE"), ("vit:colour=red", "takes no argument 'colour'"),
+                      ("vit:gelu=fast", "unknown GELU form 'fast'")):
+        with pytest.raises(HwprofError, match=says):
+            get_space(bad)
+
+
 @pytest.mark.parametrize("space", SPACES)
 def test_same_seed_same_samples(space):
     a = [x.hash for x in samples(space, 10, seed=3)]

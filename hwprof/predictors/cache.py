@@ -34,7 +34,9 @@ def cache_key(device: Device, space_name: str) -> str:
 
 def cache_path(device: Device, space) -> Path:
     """Where the cached predictor for ``device`` and ``space`` is (or will be) kept."""
-    return cache_dir() / "predictors" / f"{cache_key(device, space.name)}.pred"
+    base = getattr(space, "base", space)  # a reduced space shares its base's predictor
+    spec = getattr(base, "spec", base.name)  # constructor arguments (vit:gelu=tanh) make another space
+    return cache_dir() / "predictors" / f"{cache_key(device, spec.replace(':', '-').replace(',', '-'))}.pred"
 
 
 def cached_predictor(device: Device, space, seed: int = 0,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
+from hwprof.errors import HwprofError
 from nas.spaces.base import SearchSpace, Variable
 
 __all__ = ["SearchSpace", "Variable", "get_space", "space_names"]
@@ -11,16 +15,46 @@ def get_space(name: str, **params) -> SearchSpace:
     """Instantiate a registered search space by name (e.g. ``"ofa"``), or load a reduced space.
 
     Args:
-        name: A registered name, or the path of a reduced-space JSON file
-            written by ``hwprof reduce-space`` (see :mod:`nas.spaces.reduced`).
+        name: A registered name, optionally with constructor arguments
+            (``"vit:gelu=tanh"``, ``"ofa:width_mult=1.2"``), or the path of a
+            reduced-space JSON file written by ``hwprof reduce-space`` (see
+            :mod:`nas.spaces.reduced`).
         **params: Constructor arguments of a registered space.
+
+    Raises:
+        HwprofError: for an unknown space or an argument the space does not take.
     """
     from hwprof.registry import SPACES
     from nas.spaces.reduced import is_space_file, load_reduced_space
 
     if is_space_file(name) and name not in SPACES.names():
         return load_reduced_space(name)
+    name, _, args = name.partition(":")
+    params = {**_parse_arguments(name, args), **params}
+    if params and name in SPACES:
+        accepted = [p for p in inspect.signature(SPACES.factory(name)).parameters if p != "self"]
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise HwprofError(f"space '{name}' takes no argument '{unknown[0]}'",
+                              f"it takes: {', '.join(accepted) or 'none'} (e.g. --space {name}:{accepted[0]}=VALUE)"
+                              if accepted else "give the space name alone")
     return SPACES.create(name, **params)
+
+
+def _parse_arguments(name: str, text: str) -> dict[str, Any]:
+    """``"gelu=tanh,num_classes=10"`` as {"gelu": "tanh", "num_classes": 10} (numbers become numbers)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise HwprofError(f"space argument '{item}' of '{name}' is not KEY=VALUE", f"e.g. --space {name}:gelu=tanh")
+        for convert in (int, float, str):
+            try:
+                out[key.strip()] = convert(value.strip())
+                break
+            except ValueError:
+                continue
+    return out
 
 
 def space_names() -> list[str]:

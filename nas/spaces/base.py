@@ -113,6 +113,12 @@ class SearchSpace(ABC):
                     out[name] = getattr(self, name)
         return out
 
+    @property
+    def spec(self) -> str:
+        """Name and non-default constructor arguments, as ``--space`` takes them (``vit:gelu=tanh``)."""
+        params = self.params
+        return self.name + (":" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) if params else "")
+
     # --- what a space defines ---------------------------------------------------------
 
     @abstractmethod

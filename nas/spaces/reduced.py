@@ -82,6 +82,11 @@ class ReducedSpace(SearchSpace):
         """Whether a genotype uses only kept options."""
         return all(int(g) in m for g, m in zip(genes, self.mask))
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The base space's constructor arguments (a reduced space shares its base's predictor)."""
+        return self.base.params
+
     def info(self) -> dict[str, Any]:
         out = super().info()
         out["base_size_log10"] = round(math.log10(self.base.size()), 2)
