@@ -307,6 +307,11 @@ def test_default_searcher_under_a_target_spends_every_evaluation_below_it(npu_lu
     assert pareto_mode.extra["mode_used"] == "pareto"
     whole = create_searcher("evolutionary").search(space, npu_lut, MacsScore(), Constraint(), budget=60, seed=1)
     assert whole.extra["mode_used"] == "pareto"
+    # without a target the default is NSGA-II itself: the same networks, so the same whole front
+    nsga2 = create_searcher("evolutionary", mode="pareto").search(space, npu_lut, MacsScore(), Constraint(),
+                                                                  budget=60, seed=1)
+    assert [c.arch.hash for c in whole.history] == [c.arch.hash for c in nsga2.history]
+    assert whole.hypervolume == nsga2.hypervolume
 
 
 def test_best_so_far_curve():
