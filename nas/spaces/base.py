@@ -10,6 +10,7 @@ a space only defines its variables and how a genotype becomes blocks.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -72,8 +73,6 @@ def gelu_activation(form: str) -> str:
     """The IR activation of a GELU form: ``erf`` (exact, nn.GELU()) or ``tanh`` (nn.GELU(approximate="tanh"),
     GPT-2/BERT code's ``gelu_new``); the two export to different graphs (onnxruntime fuses only the erf one)."""
     if form not in GELU_FORMS:
-        from hwprof.errors import HwprofError
-
         raise HwprofError(f"unknown GELU form '{form}'", f"use one of: {', '.join(GELU_FORMS)}")
     return GELU_FORMS[form]
 
@@ -104,8 +103,6 @@ class SearchSpace(ABC):
     @property
     def params(self) -> dict[str, Any]:
         """Constructor arguments that differ from their defaults (``get_space(name, **params)`` rebuilds it)."""
-        import inspect
-
         out = {}
         for name, p in inspect.signature(type(self).__init__).parameters.items():
             if name != "self" and p.default is not inspect.Parameter.empty and hasattr(self, name):
