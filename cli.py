@@ -127,9 +127,9 @@ def measure(
     drift_every: Annotated[Optional[float], typer.Option(
         help="Time a fixed reference network every this many seconds so predictors can correct for drift in "
              "machine speed (default 2 on real devices; 0 turns it off; simulated devices do not drift).")] = None,
-    per_op: Annotated[bool, typer.Option("--per-op", help="Also break each network's latency down per layer "
+    per_op: Annotated[bool, typer.Option("--per-op", help="Also break each network's and block's latency down per layer "
                                          "(onnxruntime's profiler on cpu/gpu, OpenVINO's performance counters on openvino-cpu, the simulator's model on simulated devices); "
-                                         "see `hwprof report`.")] = False,
+                                         "see `hwprof report`. On cpu, kernel-rf then shares each block's latency among its kernels as the profiler saw it.")] = False,
     executor: Annotated[str, typer.Option(help="Where to measure: local (this process) or ray (the cluster's nodes that host the device; see `hwprof worker`).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Tasks per batch sent to a worker with --executor ray (default 16).")] = None,

@@ -19,9 +19,11 @@ round-robin rounds, and compared with two ``kernel-rf`` predictors fitted only
 on hwprof-measured ``ofa`` networks and blocks:
 
 - *runtime* (this round's model): kernels from onnxruntime's optimized graph,
-  fitted on ``ofa`` in graph styles ``hwprof``, ``torch-manual`` and ``torch``,
-  and on ``proxyless`` (MobileNetV2-like) and ``ofa-width`` (per-block width
-  multipliers) in ``hwprof`` style;
+  fitted on ``ofa`` in graph styles ``hwprof``, ``torch-manual``, ``torch`` and
+  ``torch-timm``, and on ``proxyless`` (MobileNetV2-like) and ``ofa-width``
+  (per-block width multipliers) in ``hwprof`` style; every training block is
+  also profiled per node (``--per-op``), so each kernel's share of its block
+  is read from the profile rather than guessed;
 - *baseline* (round 1's model): hwprof's fusion rules, fitted on ``ofa`` in
   ``hwprof`` style only.
 
@@ -66,8 +68,9 @@ from nas.spaces import get_space
 ROUNDS = 4
 # (space, graph style, share of --train networks): what hwprof generates and kernel-rf learns from
 # (ofa-width: per-block widths x0.75-1.25, the channel counts of width-multiplied MobileNets)
-TRAINING = (("ofa", "hwprof", 1.0), ("ofa", "torch-manual", 1.0), ("ofa", "torch", 0.5), ("proxyless", "hwprof", 0.67),
-            ("ofa-width", "hwprof", 0.5))
+TRAINING = (("ofa", "hwprof", 1.0), ("ofa", "torch-manual", 1.0), ("ofa", "torch", 0.5), ("ofa", "torch-timm", 0.5),
+            ("proxyless", "hwprof", 0.67), ("ofa-width", "hwprof", 0.5))
+PER_OP_RUNS = 5  # blocks are profiled per node, so kernel-rf learns each kernel's share from its time
 
 
 def _div8(c: float) -> int:
@@ -258,7 +261,7 @@ def training_data(root: Path, n: int) -> list:
         print(f"measuring {len(archs)} {space_name} networks and their blocks on cpu in graph style {style} into {out}",
               flush=True)
         measure_into(Dataset(out), device, archs, mode="both", protocol=Protocol(min_time_s=0.1, time_cap_s=2.0),
-                     reference_every_s=2.0)
+                     reference_every_s=2.0, per_op_runs=PER_OP_RUNS)
         parts.append(load_measurements(out, device="cpu", space=space_name, style=style))
     return parts
 

@@ -12,8 +12,10 @@ as the Once-for-All code base and many others do (``x * relu6(x + 3) / 6``,
 ``relu6(x + 3) / 6``, ``x * sigmoid(x)``, ``x.mean((2, 3), keepdim=True)``),
 which exports as Add/Clip/Mul/Div chains and ReduceMean (a SE block's pooling
 as the OFA code writes it, ``x.mean(3, keepdim=True).mean(2, keepdim=True)``:
-two ReduceMeans). Both compute the same
-function with the same parameters (state-dict names agree).
+two ReduceMeans). ``timm`` is ``module`` with a SE block's pooling written as
+the timm library's ``SqueezeExcite`` writes it, ``x.mean((2, 3), keepdim=True)``
+(one ReduceMean over H and W). All compute the same function with the same
+parameters (state-dict names agree).
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class RowColumnMean(nn.Module):
         return x.mean(3, keepdim=True).mean(2, keepdim=True)
 
 
-SPELLINGS = ("module", "manual")
+SPELLINGS = ("module", "manual", "timm")
 _MANUAL_ACTS = {**_ACTS, "hswish": ManualHswish, "hsigmoid": ManualHsigmoid, "swish": ManualSwish}
 
 
@@ -146,9 +148,12 @@ def _module_for(layer: Layer, spelling: str = "module") -> nn.Module | None:
     if layer.kind == "tokenmean":
         return TokenMean()
     if layer.kind == "gap":
+        in_se = ".se." in f".{layer.name}."
+        if spelling == "timm":
+            return SpatialMean() if in_se else nn.AdaptiveAvgPool2d(1)
         if spelling != "manual":
             return nn.AdaptiveAvgPool2d(1)
-        return RowColumnMean() if ".se." in f".{layer.name}." else SpatialMean()
+        return RowColumnMean() if in_se else SpatialMean()
     return None  # add, sub, mul, concat, split, shuffle: functional
 
 
@@ -159,7 +164,8 @@ class TorchNet(nn.Module):
         layers: Primitive layers (from :attr:`Arch.layers` or :meth:`Block.layers`).
         output: Name of the value the module returns.
         spelling: ``module`` (torch's activation and pooling modules) or
-            ``manual`` (written out; see the module docstring).
+            ``manual`` (written out) or ``timm`` (modules, SE pooling as one mean; see the
+            module docstring).
     """
 
     def __init__(self, layers: tuple[Layer, ...], output: str, spelling: str = "module") -> None:
@@ -208,7 +214,7 @@ def build_torch(target: Arch | Block, spelling: str = "module") -> TorchNet:
 
     Args:
         target: An :class:`Arch` or a :class:`Block`.
-        spelling: ``module`` or ``manual`` (see the module docstring).
+        spelling: ``module``, ``manual`` or ``timm`` (see the module docstring).
 
     Returns:
         A module mapping an NCHW float tensor to the network's output.

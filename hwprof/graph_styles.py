@@ -19,6 +19,9 @@ Styles:
   6``, SE pooling ``x.mean(3, keepdim=True).mean(2, keepdim=True)``, final
   pooling ``x.mean((2, 3), keepdim=True)``), exported by torch:
   Add/Clip/Mul/Div chains and ReduceMean.
+- ``torch-timm``: the ``torch`` module with a SE block's pooling written as the
+  timm library writes it (``x.mean((2, 3), keepdim=True)``), exported by
+  torch: one ReduceMean over H and W where ``torch`` has GlobalAveragePool.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ GRAPH_STYLES = {
     "torch": "our torch module (nn.Hardswish, AdaptiveAvgPool2d) exported by torch.onnx.export",
     "torch-manual": "our torch module with activations and pooling written out (x*relu6(x+3)/6, mean), "
                     "exported by torch.onnx.export",
+    "torch-timm": "our torch module (nn.Hardswish) with SE pooling as timm writes it (x.mean((2, 3))), "
+                  "exported by torch.onnx.export",
 }
-_SPELLING = {"torch": "module", "torch-manual": "manual"}
+_SPELLING = {"torch": "module", "torch-manual": "manual", "torch-timm": "timm"}
 
 
 def check_style(style: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import onnx
 
 from devices.base import Device, NodeTime
-from hwprof.predictors.kernels import node_names, onnx_kernels
+from hwprof.predictors.kernels import named, node_names, onnx_kernels  # noqa: F401 (named: public here too)
 
 _RUNTIME_SUFFIX = re.compile(r"(_nchwc|_token_\d+|_fused\w*)+$")
 RUNTIME_OPS = {"ReorderInput": "layout conversion", "ReorderOutput": "layout conversion", "Reorder": "layout conversion",
@@ -43,15 +43,6 @@ class KernelTime:
     description: str
     ms: float
     nodes: tuple[str, ...]
-
-
-def named(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` whose unnamed nodes carry the names :func:`node_names` gives them."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    for node, name in zip(copy.graph.node, node_names(copy)):
-        node.name = name
-    return copy
 
 
 def group_by_kernel(model: onnx.ModelProto, times: list[NodeTime]) -> list[KernelTime]:
@@ -98,15 +89,21 @@ def breakdown(device: Device, model: onnx.ModelProto, runs: int = 20) -> dict:
     """Per-kernel breakdown of ``model`` on ``device`` as a JSON-ready dict.
 
     Keys: ``source`` (profiler or simulator), ``runs``, ``kernels`` (name, type,
-    description, ms, nodes), ``sum_ms``.
+    description, ms, nodes), ``sum_ms``, ``node_ms`` (each node the runtime ran, by
+    its name in the runtime's executed graph: what kernel-rf shares a block's
+    latency by, see :class:`~hwprof.predictors.kernel_rf.KernelRFPredictor`).
     """
     model = named(model)
-    kernels = group_by_kernel(model, device.op_times(model, runs))
+    times = device.op_times(model, runs)
+    kernels = group_by_kernel(model, times)
     source = "simulator model (noise-free)" if device.simulated else getattr(device, "per_op_source",
                                                                              "onnxruntime profiler")
+    node_ms: dict[str, float] = {}
+    for t in times:
+        node_ms[t.node] = node_ms.get(t.node, 0.0) + t.ms
     return {"source": source, "runs": 1 if device.simulated else runs,
             "kernels": [{**asdict(k), "nodes": list(k.nodes)} for k in kernels],
-            "sum_ms": sum(k.ms for k in kernels)}
+            "sum_ms": sum(k.ms for k in kernels), "node_ms": node_ms}
 
 
 def parse(text: str) -> list[KernelTime]:

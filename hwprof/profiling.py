@@ -243,7 +243,7 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
     reference network is timed that often and each row gets the reference
     latency at its moment (``ref_ms``): such a row is handed over after the
     next reference timing. ``per_op_runs`` > 0 adds the per-kernel breakdown
-    of whole networks (``ops_json``).
+    of each network and block (``ops_json``).
     """
     host = host_json(device)
     stats = TaskStats()
@@ -271,7 +271,7 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
             session.close()
         stats.inference_s += (m.samples_ms.sum() + m.warmup_ms.sum()) / 1e3
         row = _row(task, m, device, protocol, host, datetime.now(timezone.utc), reference)
-        if per_op_runs and task.is_e2e:
+        if per_op_runs:
             row["ops_json"] = json.dumps(breakdown(device, model, per_op_runs))
         if reference is None:
             on_row(row)
@@ -308,7 +308,7 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     machine speed (see :mod:`hwprof.drift`). A row waits for the next reference
     timing before it is written.
 
-    With ``per_op_runs`` > 0, each whole network is also profiled per node
+    With ``per_op_runs`` > 0, each network and block is also profiled per node
     (after its timed runs, in a separate profiling session) and the
     per-kernel breakdown is stored in ``ops_json`` (see :mod:`hwprof.per_op`).
 

@@ -31,7 +31,7 @@ import onnx
 
 from hwprof.errors import HwprofError
 from hwprof.predictors.kernels import (FEATURES, OnnxKernel, exact_elements, kernel_features, kernel_type,
-                                      matmul_layer, node_names, onnx_kernels, value_geometry)
+                                      matmul_layer, named, node_names, onnx_kernels, value_geometry)
 from hwprof.layers import Layer
 
 RULES = "rules"
@@ -335,7 +335,7 @@ def in_network_context(model: onnx.ModelProto) -> onnx.ModelProto | None:
 def _cached_target_kernels(target, style: str, runtime: GraphRuntime, context: bool) -> tuple[OnnxKernel, ...]:
     from hwprof.graph_styles import build_model
 
-    model = build_model(target, style)
+    model = named(build_model(target, style))  # node names as the profiler reports them (hwprof.per_op)
     wrapped = in_network_context(model) if context and runtime.kind != RULES else None
     if wrapped is None:
         return tuple(graph_kernels(model, runtime))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -61,6 +62,23 @@ def test_runtime_kernels_follow_what_onnxruntime_fuses():
                            for k in target_kernels(b, "torch-manual", CPU_ALL, context=True))
     assert blocks_types["reorder"] == pytest.approx(whole_types["reorder"], abs=3)
     assert all(blocks_types[t] == whole_types[t] for t in ("pwconv", "dwconv", "act", "reduce"))
+
+
+def test_timm_style_pools_the_se_block_with_one_reduce_mean_and_computes_the_same_function():
+    """torch-timm: modules as in ``torch``, SE pooling as x.mean((2, 3)): one ReduceMean, no GlobalAveragePool."""
+    from hwprof.build_torch import build_torch
+
+    timm = graph_kernels(build_model(MBCONV, "torch-timm"), CPU_ALL)
+    module = graph_kernels(build_model(MBCONV, "torch"), CPU_ALL)
+    assert Counter(k.type for k in timm)["reduce"] == 1 and not any(k.type == "gap" for k in timm)
+    assert Counter(k.type for k in module)["gap"] == 1 and not any(k.type == "reduce" for k in module)
+    reduce = next(k for k in timm if k.type == "reduce")
+    assert reduce.features[-1] == 0  # one read of the tensor, no second operand
+    x = torch.randn(1, 40, 28, 28)
+    nets = {s: build_torch(MBCONV, s).eval() for s in ("module", "timm")}
+    nets["timm"].load_state_dict(nets["module"].state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(nets["timm"](x), nets["module"](x), rtol=1e-5, atol=1e-5)
 
 
 def test_rules_runtime_for_simulated_and_runtime_graph_for_cpu():
@@ -295,3 +313,27 @@ def test_search_predicts_and_verifies_the_graph_style_shipped(two_styles, tmp_pa
         assert abs(summary["best"]["prediction_error"]) < 0.5  # predicted and measured in the same form
     _one_line_exit_2(run_cli(*args, "--predictor", str(single), "--graph-style", "torch-manual"),
                      "fitted on graph style(s) hwprof, not 'torch-manual'")
+
+
+def test_profiled_blocks_fix_kernel_shares_in_kernel_rf(tmp_path):
+    """--per-op profiles blocks too; kernel-rf takes each profiled kernel's time instead of guessing it."""
+    from hwprof.protocol import Protocol
+
+    archs = [get_space("ofa").sample(np.random.default_rng(s)) for s in (1, 2)]
+    quick = Protocol(warmup=2, min_samples=3, max_samples=5, time_cap_s=0.05)
+    measure_into(Dataset(tmp_path), get_device("cpu"), archs, mode="both", protocol=quick, per_op_runs=2)
+    data = load_measurements(tmp_path)
+    assert data.block_node_ms is not None and set(data.block_node_ms) == set(data.blocks)
+    block = next(b for b in data.block_node_ms if b.se)
+    runtime = runtime_for(data.device, data.settings, data.simulated)
+    kernel_nodes = {n for k in target_kernels(block, data.graph_style, runtime) for n in k.nodes}
+    assert kernel_nodes & set(data.block_node_ms[block])  # profiler names are the executed graph's names
+
+    profiled = fit_on("kernel-rf", data, seed=0)
+    n_kernels = sum(len(target_kernels(b, data.graph_style, runtime)) for b in data.blocks)
+    assert 0.8 * n_kernels <= profiled.profiled_kernels_ <= n_kernels
+    assert profiled.provenance_["profiled_kernels"] == profiled.profiled_kernels_
+    plain = fit_on("kernel-rf", dataclasses.replace(data, block_node_ms=None), seed=0)
+    assert plain.profiled_kernels_ == 0
+    for model in (profiled, plain):
+        assert np.all(np.isfinite(model.predict(archs))) and np.all(model.predict(archs) > 0)

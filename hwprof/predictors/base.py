@@ -94,6 +94,7 @@ class LatencyPredictor(ABC):
         self._tables: dict[tuple, CostTable] = {}
         self.graph_style = "hwprof"  # the graph style (hwprof.graph_styles) predictions are for
         self.graph_runtime = None  # the runtime whose executed graph gives kernels (hwprof.runtime_graph)
+        self.block_profiles = None  # graph style -> block -> per-node profiled ms (measure --per-op)
 
     def fitted_styles(self) -> list[str]:
         """Graph styles the training data held (``hwprof`` for files written before styles existed)."""

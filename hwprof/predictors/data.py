@@ -16,7 +16,8 @@ from hwprof.errors import HwprofError
 from hwprof.graph_styles import check_style, styles_of
 
 _COLUMNS = ["arch_hash", "space", "block_key", "arch_json", "block_json", "device", "device_kind",
-            "simulated", "profile_hash", "settings", "settings_hash", "median_ms", "ref_ms", "timestamp"]
+            "simulated", "profile_hash", "settings", "settings_hash", "median_ms", "ref_ms", "timestamp",
+            "ops_json"]
 
 
 @dataclass
@@ -37,6 +38,9 @@ class MeasurementData:
         ref_ms: Reference-network latency at the moment each network was measured (real
             devices, see :mod:`hwprof.drift`), or None when the run did not track drift.
         block_ref_ms: The same for each block.
+        block_node_ms: Per block measured with ``--per-op``: the time of each node its
+            runtime ran, by node name (see :func:`hwprof.per_op.breakdown`); None when
+            no block was profiled.
     """
 
     device: str
@@ -51,6 +55,7 @@ class MeasurementData:
     source: str = ""
     ref_ms: np.ndarray | None = None
     block_ref_ms: dict[Block, float] | None = None
+    block_node_ms: dict[Block, dict[str, float]] | None = None
 
     @property
     def graph_style(self) -> str:
@@ -107,7 +112,9 @@ class MeasurementData:
         return replace(self, archs=archs, latency_ms=self.latency_ms[index],
                        blocks={b: self.blocks[b] for b in keep},
                        ref_ms=None if self.ref_ms is None else self.ref_ms[index],
-                       block_ref_ms=None if self.block_ref_ms is None else {b: self.block_ref_ms[b] for b in keep})
+                       block_ref_ms=None if self.block_ref_ms is None else {b: self.block_ref_ms[b] for b in keep},
+                       block_node_ms=None if self.block_node_ms is None else {
+                           b: v for b, v in self.block_node_ms.items() if b in keep})
 
     def split(self, test_fraction: float, seed: int = 0) -> tuple[MeasurementData, MeasurementData]:
         """Hold out a random ``test_fraction`` of the networks (blocks follow their networks)."""
@@ -200,6 +207,7 @@ def load_measurements(path: str | Path, device: str | None = None, space: str | 
         archs = [Arch.from_json(s) for s in e2e.arch_json]
         block_keys = [Block.from_dict(json.loads(s)) for s in blocks_df.block_json]
         blocks = {b: float(ms) for b, ms in zip(block_keys, blocks_df.median_ms)}
+        block_node_ms = _node_times(block_keys, blocks_df)
     except (ValueError, KeyError, TypeError, HwprofError) as exc:
         raise HwprofError(f"dataset {path} has a malformed architecture: {exc}",
                           "remeasure into a fresh directory") from None
@@ -211,7 +219,21 @@ def load_measurements(path: str | Path, device: str | None = None, space: str | 
         space=str(e2e.space.iloc[0]) if not e2e.empty else "", archs=archs,
         latency_ms=e2e.median_ms.to_numpy(dtype=float), blocks=blocks, source=str(path),
         ref_ms=e2e.ref_ms.to_numpy(dtype=float) if tracked else None,
-        block_ref_ms=dict(zip(block_keys, blocks_df.ref_ms.astype(float))) if tracked else None)
+        block_ref_ms=dict(zip(block_keys, blocks_df.ref_ms.astype(float))) if tracked else None,
+        block_node_ms=block_node_ms)
+
+
+def _node_times(block_keys: list[Block], blocks_df) -> dict[Block, dict[str, float]] | None:
+    """Per-node profiler times of the blocks measured with ``--per-op`` (None when there are none)."""
+    if "ops_json" not in blocks_df.columns:
+        return None
+    out = {}
+    for block, text in zip(block_keys, blocks_df.ops_json):
+        if isinstance(text, str) and text:
+            node_ms = json.loads(text).get("node_ms")
+            if node_ms:
+                out[block] = {str(k): float(v) for k, v in node_ms.items()}
+    return out or None
 
 
 def _select(df, column: str, wanted: str | None, option: str, path: Path):

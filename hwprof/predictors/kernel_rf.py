@@ -133,12 +133,15 @@ class KernelRFPredictor(LatencyPredictor):
                               "measure with `hwprof measure --mode both` (or use --model additive)")
         y = np.array([ms for _, _, ms in rows], dtype=float)
         io = np.array([block_io_elements(b) for _, b, _ in rows])
-        groups = _group([self._kernels(b, style) for style, b, _ in rows])
+        kernel_lists = [self._kernels(b, style) for style, b, _ in rows]
+        groups = _group(kernel_lists)
         uniq = {}  # identical kernels get one row and the mean of their targets
         for ktype, (x, owner) in groups.items():
             unique_rows, inverse = np.unique(x, axis=0, return_inverse=True)
             uniq[ktype] = (unique_rows, inverse.ravel(), owner)
-        share = {k: _prior(x) for k, (x, _) in groups.items()}
+        profiled = self._profiled_shares(rows, kernel_lists, groups)
+        self.profiled_kernels_ = int(sum(np.isfinite(v).sum() for v in profiled.values()))
+        share = _initial_shares(groups, profiled)
         self.forests_: dict[str, RandomForestRegressor] = {}
         self.n_features_ = len(FEATURES)
         self.target_ = self.target if self.target != "auto" else ("ms" if self.runtime_.kind == RULES else "ratio")
@@ -154,7 +157,8 @@ class KernelRFPredictor(LatencyPredictor):
                                                random_state=seed, n_jobs=1)
                 scale = _prior(unique_rows) if self.target_ == "ratio" else 1.0
                 self.forests_[k] = forest.fit(unique_rows, mean_target / scale)
-            share = {k: np.maximum(self._predict_kernels(k, unique_rows)[inverse], 1e-6)
+            share = {k: np.where(np.isfinite(profiled[k]), profiled[k],
+                                 np.maximum(self._predict_kernels(k, unique_rows)[inverse], 1e-6))
                      for k, (unique_rows, inverse, _) in uniq.items()}
             kernel_sum = _sum_by_owner(share, groups, len(rows))
             beta = _block_overhead(y, io, kernel_sum)
@@ -167,6 +171,26 @@ class KernelRFPredictor(LatencyPredictor):
         latency = np.concatenate([np.asarray(lat, dtype=float) for _, _, lat, _ in parts])
         self.overhead_ = fit_overhead(features, latency)
         return self
+
+    def _profiled_shares(self, rows, kernel_lists, groups) -> dict[str, np.ndarray]:
+        """Profiled ms of each kernel row of ``groups`` (NaN where the block was not profiled).
+
+        Blocks measured with ``--per-op`` carry the time of every node their
+        runtime ran (``block_profiles``, set by :func:`~hwprof.predictors.training.fit_on`);
+        a kernel read from the runtime's executed graph has the name of its node
+        there. Kernels whose time the profiler saw need not be guessed from a
+        prior: a block's SE pooling, say, always sits beside the same convolutions,
+        so from block totals alone its share cannot be told from theirs.
+        """
+        profiles = getattr(self, "block_profiles", None) or {}
+        values: dict[str, list[float]] = {k: [] for k in groups}
+        for (style, block, _), kernels in zip(rows, kernel_lists):
+            node_ms = profiles.get(style, {}).get(block) if self.runtime_.kind != RULES else None
+            named_kernels = target_kernels(block, style, self.runtime_) if node_ms else ()
+            for j, (ktype, _) in enumerate(kernels):
+                times = [node_ms[n] for n in named_kernels[j].nodes if n in node_ms] if node_ms else []
+                values[ktype].append(float(sum(times)) if times else np.nan)
+        return {k: np.asarray(v, dtype=float) for k, v in values.items()}
 
     def _predict_kernels(self, ktype: str, x: np.ndarray) -> np.ndarray:
         """Predicted ms of kernels of one type (rows of features)."""
@@ -300,6 +324,25 @@ def _block_overhead(y: np.ndarray, io: np.ndarray, kernel_sum: np.ndarray, with_
     w = 1.0 / np.maximum(y, 1e-9)
     coef, *_ = np.linalg.lstsq(np.column_stack(cols) * w[:, None], target * w, rcond=None)
     return np.maximum(coef[:2], 0.0)
+
+
+def _initial_shares(groups, profiled: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each kernel's first share of its block's latency: profiled ms where known, else the prior.
+
+    Without any profiled kernel the prior alone (its scale does not matter).
+    With some, the prior is brought to ms by the median ratio of profiled time
+    to prior, per kernel type (all types together for a type never profiled).
+    """
+    prior = {k: _prior(x) for k, (x, _) in groups.items()}
+    known = {k: np.isfinite(profiled[k]) for k in groups}
+    if not any(v.any() for v in known.values()):
+        return prior
+    ratios = np.concatenate([profiled[k][known[k]] / prior[k][known[k]] for k in groups])
+    shares = {}
+    for k in groups:
+        ratio = np.median(profiled[k][known[k]] / prior[k][known[k]]) if known[k].any() else np.median(ratios)
+        shares[k] = np.where(known[k], np.maximum(profiled[k], 1e-6), prior[k] * ratio)
+    return shares
 
 
 def _prior(x: np.ndarray) -> np.ndarray:

@@ -140,6 +140,21 @@ def node_names(model) -> list[str]:
     return [n.name or f"{n.op_type}_{i}" for i, n in enumerate(model.graph.node)]
 
 
+def named(model):
+    """A copy of ``model`` whose unnamed nodes carry the names :func:`node_names` gives them.
+
+    Profiling a named model makes the runtime's node names (and those of its
+    optimized graph) stable, so node times and kernels can be matched by name.
+    """
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for node, name in zip(copy.graph.node, node_names(copy)):
+        node.name = name
+    return copy
+
+
 def kernels_from_onnx(model, fuse_decomposed: bool = False) -> list[tuple[str, tuple[float, ...]]]:
     """(kernel type, features) of every kernel of any ONNX model; see :func:`onnx_kernels`."""
     return [(k.type, k.features) for k in onnx_kernels(model, fuse_decomposed)]

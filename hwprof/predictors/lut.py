@@ -52,6 +52,7 @@ class LUTPredictor(LatencyPredictor):
                 raise HwprofError(f"predictor '{self.fallback}' cannot predict single blocks",
                                   "use --fallback kernel-rf")
             self.fallback_.graph_style, self.fallback_.graph_runtime = self.graph_style, self.graph_runtime
+            self.fallback_.block_profiles = getattr(self, "block_profiles", None)
             self.fallback_.fit(archs, latency_ms, block_latency_ms, seed=seed)
         self.overhead_ = fit_overhead(self._block_features(archs), np.asarray(latency_ms, dtype=float))
         return self

@@ -42,6 +42,8 @@ def fit_on(name: str, data: MeasurementData | list[MeasurementData], seed: int =
     data = parts[0]
     predictor.graph_style = data.graph_style
     predictor.graph_runtime = runtime_for(data.device, data.settings, data.simulated)
+    # per-node times of blocks measured with --per-op (kernel-rf shares block latency by them)
+    predictor.block_profiles = {p.graph_style: p.block_node_ms for p in parts if p.block_node_ms}
     if len(parts) > 1:
         predictor.fit_styles([(p.graph_style, p.archs, p.latency_ms, p.blocks) for p in parts], seed=seed)
     else:
@@ -55,6 +57,7 @@ def fit_on(name: str, data: MeasurementData | list[MeasurementData], seed: int =
             train_hash="+".join(p.fingerprint() for p in parts))
     if hasattr(predictor, "runtime_"):
         predictor.provenance_["kernel_source"] = predictor.runtime_.describe()
+        predictor.provenance_["profiled_kernels"] = getattr(predictor, "profiled_kernels_", 0)
     elif getattr(predictor, "fallback_", None) is not None and hasattr(predictor.fallback_, "runtime_"):
         predictor.provenance_["kernel_source"] = predictor.fallback_.runtime_.describe()
     if nominal is not None:
