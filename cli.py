@@ -396,7 +396,7 @@ def fit_predictor(
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Space to use when the dataset holds several.")] = None,
     graph_style: Annotated[Optional[str], typer.Option(help="Graph style to use when the data hold several (default: all of them, for kernel-rf).")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. fallback=none for a strict lookup table.")] = None,
-    transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Few-shot: comma-separated predictor files of other devices (same space); fits the transfer predictor from them and the few networks in --data (--param method=mixture|nearest).")] = None,
+    transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Few-shot: comma-separated predictor files of other devices (same space); fits the transfer predictor from them and the few networks in --data (--param method=auto|blockwise|mixture|nearest; auto: blockwise when every source prices single blocks, e.g. lut).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the hold-out split and the fit.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

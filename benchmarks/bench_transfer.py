@@ -8,7 +8,7 @@ design of :func:`hwprof.predictors.transfer.informative_sample`), and
 compared on a separate test set of random networks (500 on simulated
 devices, 200 on real ones; drift-corrected on real devices):
 
-- (a) ``transfer`` (mixture and nearest methods), from the N networks and the sources;
+- (a) ``transfer`` (mixture, blockwise and nearest methods), from the N networks and the sources;
 - (b) the best predictor fitted from scratch on the same N (additive, gbm,
   kernel-rf, flops-linear: those that need no single-block timings), the best
   chosen on the test set itself, which flatters it;
@@ -17,7 +17,8 @@ devices, 200 on real ones; drift-corrected on real devices):
 Reported per target and N: within +-10 %, MAPE and Kendall tau, mean over
 seeds. Real targets (``--real cpu``) are measured here (minutes each, keep the
 machine quiet), and their test-retest figure (the test set measured twice) is
-printed beside them.
+printed beside them; on simulated chips the test set is measured again with
+another noise seed, whose Kendall tau is the ceiling any predictor can reach.
 
     python -m benchmarks.bench_transfer [--targets kirin-npu,hexagon-dsp,myriad-vpu,snapdragon-cpu]
         [--real cpu] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
@@ -26,6 +27,7 @@ printed beside them.
 from __future__ import annotations
 
 import argparse
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,7 +38,7 @@ from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.training import fit_on
-from hwprof.predictors.transfer import TransferPredictor, informative_sample
+from hwprof.predictors.transfer import METHODS, TransferPredictor, informative_sample
 from hwprof.profiling import get_device, measure_into
 from hwprof.protocol import Protocol
 from nas.spaces import get_space
@@ -45,9 +47,9 @@ SIMULATED = ["kirin-npu", "hexagon-dsp", "myriad-vpu", "snapdragon-cpu"]
 SCRATCH = ["additive", "gbm", "kernel-rf", "flops-linear"]
 
 
-def _measured(root: Path, device: str, name: str, archs, mode: str):
+def _measured(root: Path, device: str, name: str, archs, mode: str, seed: int = 0):
     path = root / f"{device.replace(':', '-')}-{name}"
-    dev = get_device(device)
+    dev = get_device(device, seed=seed)
     protocol = Protocol() if not dev.simulated else Protocol(min_time_s=0.0)
     measure_into(Dataset(path), dev, archs, mode=mode, protocol=protocol,
                  reference_every_s=None if dev.simulated else 2.0)
@@ -59,6 +61,7 @@ def _subset(data, index):
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", module="sklearn")  # scratch models on 5 rows warn about their CV scores
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default=",".join(SIMULATED))
     parser.add_argument("--real", default="", help="real targets too, e.g. cpu (measured here)")
@@ -94,10 +97,10 @@ def main() -> None:
         nominal = float(np.median(pool_data.ref_ms)) if pool_data.has_reference else None
         if nominal:
             test, pool_data = test.drift_corrected(nominal), pool_data.drift_corrected(nominal)
-        retest = None
-        if is_real:
-            again = _measured(root, target, "retest", test_archs, "e2e").drift_corrected(nominal)
-            retest = prediction_metrics(test.latency_ms, again.latency_ms)
+        # the noise floor: the test set measured again (a simulated chip with another noise seed)
+        again = _measured(root, target, "retest", test_archs, "e2e", seed=0 if is_real else 1)
+        retest = prediction_metrics(test.latency_ms, again.drift_corrected(nominal).latency_ms if nominal
+                                    else again.latency_ms)
         others = [sources[d] for d in devices if d != target]
         by_hash = {a.hash: i for i, a in enumerate(pool_data.archs)}
         rows = {}
@@ -112,7 +115,7 @@ def main() -> None:
                     picks["informative"] = np.array([by_hash[a.hash] for a in chosen])
                 for how, index in picks.items():
                     few = _subset(pool_data, index)
-                    for method in ("mixture", "nearest"):
+                    for method in METHODS:
                         predictor = TransferPredictor(method=method).with_sources(others).fit(few.archs,
                                                                                               few.latency_ms)
                         cells.setdefault(f"transfer-{method} ({how})", []).append(
@@ -135,7 +138,8 @@ def main() -> None:
         results[target] = {"simulated": not is_real, "by_n": rows, "test_retest": retest}
         label = target if is_real else f"{target} (simulated)"
         print(f"\n{label}: leave-one-device-out, test {len(test.archs)} networks, {args.seeds} seeds"
-              + (f"; test-retest within 10% {retest['within_10pct']:.1%}, MAPE {retest['mape']:.2%}" if retest else ""))
+              + f"; test-retest within 10% {retest['within_10pct']:.1%}, MAPE {retest['mape']:.2%}, "
+              f"tau {retest['kendall_tau']:.3f}")
         for n, cells in rows.items():
             for name, m in cells.items():
                 print(f"  N={n:<3} {name:32s} within10 {m['within_10pct']:6.1%}  MAPE {m['mape']:6.2%}  "
@@ -144,11 +148,13 @@ def main() -> None:
     for target, r in results.items():
         if 20 not in r["by_n"]:
             continue
-        cell = r["by_n"][20]["transfer-mixture (random)"]
         goal = 0.95 if r["simulated"] else 0.90
-        ok.append(cell["within_10pct"] >= goal and (not r["simulated"] or cell["kendall_tau"] >= 0.9))
-        print(f"{target}: N=20 transfer within10 {cell['within_10pct']:.1%} tau {cell['kendall_tau']:.3f} "
-              f"(target >= {goal:.0%}{', tau >= 0.9' if r['simulated'] else ''}): {'OK' if ok[-1] else 'MISSED'}")
+        for method in METHODS[:2]:
+            cell = r["by_n"][20][f"transfer-{method} (random)"]
+            ok.append(cell["within_10pct"] >= goal and (not r["simulated"] or cell["kendall_tau"] >= 0.9))
+            print(f"{target}: N=20 transfer-{method} within10 {cell['within_10pct']:.1%} tau "
+                  f"{cell['kendall_tau']:.3f} (target >= {goal:.0%}{', tau >= 0.9' if r['simulated'] else ''}): "
+                  f"{'OK' if ok[-1] else 'MISSED'}")
     emit("transfer", results, args.json)
 
 

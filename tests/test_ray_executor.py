@@ -110,6 +110,22 @@ def _keys_and_medians(path: Path) -> dict:
     return {(r.arch_hash, r.block_key, r.device): r.median_ms for r in df.itertuples()}
 
 
+def _wait_for_first_rows(out: Path, run: subprocess.Popen, timeout_s: float = 180.0) -> None:
+    """Until the run has written a row (a slow machine takes longer to start), then one more moment."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert run.poll() is None, "the run finished before the worker could be killed"
+        try:
+            if _keys_and_medians(out):
+                time.sleep(1.0)
+                assert run.poll() is None, "the run finished before the worker could be killed"
+                return
+        except Exception:  # nothing written yet  # noqa: BLE001
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"no row written to {out} within {timeout_s:.0f} s")
+
+
 def _measure(cluster: Cluster, device: str, out: Path, *extra: str, executor: bool = True):
     args = ["hwprof", "measure", "--device", device, "--space", "ofa", "--samples", "100", "--seed", "3", "--mode", "e2e",
             "--out", str(out), "--json", *extra]
@@ -147,8 +163,7 @@ def test_a_killed_worker_loses_no_rows_and_the_rerun_completes(cluster, tmp_path
     env = {**cluster.env, "HWPROF_RAY_NO_WORKER_TIMEOUT_S": "3"}
     run = subprocess.Popen([str(BIN / "hwprof"), "measure", *args], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # some networks measured, others in flight or queued
-    assert run.poll() is None, "the run finished before the worker could be killed"
+    _wait_for_first_rows(out, run)  # some networks measured, others in flight or queued
     cluster.kill("b")
     stdout, stderr = run.communicate(timeout=300)
     assert run.returncode == 1, stderr  # incomplete: says so

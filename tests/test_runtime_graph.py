@@ -337,3 +337,16 @@ def test_profiled_blocks_fix_kernel_shares_in_kernel_rf(tmp_path):
     assert plain.profiled_kernels_ == 0
     for model in (profiled, plain):
         assert np.all(np.isfinite(model.predict(archs))) and np.all(model.predict(archs) > 0)
+
+    # whole graphs (predict_onnx) get their own network term, fitted on the training networks' graphs
+    from hwprof.predictors import store
+
+    graphs = [build_model(a, data.graph_style) for a in data.archs]
+    assert profiled.graph_overhead_ is not None
+    np.testing.assert_allclose(profiled.predict_onnx(graphs), data.latency_ms, rtol=0.01)  # 2 rows: interpolated
+    reloaded = store.loads(store.dumps(profiled))
+    np.testing.assert_allclose(reloaded.predict_onnx(graphs), profiled.predict_onnx(graphs))
+    meta, arrays, models = profiled.get_state()
+    arrays.pop("graph_overhead")  # a file fitted before whole-graph terms falls back to the block path's term
+    profiled.set_state(meta, arrays, models)
+    assert profiled.graph_overhead_ is None and np.all(profiled.predict_onnx(graphs) > 0)

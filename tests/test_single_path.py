@@ -162,7 +162,7 @@ def test_cli_single_path(tmp_path, monkeypatch):
 
 
 def test_adaptive_bn_moves_statistics_to_the_subnetwork_and_helps():
-    from nas.training import recalibrate_bn, top1
+    from nas.training import recalibrate_bn
 
     sp = get_space("s3nas")
     data = digits(16, max_images=600, seed=0)
@@ -182,7 +182,7 @@ def test_adaptive_bn_moves_statistics_to_the_subnetwork_and_helps():
     net.force(sp.sample_genes(np.random.default_rng(123)))
     bn = net.blocks[3].project[1]
     inherited_mean = bn.running_mean.clone()
-    inherited = top1(net, data.x_val, data.y_val)
+    inherited = _val_loss(net, data)
     # the sub-network's own batch statistics at that layer: every BN normalises with its batch (train
     # mode), on a copy so that the running statistics under test stay as inherited
     probe = copy.deepcopy(net).train()
@@ -195,11 +195,20 @@ def test_adaptive_bn_moves_statistics_to_the_subnetwork_and_helps():
     with torch.no_grad():
         probe(x[:256])
     recalibrate_bn(net, data.x_train, batches_=8, batch=64)
-    adapted = top1(net, data.x_val, data.y_val)
+    adapted = _val_loss(net, data)
     before = float((inherited_mean - captured["mean"]).norm())
     after = float((bn.running_mean - captured["mean"]).norm())
     assert after < 0.5 * before
-    assert adapted > inherited
+    # helps: the sub-network's own statistics fit it better (cross-entropy; after 20 steps top-1 is near
+    # chance, where it only measures noise)
+    assert adapted < inherited, (adapted, inherited)
+
+
+def _val_loss(net, data) -> float:
+    net.eval()
+    with torch.no_grad():
+        logits = net(torch.from_numpy(data.x_val))
+    return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(data.y_val)))
 
 
 def test_self_distillation_teacher_is_the_largest_subnetwork_and_trains(s3nas_lut):

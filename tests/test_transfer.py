@@ -10,7 +10,7 @@ import pytest
 
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
-from hwprof.predictors import store
+from hwprof.predictors import create_predictor, store
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.predictors.transfer import TransferPredictor, informative_sample, load_sources
@@ -19,16 +19,24 @@ from nas.spaces import get_space
 from tests.conftest import run_cli, samples
 
 
+def _chip_predictors(root, archs, mode: str, model: str) -> list:
+    """``model`` fitted on ``archs`` measured on kirin-npu and on hexagon-dsp (simulated)."""
+    fitted = []
+    for device in ("kirin-npu", "hexagon-dsp"):
+        measure_into(Dataset(root / device), get_device(device), archs, mode=mode)
+        fitted.append(fit_on(model, load_measurements(root / device)))
+    return fitted
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     """Additive predictors of ofa on two simulated chips, and 40 measured networks of a third."""
     root = tmp_path_factory.mktemp("transfer")
     archs = samples("ofa", 40, seed=4)
     paths = []
-    for device in ("kirin-npu", "hexagon-dsp"):
-        measure_into(Dataset(root / device), get_device(device), archs, mode="e2e")
+    for device, model in zip(("kirin-npu", "hexagon-dsp"), _chip_predictors(root, archs, "e2e", "additive")):
         paths.append(str(root / f"{device}.pred"))
-        store.save(fit_on("additive", load_measurements(root / device)), paths[-1])
+        store.save(model, paths[-1])
     measure_into(Dataset(root / "vpu"), get_device("myriad-vpu"), archs, mode="e2e")
     return root, paths
 
@@ -79,6 +87,45 @@ def test_nearest_and_bad_sources(sources, tmp_path):
                   "--out", str(tmp_path / "x.pred"))
     assert fit.returncode == 2 and len(fit.stderr.strip().splitlines()) == 1 and "tampered.pred" in fit.stderr
     assert not (tmp_path / "x.pred").exists()
+
+
+@pytest.fixture(scope="module")
+def block_sources(tmp_path_factory):
+    """lut predictors (they price single blocks) of ofa on two simulated chips."""
+    return _chip_predictors(tmp_path_factory.mktemp("block-sources"), samples("ofa", 16, seed=4), "both", "lut")
+
+
+def test_blockwise_corrects_a_kind_of_block_no_source_prices_right(block_sources, tmp_path):
+    """A chip whose 7x7 blocks cost more than every source says: the mixture cannot express it, blockwise can."""
+    models = block_sources
+    archs, probe = samples("ofa", 20, seed=8), samples("ofa", 60, seed=9)
+
+    def k7_cost(nets):
+        return np.array([sum(models[0].predict_blocks([b])[0] for b in a.blocks if max(b.kernel) == 7)
+                         for a in nets])
+
+    def truth(nets):
+        return models[0].predict(nets) + 0.6 * models[1].predict(nets) + 0.8 * k7_cost(nets)
+
+    mixture = TransferPredictor(method="mixture").with_sources(models).fit(archs, truth(archs))
+    blockwise = TransferPredictor().with_sources(models).fit(archs, truth(archs))
+    assert blockwise.method_ == "blockwise"  # the default where every source prices single blocks
+    error = {name: float(np.mean(np.abs(m.predict(probe) / truth(probe) - 1)))
+             for name, m in (("mixture", mixture), ("blockwise", blockwise))}
+    assert error["blockwise"] < 0.5 * error["mixture"]
+    corrections = blockwise.corrections()
+    assert min(v for k, v in corrections.items() if "-k7" in k) > max(v for k, v in corrections.items() if "-k3" in k)
+    loaded = store.loads(store.dumps(blockwise))
+    np.testing.assert_allclose(loaded.predict(probe), blockwise.predict(probe))
+
+    plain = models[0].predict(archs) + 0.6 * models[1].predict(archs)  # no kind differs: stays the mixture
+    same = TransferPredictor(method="blockwise").with_sources(models).fit(archs, plain)
+    np.testing.assert_allclose(same.predict(probe), models[0].predict(probe) + 0.6 * models[1].predict(probe),
+                               rtol=0.02)
+    additive = create_predictor("additive").fit(archs, plain)
+    with pytest.raises(HwprofError, match="price single blocks"):
+        TransferPredictor(method="blockwise").with_sources([additive]).fit(archs, plain)
+    assert TransferPredictor().with_sources([additive]).fit(archs, plain).method_ == "mixture"
 
 
 def test_informative_selection_is_seeded_and_spans_the_sources(sources):

@@ -28,7 +28,7 @@ from sklearn.ensemble import RandomForestRegressor
 
 from hwprof.arch import Arch, Block
 from hwprof.errors import HwprofError
-from hwprof.graph_styles import DEFAULT_STYLE
+from hwprof.graph_styles import DEFAULT_STYLE, build_model
 from hwprof.predictors.base import LatencyPredictor, block_io_elements, design_overhead, fit_overhead
 from hwprof.predictors.kernels import FEATURES, LEGACY_FEATURES, block_kernels
 from hwprof.registry import PREDICTORS
@@ -38,6 +38,10 @@ from hwprof.runtime_graph import RULES, GraphRuntime, graph_kernels, target_kern
 #: layers lower to several ops (reshapes, two products, softmax) that a model exported by torch has too,
 #: so kernels read the same way from both make a predictor trained on one right about the other.
 GRAPH_READ_OPS = ("patchembed", "flatten", "transformer", "tokenhead", "poolmixer")
+
+#: Training networks per graph style whose whole graphs fit the network term of :meth:`predict_onnx`
+#: (a few parameters; exporting a torch-style graph takes about a second, so not every network).
+GRAPH_NETWORKS = 48
 
 _MACS, _IN, _OUT = FEATURES.index("macs"), FEATURES.index("in_elems"), FEATURES.index("out_elems")
 _EXTRA = FEATURES.index("extra_elems")
@@ -170,6 +174,12 @@ class KernelRFPredictor(LatencyPredictor):
         features = np.vstack([self._network_features(archs, style) for style, archs, _, _ in parts])
         latency = np.concatenate([np.asarray(lat, dtype=float) for _, _, lat, _ in parts])
         self.overhead_ = fit_overhead(features, latency)
+        self.graph_overhead_ = None
+        if self.runtime_.kind != RULES:  # whole graphs (predict_onnx) run kernels the block path does not see
+            chosen = [(style, a, ms) for style, archs, lat, _ in parts
+                      for a, ms in list(zip(archs, np.asarray(lat, dtype=float)))[:GRAPH_NETWORKS]]
+            graph = np.array([self._onnx_features(build_model(a, style)) for style, a, _ in chosen], dtype=float)
+            self.graph_overhead_ = fit_overhead(graph, np.array([ms for *_, ms in chosen]))
         return self
 
     def _profiled_shares(self, rows, kernel_lists, groups) -> dict[str, np.ndarray]:
@@ -257,19 +267,28 @@ class KernelRFPredictor(LatencyPredictor):
             out[index] = self._predict_kernels(ktype, np.asarray([kernels[i].features for i in index], dtype=float))
         return out
 
-    def predict_onnx(self, models: Sequence) -> np.ndarray:
-        """Predicted latency (ms) of arbitrary ONNX models, from the kernels their runtime executes."""
+    def _onnx_features(self, model) -> list[float]:
+        """A whole ONNX model's kernels (as its runtime runs them) summed, its I/O and its weights (millions)."""
         from devices.base import model_inputs
 
+        total = float(self.kernel_latencies(self.onnx_kernels(model)).sum())
+        in_shape = (1, sum(int(np.prod(shape[1:])) for _, shape, _ in model_inputs(model)))  # every input
+        out_dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+        weights = sum(int(np.prod(t.dims)) for t in model.graph.initializer if len(t.dims) > 1) / 1e6
+        return [total, network_io_elements(in_shape, tuple(out_dims)), weights]
+
+    def predict_onnx(self, models: Sequence) -> np.ndarray:
+        """Predicted latency (ms) of arbitrary ONNX models, from the kernels their runtime executes.
+
+        With a runtime graph the network term is the one fitted on the training
+        networks' whole graphs (``graph_overhead_``), whose kernels are read the
+        same way as the model's; the block path's term (``overhead_``) is fitted
+        on kernels read block by block, which a whole graph does not split into.
+        """
         self._check_fitted()
-        feats = []
-        for model in models:
-            total = float(self.kernel_latencies(self.onnx_kernels(model)).sum())
-            in_shape = (1, sum(int(np.prod(shape[1:])) for _, shape, _ in model_inputs(model)))  # every input
-            out_dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
-            weights = sum(int(np.prod(t.dims)) for t in model.graph.initializer if len(t.dims) > 1) / 1e6
-            feats.append([total, network_io_elements(in_shape, tuple(out_dims)), weights])
-        predicted = self._overhead(np.array(feats, dtype=float).reshape(-1, 3))
+        feats = np.array([self._onnx_features(model) for model in models], dtype=float).reshape(-1, 3)
+        coef = getattr(self, "graph_overhead_", None)
+        predicted = design_overhead(feats) @ coef if coef is not None else self._overhead(feats)
         if np.any(predicted <= 0):
             raise HwprofError("the model is too far from the networks this kernel-rf was trained on (its network "
                               "term extrapolates to a latency <= 0)",
@@ -280,13 +299,15 @@ class KernelRFPredictor(LatencyPredictor):
         types = sorted(self.forests_)
         return ({"kernel_types": types, "runtime": self.runtime_.to_json(), "n_features": self.n_features_,
                  "graph_styles": list(self.styles_), "target": self.target_},
-                {"overhead": self.overhead_, "block_overhead": self.block_overhead_},
+                {"overhead": self.overhead_, "block_overhead": self.block_overhead_,
+                 **({"graph_overhead": self.graph_overhead_} if self.graph_overhead_ is not None else {})},
                 {f"forest.{k}": self.forests_[k] for k in types})
 
     def set_state(self, meta, arrays, models) -> None:
         self.forests_ = {k: models[f"forest.{k}"] for k in meta["kernel_types"]}
         self.overhead_ = arrays["overhead"]
         self.block_overhead_ = arrays["block_overhead"]
+        self.graph_overhead_ = arrays.get("graph_overhead")  # absent in files fitted before whole-graph terms
         self.runtime_ = self.graph_runtime = GraphRuntime.from_json(meta.get("runtime"))
         self.n_features_ = int(meta.get("n_features", LEGACY_FEATURES))
         self.target_ = meta.get("target", "ms")  # files written before the ratio target learnt ms

@@ -7,12 +7,22 @@ built on other devices from 10-20 measured networks (HELP, Lee et al., NeurIPS
 methods here, both in MAPLE-Edge's family, compared in
 ``benchmarks/bench_transfer.py``:
 
-- ``mixture`` (default): the new device's latency is a non-negative
+- ``mixture``: the new device's latency is a non-negative
   combination of the source predictors' predictions, plus MACs and a
   constant: ``y = sum_s w_s * p_s(x) + a * MACs + c`` with ``w, a, c >= 0``,
   fitted by non-negative least squares on relative error. Few parameters
   (sources + 2), so it is stable from 5 networks, and each source contributes
   what it knows about which operators are expensive.
+- ``blockwise``: the mixture, then one relative correction per kind of block
+  (operator, kernel size, squeeze-and-excitation): ``y = mixture(x) +
+  sum_g d_g * m_g(x)``, where ``m_g`` is the mixture's cost of the network's
+  blocks of kind ``g`` (the sources' per-block costs, weighted as in the
+  mixture). A chip whose 7x7 depthwise kernels are slower than on every source
+  shows as ``d_k7 > 0``, which no combination of whole-network predictions
+  can express. The ``d`` are ridge-shrunk towards 0 (the plain mixture), the
+  strength chosen by leave-one-out error on the few rows, so with too few rows
+  to tell, it stays the mixture. Needs sources that price single blocks
+  (``lut``, ``kernel-rf``); the default (``auto``) where they all do.
 - ``nearest``: the single source whose predictions best explain the new
   measurements (least relative error after an affine fit), scaled:
   ``y = a * p_s(x) + b``. The baseline transfer.
@@ -41,8 +51,11 @@ from hwprof.errors import HwprofError
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.registry import PREDICTORS
 
-METHODS = ("mixture", "nearest")
-MIN_ROWS = {"mixture": 3, "nearest": 2}
+METHODS = ("mixture", "blockwise", "nearest")
+MIN_ROWS = {"mixture": 3, "blockwise": 3, "nearest": 2}
+#: Ridge strengths tried for the blockwise corrections, relative to the mean squared column (inf: none).
+BACKFIT_ROUNDS = 4
+RIDGE_GRID = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, np.inf)
 
 
 def load_sources(paths: Sequence[str]) -> list[LatencyPredictor]:
@@ -75,6 +88,50 @@ def _source_features(sources: Sequence[LatencyPredictor], archs: Sequence[Arch])
     return np.column_stack(cols)
 
 
+def block_kind(block: Block) -> str:
+    """The kind a blockwise correction is shared by: operator, largest kernel, activation, squeeze-and-excitation.
+
+    Finer kinds (the expansion ratio too) were tried in ``bench_transfer``: with
+    20 networks they leave too few rows per kind and lose accuracy.
+    """
+    return f"{block.op}-k{max(block.kernel) if block.kernel else 0}-{block.act}" + ("-se" if block.se else "")
+
+
+def _kind_costs(sources: Sequence[LatencyPredictor], weights: np.ndarray, archs: Sequence[Arch],
+                kinds: Sequence[str]) -> np.ndarray:
+    """Per network and block kind: the mixture's cost (sum of weighted source block costs) of its blocks of that kind."""
+    blocks = list(dict.fromkeys(b for a in archs for b in a.blocks))
+    cost = np.zeros(len(blocks))
+    for source, weight in zip(sources, weights):
+        if weight > 0:
+            cost += weight * np.asarray(source.predict_blocks(blocks), dtype=float)
+    index = {b: i for i, b in enumerate(blocks)}
+    column = {k: j for j, k in enumerate(kinds)}
+    out = np.zeros((len(archs), len(kinds)))
+    for i, a in enumerate(archs):
+        for b in a.blocks:
+            j = column.get(block_kind(b))
+            if j is not None:
+                out[i, j] += cost[index[b]]
+    return out
+
+
+def _loo_ridge(z: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ridge coefficients of ``r ~ z`` with the strength of least leave-one-out error (RIDGE_GRID); and it."""
+    best = (float(np.mean(r ** 2)), np.zeros(z.shape[1]), np.inf)  # no correction
+    scale = float(np.mean(np.sum(z ** 2, axis=0))) or 1.0
+    for t in RIDGE_GRID:
+        if not np.isfinite(t):
+            continue
+        inv = np.linalg.inv(z.T @ z + t * scale * np.eye(z.shape[1]))
+        coef = inv @ z.T @ r
+        hat = np.einsum("ij,jk,ik->i", z, inv, z)
+        loo = (r - z @ coef) / np.maximum(1.0 - hat, 1e-6)
+        if float(np.mean(loo ** 2)) < best[0]:
+            best = (float(np.mean(loo ** 2)), coef, t)
+    return best[1], best[2]
+
+
 @PREDICTORS.register("transfer")
 class TransferPredictor(LatencyPredictor):
     """Few-shot predictor for a new device from source predictors (see the module docstring).
@@ -82,15 +139,16 @@ class TransferPredictor(LatencyPredictor):
     Args:
         sources: Paths of the source predictor files (read at fit time; the fitted
             predictor keeps their contents, so the files may move afterwards).
-        method: ``mixture`` or ``nearest``.
+        method: ``blockwise``, ``mixture`` or ``nearest``; ``auto`` (default): blockwise
+            when every source prices single blocks (``lut``, ``kernel-rf``), else mixture.
     """
 
     name = "transfer"
 
-    def __init__(self, sources: Sequence[str] = (), method: str = "mixture") -> None:
+    def __init__(self, sources: Sequence[str] = (), method: str = "auto") -> None:
         super().__init__()
-        if method not in METHODS:
-            raise HwprofError(f"unknown transfer method '{method}'", f"use one of: {', '.join(METHODS)}")
+        if method not in ("auto", *METHODS):
+            raise HwprofError(f"unknown transfer method '{method}'", f"use one of: auto, {', '.join(METHODS)}")
         self.sources = [str(s) for s in sources]
         self.method = method
         self._source_models: list[LatencyPredictor] | None = None
@@ -111,16 +169,35 @@ class TransferPredictor(LatencyPredictor):
     def fit(self, archs: Sequence[Arch], latency_ms: np.ndarray,
             block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0) -> TransferPredictor:
         sources = self._models()
+        prices_blocks = all(hasattr(s, "predict_blocks") for s in sources)
+        method = self.method if self.method != "auto" else ("blockwise" if prices_blocks else "mixture")
         y = np.asarray(latency_ms, dtype=float)
-        if len(y) < MIN_ROWS[self.method]:
-            raise HwprofError(f"transfer ({self.method}) needs at least {MIN_ROWS[self.method]} measured networks "
+        if len(y) < MIN_ROWS[method]:
+            raise HwprofError(f"transfer ({method}) needs at least {MIN_ROWS[method]} measured networks "
                               f"of the new device, got {len(y)}", "measure more networks (e.g. --samples 20)")
         for space_name in sorted({a.space for a in archs}):
             check_space(sources, space_name, self.sources)
         x = _source_features(sources, archs)
         w = 1.0 / np.maximum(y, 1e-9)  # relative error
-        if self.method == "mixture":
+        self.kinds_: list[str] = []
+        self.kind_coef_ = np.zeros(0)
+        self.ridge_ = np.inf
+        self.method_ = method
+        if method in ("mixture", "blockwise"):
             coef, _ = nnls(x * w[:, None], y * w)
+            if method == "blockwise":
+                missing = [s.name for s in sources if not hasattr(s, "predict_blocks")]
+                if missing:
+                    raise HwprofError(f"the blockwise transfer needs sources that price single blocks; "
+                                      f"{', '.join(missing)} does not", "use lut or kernel-rf sources, or "
+                                      "--param method=mixture")
+                self.kinds_ = sorted({block_kind(b) for a in archs for b in a.blocks})
+                for _ in range(BACKFIT_ROUNDS):  # the mixture and the corrections, each fitted to what the other leaves
+                    z = _kind_costs(sources, coef[:len(sources)], archs, self.kinds_)
+                    self.kind_coef_, self.ridge_ = _loo_ridge(z * w[:, None], (y - x @ coef) * w)
+                    coef, _ = nnls(x * w[:, None], (y - z @ self.kind_coef_) * w)
+                z = _kind_costs(sources, coef[:len(sources)], archs, self.kinds_)
+                self.kind_coef_, self.ridge_ = _loo_ridge(z * w[:, None], (y - x @ coef) * w)
         else:
             best, coef = np.inf, None
             for s in range(len(sources)):
@@ -140,7 +217,11 @@ class TransferPredictor(LatencyPredictor):
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         self._check_fitted()
-        return _source_features(self._models(), archs) @ self.coef_
+        sources = self._models()
+        out = _source_features(sources, archs) @ self.coef_
+        if len(self.kinds_) and np.any(self.kind_coef_):
+            out = out + _kind_costs(sources, self.coef_[:len(sources)], archs, self.kinds_) @ self.kind_coef_
+        return out
 
     def weights(self) -> dict[str, float]:
         """The fitted coefficient of each source (by device), of MACs (per G) and the constant."""
@@ -148,16 +229,26 @@ class TransferPredictor(LatencyPredictor):
         names = [f"{i['device'] or 'source'} ({i['predictor']})" for i in self.source_info_]
         return dict(zip([*names, "macs_g", "constant_ms"], self.coef_.tolist()))
 
+    def corrections(self) -> dict[str, float]:
+        """Blockwise method: the fitted relative correction of each block kind (0: as the mixture prices it)."""
+        self._check_fitted()
+        return dict(zip(self.kinds_, self.kind_coef_.tolist()))
+
     def get_state(self):
-        arrays = {"coef": self.coef_}
+        arrays = {"coef": self.coef_, "kind_coef": self.kind_coef_}
         for i, src in enumerate(self._models()):
             arrays[f"source_{i}"] = np.frombuffer(_dumps(src), dtype=np.uint8)
-        return {"sources": self.source_info_}, arrays, {}
+        return {"sources": self.source_info_, "method": self.method_, "block_kinds": self.kinds_,
+                "ridge": None if not np.isfinite(self.ridge_) else self.ridge_}, arrays, {}
 
     def set_state(self, meta, arrays, models) -> None:
         from hwprof.predictors import store
 
         self.coef_ = arrays["coef"]
+        self.kinds_ = list(meta.get("block_kinds", []))
+        self.method_ = meta.get("method", "mixture" if self.method == "auto" else self.method)
+        self.kind_coef_ = arrays.get("kind_coef", np.zeros(0))
+        self.ridge_ = np.inf if meta.get("ridge") is None else float(meta["ridge"])
         self.source_info_ = list(meta.get("sources", []))
         count = len([k for k in arrays if k.startswith("source_")])
         self._source_models = [store.loads(arrays[f"source_{i}"].tobytes(), f"embedded source {i}")
@@ -201,7 +292,7 @@ def informative_sample(space, sources: Sequence[LatencyPredictor], n: int, seed:
 
 
 def few_shot_predictor(device, space, source_paths: Sequence[str], n: int, data_dir, seed: int = 0,
-                       method: str = "mixture", status=lambda _m: None) -> TransferPredictor:
+                       method: str = "auto", status=lambda _m: None) -> TransferPredictor:
     """Bring up a new device: measure ``n`` informative networks on it, fit a transfer predictor.
 
     The networks are measured into ``data_dir`` (resumable, drift reference on
