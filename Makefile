@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-full install clean
+.PHONY: demo test test-slow bench bench-full install clean
 
 install: $(STAMP)
 
@@ -28,7 +28,10 @@ demo: $(STAMP)
 		--latency-ms 4 --out $(DEMO)/search
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --out bench-results.json

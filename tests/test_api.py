@@ -13,6 +13,7 @@ from hwprof.errors import HwprofError
 from tests.conftest import REPO, samples
 
 
+@pytest.mark.slow
 def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
     text = (REPO / "README.md").read_text()
     block = re.search(r"<!-- README-API-EXAMPLE.*?```python\n(.*?)```", text, re.S).group(1)

@@ -155,6 +155,7 @@ def test_ray_measures_the_same_rows_as_local_on_the_nodes_that_host_each_device(
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_no_rows_and_the_rerun_completes(cluster, tmp_path):
     out = tmp_path / "cpu"
     args = ["--device", "cpu", "--mode", "e2e", "--samples", "40", "--min-time", "0.15", "--drift-every", "0",

@@ -297,6 +297,7 @@ def test_measure_refuses_unwritable_out_before_measuring(tmp_path):
                              "--graph-style", "keras", "--out", str(tmp_path / "x")), "unknown graph style 'keras'")
 
 
+@pytest.mark.slow
 def test_search_predicts_and_verifies_the_graph_style_shipped(two_styles, tmp_path, monkeypatch):
     from hwprof.predictors import store
 

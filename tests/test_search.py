@@ -268,6 +268,7 @@ def test_accuracy_predictor_sees_what_its_pairs_vary(tmp_path):
         assert ("resolution" in est.sees(space)) == (name == "varied")
 
 
+@pytest.mark.slow
 def test_cli_search_holds_and_reports_dimensions(npu_pred, tmp_path):
     pred = npu_pred
     args = ("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--predictor", str(pred), "--budget", "30",

@@ -83,6 +83,7 @@ def test_expected_latency_is_the_predictors(s3nas_lut):
     assert any(float(t.grad.abs().sum()) > 0 for t in net.thresholds())
 
 
+@pytest.mark.slow
 def test_single_path_search_trains_and_is_reproducible(s3nas_lut):
     sp = get_space("s3nas")
     table = s3nas_lut.cost_table(sp)
@@ -142,6 +143,7 @@ def test_digits_are_labelled_and_split():
     assert "digits" in data.description and len(data.classes) == 10
 
 
+@pytest.mark.slow
 def test_cli_single_path(tmp_path, monkeypatch):
     monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
     proc = run_cli("nas", "search", "--searcher", "single-path", "--space", "s3nas", "--target", "kirin-npu")
@@ -161,6 +163,7 @@ def test_cli_single_path(tmp_path, monkeypatch):
         assert summary["refined"]["scaling"] is not None and summary["refined"]["postprocess"] is not None
 
 
+@pytest.mark.slow
 def test_adaptive_bn_moves_statistics_to_the_subnetwork_and_helps():
     from nas.training import recalibrate_bn
 

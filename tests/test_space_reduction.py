@@ -142,6 +142,7 @@ def test_bad_reduced_space_files_are_clear_errors(tmp_path, content, message):
         load_reduced_space(path)
 
 
+@pytest.mark.slow
 def test_cli_reduce_space_then_search_it(tmp_path, ofa_predictor):
     from hwprof.predictors import store
 
