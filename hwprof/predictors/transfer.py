@@ -97,23 +97,25 @@ def block_kind(block: Block) -> str:
     return f"{block.op}-k{max(block.kernel) if block.kernel else 0}-{block.act}" + ("-se" if block.se else "")
 
 
-def _kind_costs(sources: Sequence[LatencyPredictor], weights: np.ndarray, archs: Sequence[Arch],
-                kinds: Sequence[str]) -> np.ndarray:
-    """Per network and block kind: the mixture's cost (sum of weighted source block costs) of its blocks of that kind."""
+def _kind_costs(sources: Sequence[LatencyPredictor], archs: Sequence[Arch], kinds: Sequence[str]) -> np.ndarray:
+    """Per source, network and block kind: the source's summed cost of the network's blocks of that kind.
+
+    Shape (sources, networks, kinds); the mixture's cost per kind is its weights times this.
+    """
     blocks = list(dict.fromkeys(b for a in archs for b in a.blocks))
-    cost = np.zeros(len(blocks))
-    for source, weight in zip(sources, weights):
-        if weight > 0:
-            cost += weight * np.asarray(source.predict_blocks(blocks), dtype=float)
     index = {b: i for i, b in enumerate(blocks)}
     column = {k: j for j, k in enumerate(kinds)}
-    out = np.zeros((len(archs), len(kinds)))
-    for i, a in enumerate(archs):
+    owner = np.zeros((len(archs), len(blocks)))  # networks x blocks -> their kinds below
+    kind_of = np.zeros((len(blocks), len(kinds)))
+    for b, i in index.items():
+        j = column.get(block_kind(b))
+        if j is not None:
+            kind_of[i, j] = 1.0
+    for n, a in enumerate(archs):
         for b in a.blocks:
-            j = column.get(block_kind(b))
-            if j is not None:
-                out[i, j] += cost[index[b]]
-    return out
+            owner[n, index[b]] += 1.0
+    costs = np.array([np.asarray(s.predict_blocks(blocks), dtype=float) for s in sources])
+    return np.stack([owner @ (c[:, None] * kind_of) for c in costs])
 
 
 def _loo_ridge(z: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, float]:
@@ -186,18 +188,18 @@ class TransferPredictor(LatencyPredictor):
         if method in ("mixture", "blockwise"):
             coef, _ = nnls(x * w[:, None], y * w)
             if method == "blockwise":
-                missing = [s.name for s in sources if not hasattr(s, "predict_blocks")]
-                if missing:
+                if not prices_blocks:
+                    missing = [s.name for s in sources if not hasattr(s, "predict_blocks")]
                     raise HwprofError(f"the blockwise transfer needs sources that price single blocks; "
                                       f"{', '.join(missing)} does not", "use lut or kernel-rf sources, or "
                                       "--param method=mixture")
                 self.kinds_ = sorted({block_kind(b) for a in archs for b in a.blocks})
-                for _ in range(BACKFIT_ROUNDS):  # the mixture and the corrections, each fitted to what the other leaves
-                    z = _kind_costs(sources, coef[:len(sources)], archs, self.kinds_)
+                per_source = _kind_costs(sources, archs, self.kinds_)  # priced once; only the weights change
+                for r in range(BACKFIT_ROUNDS + 1):  # the mixture and the corrections, each fitted to what the other leaves
+                    z = np.tensordot(coef[:len(sources)], per_source, axes=1)
                     self.kind_coef_, self.ridge_ = _loo_ridge(z * w[:, None], (y - x @ coef) * w)
-                    coef, _ = nnls(x * w[:, None], (y - z @ self.kind_coef_) * w)
-                z = _kind_costs(sources, coef[:len(sources)], archs, self.kinds_)
-                self.kind_coef_, self.ridge_ = _loo_ridge(z * w[:, None], (y - x @ coef) * w)
+                    if r < BACKFIT_ROUNDS:
+                        coef, _ = nnls(x * w[:, None], (y - z @ self.kind_coef_) * w)
         else:
             best, coef = np.inf, None
             for s in range(len(sources)):
@@ -220,7 +222,8 @@ class TransferPredictor(LatencyPredictor):
         sources = self._models()
         out = _source_features(sources, archs) @ self.coef_
         if len(self.kinds_) and np.any(self.kind_coef_):
-            out = out + _kind_costs(sources, self.coef_[:len(sources)], archs, self.kinds_) @ self.kind_coef_
+            z = np.tensordot(self.coef_[:len(sources)], _kind_costs(sources, archs, self.kinds_), axes=1)
+            out = out + z @ self.kind_coef_
         return out
 
     def weights(self) -> dict[str, float]:
