@@ -20,8 +20,8 @@ on hwprof-measured ``ofa`` networks and blocks:
 
 - *runtime* (this round's model): kernels from onnxruntime's optimized graph,
   fitted on ``ofa`` in graph styles ``hwprof``, ``torch-manual``, ``torch`` and
-  ``torch-timm``, and on ``proxyless`` (MobileNetV2-like) and ``ofa-width``
-  (per-block width multipliers) in ``hwprof`` style; every training block is
+  ``torch-timm``, and on ``proxyless`` (MobileNetV2-like, at width 1, 0.75 and
+  1.4) and ``ofa-width`` (per-block width multipliers) in ``hwprof`` style; every training block is
   also profiled per node (``--per-op``), so each kernel's share of its block
   is read from the profile rather than guessed;
 - *baseline* (round 1's model): hwprof's fusion rules, fitted on ``ofa`` in
@@ -67,9 +67,12 @@ from nas.spaces import get_space
 
 ROUNDS = 4
 # (space, graph style, share of --train networks): what hwprof generates and kernel-rf learns from
-# (ofa-width: per-block widths x0.75-1.25, the channel counts of width-multiplied MobileNets)
+# (ofa-width: per-block widths x0.75-1.25, the channel counts of width-multiplied MobileNets;
+# proxyless with width multipliers: the published MobileNetV2 family, 0.75 at 192 px and 1.4 at 160 px)
 TRAINING = (("ofa", "hwprof", 1.0), ("ofa", "torch-manual", 1.0), ("ofa", "torch", 0.5), ("ofa", "torch-timm", 0.5),
-            ("proxyless", "hwprof", 0.67), ("ofa-width", "hwprof", 0.5))
+            ("proxyless", "hwprof", 0.67), ("ofa-width", "hwprof", 0.5),
+            ("proxyless:width_mult=0.75,resolution=192", "hwprof", 0.34),
+            ("proxyless:width_mult=1.4,resolution=160", "hwprof", 0.34))
 PER_OP_RUNS = 5  # blocks are profiled per node, so kernel-rf learns each kernel's share from its time
 
 
@@ -256,13 +259,13 @@ def training_data(root: Path, n: int) -> list:
     for space_name, style, share in TRAINING:
         space, rng = get_space(space_name), np.random.default_rng(0)
         archs = [space.sample(rng) for _ in range(max(2, int(n * share)))]
-        out = root / f"cpu-{space_name}-{style}"
+        out = root / f"cpu-{space_name.replace(':', '-').replace(',', '-').replace('=', '')}-{style}"
         device = get_device("cpu", graph_style=style)
         print(f"measuring {len(archs)} {space_name} networks and their blocks on cpu in graph style {style} into {out}",
               flush=True)
         measure_into(Dataset(out), device, archs, mode="both", protocol=Protocol(min_time_s=0.1, time_cap_s=2.0),
                      reference_every_s=2.0, per_op_runs=PER_OP_RUNS)
-        parts.append(load_measurements(out, device="cpu", space=space_name, style=style))
+        parts.append(load_measurements(out, device="cpu", space=space.name, style=style))
     return parts
 
 

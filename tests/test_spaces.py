@@ -35,6 +35,19 @@ def test_space_arguments_are_read_from_the_name_and_keep_predictor_caches_apart(
             get_space(bad)
 
 
+def test_proxyless_width_multiplier_scales_channels_like_mobilenet_v2():
+    rng = np.random.default_rng(0)
+    genes = get_space("proxyless").sample_genes(rng)
+    plain, narrow, wide = (get_space(name).decode(genes) for name in
+                           ("proxyless", "proxyless:width_mult=0.75", "proxyless:width_mult=1.4"))
+    assert get_space("proxyless:width_mult=0.75").spec == "proxyless:width_mult=0.75"
+    assert [b.op for b in narrow.blocks] == [b.op for b in plain.blocks]  # same genes, same layers
+    assert (narrow.blocks[0].c_out, plain.blocks[0].c_out, wide.blocks[0].c_out) == (24, 32, 48)
+    assert narrow.blocks[2].c_out == 24  # 0.75 x 24 = 18 rounds up, not below 90% of it
+    assert narrow.blocks[-3].c_out == plain.blocks[-3].c_out == 1280 < wide.blocks[-3].c_out  # the head only grows
+    assert narrow.macs < plain.macs < wide.macs
+
+
 @pytest.mark.parametrize("space", SPACES)
 def test_same_seed_same_samples(space):
     a = [x.hash for x in samples(space, 10, seed=3)]
