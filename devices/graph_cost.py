@@ -51,11 +51,28 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int]:
     return [d.dim_value if d.HasField("dim_value") else 1 for d in vi.type.tensor_type.shape.dim]
 
 
-def tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    """Shapes of every tensor; runs shape inference (without weights) only if needed."""
+def _static_dims(vi: onnx.ValueInfoProto) -> list[int] | None:
+    """The shape when every dimension is a known number; None for symbolic dims or an unknown rank."""
+    tensor = vi.type.tensor_type
+    if not tensor.HasField("shape") or not all(d.HasField("dim_value") for d in tensor.shape.dim):
+        return None
+    return [d.dim_value for d in tensor.shape.dim]
+
+
+def tensor_shapes(model: onnx.ModelProto, static_only: bool = False) -> dict[str, list[int]]:
+    """Shapes of every tensor; runs shape inference (without weights) only if needed.
+
+    Args:
+        model: The model.
+        static_only: Leave out tensors whose shape is not fully known (symbolic
+            dimensions, unknown rank) instead of reading unknown dimensions as 1.
+    """
+    read = _static_dims if static_only else _dims
     shapes = {i.name: list(i.dims) for i in model.graph.initializer}
     for vi in (*model.graph.input, *model.graph.value_info, *model.graph.output):
-        shapes[vi.name] = _dims(vi)
+        dims = read(vi)
+        if dims is not None:
+            shapes[vi.name] = dims
     if all(o in shapes for n in model.graph.node for o in n.output if o):
         return shapes
     light = onnx.ModelProto()
@@ -73,7 +90,9 @@ def tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
             tensor.dims.extend(init.dims)
     inferred = shape_inference.infer_shapes(light)
     for vi in (*inferred.graph.value_info, *inferred.graph.output):
-        shapes[vi.name] = _dims(vi)
+        dims = read(vi)
+        if dims is not None:
+            shapes[vi.name] = dims
     return shapes
 
 

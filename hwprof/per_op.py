@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
+from typing import Mapping
 
 import onnx
 
@@ -45,6 +46,26 @@ class KernelTime:
     nodes: tuple[str, ...]
 
 
+def _graph_node(name: str, owner: Mapping[str, int], by_output: Mapping[str, str]) -> str:
+    """The model's node a runtime node stands for.
+
+    onnxruntime names a fused node after the first node it absorbed plus the
+    fusion (``/blocks.0/fc1/MatMul/MatMulAddFusion``), and some nodes after
+    their output value; the name is cut back one ``/`` component at a time
+    until it names one of the model's kernels.
+    """
+    candidate = name
+    while True:
+        if candidate in owner:
+            return candidate
+        if candidate in by_output:
+            return by_output[candidate]
+        head, sep, _ = candidate.rpartition("/")
+        if not sep or not head:
+            return name
+        candidate = head
+
+
 def group_by_kernel(model: onnx.ModelProto, times: list[NodeTime]) -> list[KernelTime]:
     """Sum node times into the model's kernels (graph order), then runtime-inserted work.
 
@@ -67,8 +88,7 @@ def group_by_kernel(model: onnx.ModelProto, times: list[NodeTime]) -> list[Kerne
     members: list[list[str]] = [[] for _ in kernels]
     extra: dict[str, tuple[str, str, float, list[str]]] = {}
     for t in times:
-        base = _RUNTIME_SUFFIX.sub("", t.node)
-        node = base if base in owner else by_output.get(base, base)
+        node = _graph_node(_RUNTIME_SUFFIX.sub("", t.node), owner, by_output)
         if node in owner:
             totals[owner[node]] += t.ms
             members[owner[node]].append(t.node)

@@ -113,7 +113,7 @@ def graph_kernels(model: onnx.ModelProto, runtime: GraphRuntime) -> list[OnnxKer
         return onnx_kernels(model)
     from devices.graph_cost import tensor_shapes
 
-    return executed_kernels(optimized_model(model, runtime), tensor_shapes(model))
+    return executed_kernels(optimized_model(model, runtime), tensor_shapes(model, static_only=True))
 
 
 # --- kernels of an executed (optimized) onnxruntime graph --------------------------------
@@ -184,6 +184,14 @@ def _infer_shape(node: onnx.NodeProto, ins: list[list[int] | None], consts: dict
         axes = [a % len(x) for a in (axes if axes is not None else range(len(x)))]
         keep = _attr(node, "keepdims", 1)
         return [1 if i in axes else d for i, d in enumerate(x) if keep or i not in axes]
+    if op in ("MatMul", "FusedMatMul") and len(x) > 1 and ins[1] is not None and len(ins[1]) > 1:
+        a, b = list(x), list(ins[1])
+        if _attr(node, "transA", 0):
+            a[-2:] = a[-1], a[-2]
+        if _attr(node, "transB", 0):
+            b[-2:] = b[-1], b[-2]
+        batch = _broadcast([a[:-2], b[:-2]]) if len(a) > 2 or len(b) > 2 else []
+        return [*batch, a[-2], b[-1]]
     if op in _FC:
         w = ins[1] or [x[-1], x[-1]]
         out = w[0] if op != "MatMul" and _attr(node, "transB", 0) else w[-1]
@@ -196,8 +204,110 @@ def _infer_shape(node: onnx.NodeProto, ins: list[list[int] | None], consts: dict
     if op == "Concat":
         axis = _attr(node, "axis", 1) % len(x)
         return [sum(s[axis] for s in ins if s) if i == axis else d for i, d in enumerate(x)]
+    if op in _SHAPE_OPS and ins and ins[0] is not None:
+        reshaped = _shape_op(node, x, ins, consts)
+        if reshaped is not None:
+            return reshaped
     known = [s for s in ins if s is not None]
     return _broadcast(known) if known else x
+
+
+_SHAPE_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Gather", "Expand", "Shape"}
+
+
+def _const_values(consts: dict[str, onnx.TensorProto], name: str) -> list[int] | None:
+    tensor = consts.get(name) if name else None
+    return None if tensor is None else [int(v) for v in onnx.numpy_helper.to_array(tensor).reshape(-1)]
+
+
+def _axes(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto], rank: int) -> list[int] | None:
+    """``axes`` from the attribute (older opsets) or the constant second input, made non-negative."""
+    axes = _attr(node, "axes", None)
+    if axes is None and len(node.input) > 1:
+        axes = _const_values(consts, node.input[1])
+    return None if axes is None else sorted(int(a) % rank for a in axes)
+
+
+def _shape_op(node: onnx.NodeProto, x: list[int], ins: list[list[int] | None],
+              consts: dict[str, onnx.TensorProto]) -> list[int] | None:
+    """Output shape of a data-movement op from its constant operands; None where they are not constant.
+
+    Exported graphs (torch's ``nn.MultiheadAttention`` above all) move attention's
+    heads with Reshape/Transpose/Squeeze chains; a kernel after them is priced
+    by the shapes they produce.
+    """
+    op = node.op_type
+    if op == "Shape":
+        return [len(x)]
+    if not x:
+        return None
+    if op == "Transpose":
+        perm = list(_attr(node, "perm", list(range(len(x)))[::-1]))
+        return [x[p] for p in perm] if len(perm) == len(x) else None
+    if op == "Reshape":
+        target = _const_values(consts, node.input[1]) if len(node.input) > 1 else None
+        if target is None:
+            return None
+        allow_zero = _attr(node, "allowzero", 0)
+        out = [x[i] if d == 0 and not allow_zero and i < len(x) else d for i, d in enumerate(target)]
+        if out.count(-1) == 1:
+            known = int(np.prod([d for d in out if d != -1])) or 1
+            out[out.index(-1)] = int(np.prod(x)) // known
+        return out if all(d >= 0 for d in out) else None
+    if op == "Squeeze":
+        axes = _axes(node, consts, len(x))
+        return [d for i, d in enumerate(x) if (d != 1 if axes is None else i not in axes)]
+    if op == "Unsqueeze":
+        axes = _axes(node, consts, len(x) + len(_attr(node, "axes", None) or _const_values(
+            consts, node.input[1] if len(node.input) > 1 else "") or []))
+        if axes is None:
+            return None
+        out = list(x)
+        for a in axes:
+            out.insert(a, 1)
+        return out
+    if op == "Slice":
+        starts, ends = (_const_values(consts, node.input[i]) if len(node.input) > i else None for i in (1, 2))
+        if starts is None or ends is None:
+            return None
+        axes = _const_values(consts, node.input[3]) if len(node.input) > 3 else None
+        steps = _const_values(consts, node.input[4]) if len(node.input) > 4 else None
+        out = list(x)
+        for start, end, axis, step in zip(starts, ends, axes or range(len(starts)), steps or [1] * len(starts)):
+            size = x[axis]
+            start = min(max(start + size if start < 0 else start, 0), size)
+            end = min(max(end + size if end < 0 else end, 0), size)
+            out[axis] = max(0, math.ceil((end - start) / step)) if step > 0 else max(0, math.ceil((start - end) / -step))
+        return out
+    if op == "Gather":
+        axis = int(_attr(node, "axis", 0)) % len(x)
+        index = ins[1] if len(ins) > 1 and ins[1] is not None else None
+        if index is None:
+            values = _const_values(consts, node.input[1]) if len(node.input) > 1 else None
+            index = None if values is None else ([] if len(values) == 1 and consts[node.input[1]].dims == []
+                                                 else [len(values)])
+        return None if index is None else [*x[:axis], *index, *x[axis + 1:]]
+    if op == "Expand":
+        target = _const_values(consts, node.input[1]) if len(node.input) > 1 else None
+        return None if target is None else _broadcast([x, target])
+    return None
+
+
+def _output_shapes(node: onnx.NodeProto, ins: list[list[int] | None],
+                   consts: dict[str, onnx.TensorProto]) -> list[list[int]]:
+    """Shape of every output of ``node``: Split's parts each, the first output's shape for the others."""
+    x = ins[0] if ins and ins[0] is not None else None
+    if node.op_type == "Split" and x:
+        axis = int(_attr(node, "axis", 0)) % len(x)
+        sizes = _attr(node, "split", None)
+        if sizes is None and len(node.input) > 1:
+            sizes = _const_values(consts, node.input[1])
+        n = len(node.output)
+        if not sizes:
+            sizes = [math.ceil(x[axis] / n)] * (n - 1) + [x[axis] - math.ceil(x[axis] / n) * (n - 1)]
+        return [[*x[:axis], int(size), *x[axis + 1:]] for size in sizes]
+    first = _infer_shape(node, ins, consts)
+    return [first] * len(node.output)
 
 
 def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[int]] | None = None) -> list[OnnxKernel]:
@@ -228,9 +338,10 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
     out: list[OnnxKernel] = []
     for node, name in zip(graph.node, node_names(optimized)):
         ins = [shapes.get(i) if i else None for i in node.input]
-        for o in node.output:
-            if o and o not in shapes:
-                shapes[o] = _infer_shape(node, ins, consts)
+        if any(o and o not in shapes for o in node.output):
+            for o, shape in zip(node.output, _output_shapes(node, ins, consts)):
+                if o and o not in shapes:
+                    shapes[o] = shape
         if node.op_type in _FREE:
             continue
         x = ins[0] if ins and ins[0] is not None else [1]
