@@ -45,8 +45,10 @@ def test_runtime_renamed_and_inserted_nodes_are_attributed():
              NodeTime(conv.nodes[1], "BatchNormalization", 0.5),
              NodeTime("b1.dw_nchwc", "Conv", 2.0),          # onnxruntime: output tensor name + layout suffix
              NodeTime("ReorderInput_token_7", "ReorderInput", 0.25),
-             NodeTime("ReorderOutput", "ReorderOutput", 0.25)]
+             NodeTime("ReorderOutput", "ReorderOutput", 0.25),
+             NodeTime(f"{kernels[-1].nodes[0]}/MatMulAddFusion", "Gemm", 0.125)]  # fused: first node + fusion
     grouped = {k.name: k for k in group_by_kernel(model, times)}
+    assert grouped[kernels[-1].name].ms == pytest.approx(0.125)
     assert grouped[conv.name].ms == pytest.approx(1.5)
     assert grouped["b1.dw/Conv"].ms == pytest.approx(2.0)
     runtime = grouped["runtime: layout conversion"]

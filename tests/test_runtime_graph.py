@@ -19,6 +19,7 @@ from hwprof.errors import HwprofError
 from hwprof.graph_rewrites import apply_rewrites, find_rewrites, max_output_difference
 from hwprof.graph_styles import build_model
 from hwprof.predictors.data import dataset_styles, load_measurements, load_styles
+from hwprof.predictors.kernels import FEATURES
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
 from hwprof.runtime_graph import ONNXRUNTIME, GraphRuntime, graph_kernels, runtime_for, target_kernels
@@ -79,6 +80,32 @@ def test_timm_style_pools_the_se_block_with_one_reduce_mean_and_computes_the_sam
     nets["timm"].load_state_dict(nets["module"].state_dict())
     with torch.no_grad():
         torch.testing.assert_close(nets["timm"](x), nets["module"](x), rtol=1e-5, atol=1e-5)
+
+
+class _PlainTorchEncoder(nn.Module):
+    """A transformer as users write it: patch conv, torch's own encoder layer, mean pooling."""
+
+    def __init__(self, dim: int = 64, heads: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 8, 8)
+        self.layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True)
+
+    def forward(self, x):
+        return self.layer(self.embed(x).flatten(2).transpose(1, 2)).mean(1)
+
+
+def test_torch_multihead_attention_products_are_read_with_their_real_shapes():
+    # torch's exporter moves the heads through Reshape/Transpose/Squeeze/Split chains with
+    # symbolic shapes; the products must still be heads x tokens x tokens x head_dim MACs
+    torch.manual_seed(0)
+    model = export_module(_PlainTorchEncoder().eval(), (1, 3, 56, 56))
+    kernels = graph_kernels(model, runtime_for("cpu", {}, False))
+    macs = FEATURES.index("macs")
+    products = [k for k in kernels if k.type == "matmul"]
+    assert len(products) == 2
+    assert [k.features[macs] for k in products] == [4 * 49 * 49 * 16] * 2
+    projections = sorted(k.features[FEATURES.index("c_out")] for k in kernels if k.type == "fc")
+    assert projections == [64, 64, 128, 192]  # out, MLP down, MLP up, fused q/k/v
 
 
 def test_rules_runtime_for_simulated_and_runtime_graph_for_cpu():
