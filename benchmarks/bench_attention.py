@@ -50,17 +50,22 @@ from nas.spaces import get_space
 
 SPACES = ("vit", "hybrid")
 MODELS = ("flops-linear", "additive", "lut", "kernel-rf", "gbm")
+PER_OP_RUNS = 5
 
 
 def _measure(root: Path, device: str, space: str, n: int, seed: int, mode: str, gelu: str = "erf") -> Path:
-    out = root / f"{device}-{space}-{mode}-{seed}" if gelu == "erf" else root / f"{device}-{space}-gelu-{gelu}-{mode}-{seed}"
     dev = get_device(device, seed=0)
+    # on a real device the blocks are also profiled node by node, so kernel-rf reads each kernel's share
+    # of a block (projection, attention product, GELU, ...) from the profile instead of guessing it
+    per_op = PER_OP_RUNS if mode == "both" and not dev.simulated else 0
+    name = f"{device}-{space}-{mode}-{seed}" if gelu == "erf" else f"{device}-{space}-gelu-{gelu}-{mode}-{seed}"
+    out = root / (name + ("-per-op" if per_op else ""))
     sp, rng = get_space(space, gelu=gelu), np.random.default_rng(seed)
     archs = [sp.sample(rng) for _ in range(n)]
     proto = Protocol() if dev.simulated else Protocol(min_time_s=0.1, time_cap_s=2.0)
     print(f"measuring {n} {space} networks ({mode}) on {device} into {out}", flush=True)
     measure_into(Dataset(out), dev, archs, mode=mode, protocol=proto,
-                 reference_every_s=None if dev.simulated else 2.0)
+                 reference_every_s=None if dev.simulated else 2.0, per_op_runs=per_op)
     return out
 
 
