@@ -220,12 +220,15 @@ def _const_values(consts: dict[str, onnx.TensorProto], name: str) -> list[int] |
     return None if tensor is None else [int(v) for v in onnx.numpy_helper.to_array(tensor).reshape(-1)]
 
 
-def _axes(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto], rank: int) -> list[int] | None:
-    """``axes`` from the attribute (older opsets) or the constant second input, made non-negative."""
+def _const_input(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto], index: int) -> list[int] | None:
+    """Values of the node's ``index``-th input when it is a constant; None when absent or computed."""
+    return _const_values(consts, node.input[index]) if len(node.input) > index else None
+
+
+def _axes(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto]) -> list[int] | None:
+    """``axes`` from the attribute (older opsets) or the constant second input, as written."""
     axes = _attr(node, "axes", None)
-    if axes is None and len(node.input) > 1:
-        axes = _const_values(consts, node.input[1])
-    return None if axes is None else sorted(int(a) % rank for a in axes)
+    return [int(a) for a in axes] if axes is not None else _const_input(node, consts, 1)
 
 
 def _shape_op(node: onnx.NodeProto, x: list[int], ins: list[list[int] | None],
@@ -245,7 +248,7 @@ def _shape_op(node: onnx.NodeProto, x: list[int], ins: list[list[int] | None],
         perm = list(_attr(node, "perm", list(range(len(x)))[::-1]))
         return [x[p] for p in perm] if len(perm) == len(x) else None
     if op == "Reshape":
-        target = _const_values(consts, node.input[1]) if len(node.input) > 1 else None
+        target = _const_input(node, consts, 1)
         if target is None:
             return None
         allow_zero = _attr(node, "allowzero", 0)
@@ -255,23 +258,21 @@ def _shape_op(node: onnx.NodeProto, x: list[int], ins: list[list[int] | None],
             out[out.index(-1)] = int(np.prod(x)) // known
         return out if all(d >= 0 for d in out) else None
     if op == "Squeeze":
-        axes = _axes(node, consts, len(x))
-        return [d for i, d in enumerate(x) if (d != 1 if axes is None else i not in axes)]
+        axes = _axes(node, consts)
+        dropped = None if axes is None else {a % len(x) for a in axes}
+        return [d for i, d in enumerate(x) if (d != 1 if dropped is None else i not in dropped)]
     if op == "Unsqueeze":
-        axes = _axes(node, consts, len(x) + len(_attr(node, "axes", None) or _const_values(
-            consts, node.input[1] if len(node.input) > 1 else "") or []))
+        axes = _axes(node, consts)
         if axes is None:
             return None
         out = list(x)
-        for a in axes:
+        for a in sorted(a % (len(x) + len(axes)) for a in axes):
             out.insert(a, 1)
         return out
     if op == "Slice":
-        starts, ends = (_const_values(consts, node.input[i]) if len(node.input) > i else None for i in (1, 2))
+        starts, ends, axes, steps = (_const_input(node, consts, i) for i in (1, 2, 3, 4))
         if starts is None or ends is None:
             return None
-        axes = _const_values(consts, node.input[3]) if len(node.input) > 3 else None
-        steps = _const_values(consts, node.input[4]) if len(node.input) > 4 else None
         out = list(x)
         for start, end, axis, step in zip(starts, ends, axes or range(len(starts)), steps or [1] * len(starts)):
             size = x[axis]
@@ -283,12 +284,12 @@ def _shape_op(node: onnx.NodeProto, x: list[int], ins: list[list[int] | None],
         axis = int(_attr(node, "axis", 0)) % len(x)
         index = ins[1] if len(ins) > 1 and ins[1] is not None else None
         if index is None:
-            values = _const_values(consts, node.input[1]) if len(node.input) > 1 else None
+            values = _const_input(node, consts, 1)
             index = None if values is None else ([] if len(values) == 1 and consts[node.input[1]].dims == []
                                                  else [len(values)])
         return None if index is None else [*x[:axis], *index, *x[axis + 1:]]
     if op == "Expand":
-        target = _const_values(consts, node.input[1]) if len(node.input) > 1 else None
+        target = _const_input(node, consts, 1)
         return None if target is None else _broadcast([x, target])
     return None
 
@@ -300,8 +301,8 @@ def _output_shapes(node: onnx.NodeProto, ins: list[list[int] | None],
     if node.op_type == "Split" and x:
         axis = int(_attr(node, "axis", 0)) % len(x)
         sizes = _attr(node, "split", None)
-        if sizes is None and len(node.input) > 1:
-            sizes = _const_values(consts, node.input[1])
+        if sizes is None:
+            sizes = _const_input(node, consts, 1)
         n = len(node.output)
         if not sizes:
             sizes = [math.ceil(x[axis] / n)] * (n - 1) + [x[axis] - math.ceil(x[axis] / n) * (n - 1)]

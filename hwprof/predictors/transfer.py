@@ -55,8 +55,8 @@ from hwprof.registry import PREDICTORS
 
 METHODS = ("mixture", "blockwise", "nearest")
 MIN_ROWS = {"mixture": 3, "blockwise": 3, "nearest": 2}
-#: Ridge strengths tried for the blockwise corrections, relative to the mean squared column (inf: none).
 BACKFIT_ROUNDS = 4
+#: Ridge strengths tried for the blockwise corrections, relative to the mean squared column (inf: none).
 RIDGE_GRID = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, np.inf)
 FIXED_KIND_SPREAD = 1e-6  # a kind whose cost is the same (std / mean below this) in every row is fixed
 
@@ -100,11 +100,9 @@ def block_kind(block: Block) -> str:
     return f"{block.op}-k{max(block.kernel) if block.kernel else 0}-{block.act}" + ("-se" if block.se else "")
 
 
-def _kind_costs(sources: Sequence[LatencyPredictor], archs: Sequence[Arch], kinds: Sequence[str]) -> np.ndarray:
-    """Per source, network and block kind: the source's summed cost of the network's blocks of that kind.
-
-    Shape (sources, networks, kinds); the mixture's cost per kind is its weights times this.
-    """
+def _kind_membership(archs: Sequence[Arch], kinds: Sequence[str]) -> tuple[list[Block], np.ndarray, np.ndarray]:
+    """The networks' distinct blocks, how often each network has each (networks x blocks), and each block's kind
+    (blocks x kinds, one-hot; a kind not in ``kinds`` has no column)."""
     blocks = list(dict.fromkeys(b for a in archs for b in a.blocks))
     index = {b: i for i, b in enumerate(blocks)}
     column = {k: j for j, k in enumerate(kinds)}
@@ -117,6 +115,20 @@ def _kind_costs(sources: Sequence[LatencyPredictor], archs: Sequence[Arch], kind
     for n, a in enumerate(archs):
         for b in a.blocks:
             owner[n, index[b]] += 1.0
+    return blocks, owner, kind_of
+
+
+def _kind_costs(sources: Sequence[LatencyPredictor], archs: Sequence[Arch], kinds: Sequence[str]) -> np.ndarray:
+    """Per source, network and block kind: the source's summed cost of the network's blocks of that kind.
+
+    Shape (sources, networks, kinds); the mixture's cost per kind is its weights times this.
+    """
+    return _priced_by_kind(sources, *_kind_membership(archs, kinds))
+
+
+def _priced_by_kind(sources: Sequence[LatencyPredictor], blocks: list[Block], owner: np.ndarray,
+                    kind_of: np.ndarray) -> np.ndarray:
+    """:func:`_kind_costs` from a :func:`_kind_membership` already worked out."""
     costs = np.array([np.asarray(s.predict_blocks(blocks), dtype=float) for s in sources])
     return np.stack([owner @ (c[:, None] * kind_of) for c in costs])
 
@@ -226,13 +238,9 @@ class TransferPredictor(LatencyPredictor):
                                       f"{', '.join(missing)} does not", "use lut or kernel-rf sources, or "
                                       "--param method=mixture")
                 self.kinds_ = sorted({block_kind(b) for a in archs for b in a.blocks})
-                per_source = _kind_costs(sources, archs, self.kinds_)  # priced once; only the weights change
-                column = {k: j for j, k in enumerate(self.kinds_)}
-                counts = np.zeros((len(archs), len(self.kinds_)))
-                for n, a in enumerate(archs):
-                    for b in a.blocks:
-                        counts[n, column[block_kind(b)]] += 1
-                searched = ~np.all(counts == 1, axis=0)  # not a one-off block that every network has (stem, head)
+                blocks, owner, kind_of = _kind_membership(archs, self.kinds_)
+                per_source = _priced_by_kind(sources, blocks, owner, kind_of)  # priced once; only the weights change
+                searched = ~np.all(owner @ kind_of == 1, axis=0)  # not a one-off block every network has (stem, head)
                 for r in range(BACKFIT_ROUNDS + 1):  # the mixture and the corrections, each fitted to what the other leaves
                     z = np.tensordot(coef[:len(sources)], per_source, axes=1)
                     self.kind_coef_, self.ridge_ = _loo_ridge(z * w[:, None], (y - x @ coef) * w, varying_kinds(z),
