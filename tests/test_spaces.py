@@ -30,7 +30,8 @@ def test_space_arguments_are_read_from_the_name_and_keep_predictor_caches_apart(
     device = get_device("kirin-npu")
     assert cache_path(device, space) != cache_path(device, get_space("ofa"))
     for bad, says in (("vit:gelu", "is not KEY=VALUE"), ("vit:colour=red", "takes no argument 'colour'"),
-                      ("vit:gelu=fast", "unknown GELU form 'fast'")):
+                      ("vit:gelu=fast", "unknown GELU form 'fast'"),
+                      ("proxyless:width_mult=abc", "'width_mult=abc' of 'proxyless' is not a number")):
         with pytest.raises(HwprofError, match=says):
             get_space(bad)
 

@@ -32,12 +32,18 @@ def get_space(name: str, **params) -> SearchSpace:
     name, _, args = name.partition(":")
     params = {**_parse_arguments(name, args), **params}
     if params and name in SPACES:
-        accepted = [p for p in inspect.signature(SPACES.factory(name)).parameters if p != "self"]
+        signature = {p: v for p, v in inspect.signature(SPACES.factory(name)).parameters.items() if p != "self"}
+        accepted = list(signature)
         unknown = sorted(set(params) - set(accepted))
         if unknown:
             raise HwprofError(f"space '{name}' takes no argument '{unknown[0]}'",
                               f"it takes: {', '.join(accepted) or 'none'} (e.g. --space {name}:{accepted[0]}=VALUE)"
                               if accepted else "give the space name alone")
+        for key, value in params.items():
+            default = signature[key].default
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
+                raise HwprofError(f"space argument '{key}={value}' of '{name}' is not a number",
+                                  f"e.g. --space {name}:{key}={default}")
     return SPACES.create(name, **params)
 
 
