@@ -205,15 +205,16 @@ def plot_speedup(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def predictors(data_dir: Path, train: int = 300, test: int = 200) -> dict:
+def predictors(data_dir: Path, train: int = 300, test: int = 200, targets: list[str] = TARGETS) -> dict:
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.metrics import prediction_metrics
     from hwprof.predictors.training import evaluate, fit_on
     from hwprof.registry import PREDICTORS
 
     results = {}
-    for target in TARGETS:
+    for target in targets:
         tag = target.replace(":", "-")
+        print(f"{time.strftime('%H:%M:%S')} {target}: measuring {train} train, {test} test networks (twice)", flush=True)
         _measure(target, data_dir / f"{tag}-train", "ofa", train, 0, "both")
         for run in ("test", "retest"):
             _measure(target, data_dir / f"{tag}-{run}", "ofa", test, 1, "e2e")
@@ -226,13 +227,25 @@ def predictors(data_dir: Path, train: int = 300, test: int = 200) -> dict:
                          for d in (test_data, retest))
         rows["test-retest"] = prediction_metrics(first, second)
         results[target] = rows
+        # each target's table as soon as it is done: the whole section takes hours
+        (data_dir / f"{tag}-predictors.json").write_text(json.dumps(rows, indent=1))
+        print_predictors({target: rows})
     return results
+
+
+def print_predictors(results: dict) -> None:
+    for target, rows in results.items():
+        print(f"\n{target}")
+        for name, m in rows.items():
+            print(f"  {name:14} within 10% {m['within_10pct']:.1%}  MAPE {m['mape']:.2%}  "
+                  f"tau {m['kendall_tau']:.3f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default="outputs,overhead,speedup")
     parser.add_argument("--data-dir", default="bench-runtimes-data")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="predictors section: which real targets")
     parser.add_argument("--json")
     args = parser.parse_args()
     sections = args.sections.split(",")
@@ -263,12 +276,7 @@ def main() -> None:
         for runtime, rows in results["speedup"].items():
             print(f"  {runtime:13} " + "  ".join(f"k{r['kernel']}e{r['expand']} {r['speedup']:.2f}x" for r in rows))
     if "predictors" in sections:
-        results["predictors"] = predictors(data_dir)
-        for target, rows in results["predictors"].items():
-            print(f"\n{target}")
-            for name, m in rows.items():
-                print(f"  {name:14} within 10% {m['within_10pct']:.1%}  MAPE {m['mape']:.2%}  "
-                      f"tau {m['kendall_tau']:.3f}")
+        results["predictors"] = predictors(data_dir, targets=args.targets.split(","))
     emit("runtimes", results, args.json)
 
 
