@@ -1162,6 +1162,7 @@ def cross_eval_cmd(
     space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`; NAME:KEY=VALUE sets an argument, e.g. vit:gelu=tanh).")] = "ofa",
     budget_quantile: Annotated[float, typer.Option(help="Each target's latency budget: this quantile of 2000 random networks' predicted latency on it.")] = 0.3,
     latency_ms: Annotated[Optional[list[str]], typer.Option("--latency-ms", help="A target's budget in ms instead, TARGET=MS (repeatable).")] = None,
+    predictor: Annotated[Optional[list[str]], typer.Option("--predictor", help="A target's predictor file instead of the cached default, TARGET=FILE (repeatable; checked to be fitted for that device, its dtype and settings, and the space).")] = None,
     searcher: Annotated[str, typer.Option(help="Searcher (see `nas searchers`).")] = "evolutionary",
     estimator: Annotated[str, typer.Option(help="Accuracy estimator (see `nas estimators`); synflow is a proxy.")] = "synflow",
     budget: Annotated[int, typer.Option(help="Networks each search scores.")] = 400,
@@ -1178,19 +1179,22 @@ def cross_eval_cmd(
     matrix.png (heatmap of measured latency over each column's budget) and
     summary.json (budgets, and per target how often its own winner meets its
     budget and wins or ties its column). Predictors come from the cache (built
-    on first use, as `nas search` does).
+    on first use, as `nas search` does) unless --predictor gives a target's
+    file (e.g. one fitted with `hwprof fit-predictor` on more measurements).
 
     Example: nas cross-eval --space ofa --targets cpu,litert-cpu:int8,openvino-cpu --budget-quantile 0.3 --out runs/xeval
     """
-    from nas.cross_eval import cross_eval, parse_latency_overrides, summary_table
+    from nas.cross_eval import cross_eval, parse_latency_overrides, parse_predictor_files, summary_table
 
     tokens = [t.strip() for t in targets.split(",") if t.strip()]
     err = Console(stderr=True)
+    budgets, files = parse_latency_overrides(latency_ms or [], tokens), parse_predictor_files(predictor or [], tokens)
     runner = _executor(executor, ray_address)
     try:
-        summary = cross_eval(space, tokens, out, budget_quantile, parse_latency_overrides(latency_ms or [], tokens),
-                             searcher, estimator, budget, seeds, seed, runner if runner.name != "local" else None,
-                             status=(lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]")))
+        summary = cross_eval(space, tokens, out, budget_quantile, budgets, searcher, estimator, budget, seeds, seed,
+                             runner if runner.name != "local" else None,
+                             status=(lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]")),
+                             predictor_files=files)
     finally:
         runner.close()
     if json_out:

@@ -47,26 +47,40 @@ def _tag(token: str) -> str:
     return token.replace(":", "-").replace("/", "_")
 
 
-def parse_latency_overrides(items: list[str], targets: list[str]) -> dict[str, float]:
-    """``["cpu=4.5", "litert-cpu:int8=3"]`` -> ``{"cpu": 4.5, ...}`` (each key one of ``targets``)."""
-    out: dict[str, float] = {}
+def _per_target(items: list[str], targets: list[str], option: str, example: str) -> dict[str, str]:
+    """``["cpu=X", "litert-cpu:int8=Y"]`` -> ``{"cpu": "X", ...}``, each key one of ``targets``."""
+    out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.rpartition("=")
-        if not sep or key not in targets:
-            raise HwprofError(f"--latency-ms '{item}' does not name one of the targets ({', '.join(targets)})",
-                              "write TARGET=MS, e.g. --latency-ms cpu=4.5")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise HwprofError(f"--latency-ms '{item}' has no number of milliseconds", "e.g. cpu=4.5") from None
-        if out[key] <= 0:
-            raise HwprofError(f"--latency-ms '{item}' must be positive")
+        if not sep or key not in targets or not value:
+            raise HwprofError(f"{option} '{item}' does not name one of the targets ({', '.join(targets)})",
+                              f"write TARGET=VALUE, e.g. {option} {example}")
+        out[key] = value
     return out
 
 
+def parse_latency_overrides(items: list[str], targets: list[str]) -> dict[str, float]:
+    """``["cpu=4.5", "litert-cpu:int8=3"]`` -> ``{"cpu": 4.5, ...}`` (each key one of ``targets``)."""
+    out: dict[str, float] = {}
+    for key, value in _per_target(items, targets, "--latency-ms", "cpu=4.5").items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise HwprofError(f"--latency-ms '{key}={value}' has no number of milliseconds", "e.g. cpu=4.5") from None
+        if out[key] <= 0:
+            raise HwprofError(f"--latency-ms '{key}={value}' must be positive")
+    return out
+
+
+def parse_predictor_files(items: list[str], targets: list[str]) -> dict[str, Path]:
+    """``["cpu=cpu.pred"]`` -> ``{"cpu": Path("cpu.pred")}``: a target's predictor given instead of the cached one."""
+    return {key: Path(value) for key, value in _per_target(items, targets, "--predictor", "cpu=cpu.pred").items()}
+
+
 def setup_targets(space, targets: list[str], quantile: float, latency_ms: dict[str, float], seed: int,
-                  status: Callable[[str], None]) -> list[TargetSetup]:
-    """Device, predictor (cached, built if missing) and budget of each target."""
+                  status: Callable[[str], None], predictor_files: dict[str, Path] | None = None) -> list[TargetSetup]:
+    """Device, predictor (a given file, else cached, built if missing) and budget of each target."""
+    from hwprof.predictors import store
     from hwprof.predictors.cache import cached_predictor
     from hwprof.profiling import device_label, get_device
 
@@ -79,11 +93,18 @@ def setup_targets(space, targets: list[str], quantile: float, latency_ms: dict[s
     devices = [get_device(token, seed=seed) for token in targets]  # every name checked before any work
     for device in devices:
         device.require_available()
+    predictor_files = predictor_files or {}
+    given = {token: store.load_for(path, device, getattr(space, "base", space).name)  # all checked before any work
+             for (token, device) in zip(targets, devices) if (path := predictor_files.get(token)) is not None}
     setups = []
     for token, device in zip(targets, devices):
         label = device_label(device)
-        predictor, path, built = cached_predictor(device, space, status=status)
-        status(f"{token}: {'built' if built else 'using cached'} predictor {path} ({label})")
+        if token in given:
+            predictor = given[token]
+            status(f"{token}: using the given predictor {predictor_files[token]} ({label})")
+        else:
+            predictor, path, built = cached_predictor(device, space, status=status)
+            status(f"{token}: {'built' if built else 'using cached'} predictor {path} ({label})")
         if token in latency_ms:
             budget, source = latency_ms[token], "given"
         else:
@@ -226,7 +247,8 @@ def plot_matrix(matrix: pd.DataFrame, targets: list[str], path: Path, score_labe
 def cross_eval(space_name: str, targets: list[str], out: Path, budget_quantile: float = 0.3,
                latency_ms: dict[str, float] | None = None, searcher: str = "evolutionary",
                estimator: str = "synflow", budget: int = 400, seeds: int = 1, seed: int = 0, executor=None,
-               status: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+               status: Callable[[str], None] = lambda _m: None,
+               predictor_files: dict[str, Path] | None = None) -> dict[str, Any]:
     """Search for each target, measure every winner on every target, write the matrix (see the module docstring).
 
     Args:
@@ -244,6 +266,8 @@ def cross_eval(space_name: str, targets: list[str], out: Path, budget_quantile: 
         seed: First seed (also the simulated devices' noise seed).
         executor: Where measurements run (local when None, or a Ray executor).
         status: Progress messages.
+        predictor_files: A predictor file per target token, used instead of the cached
+            default (checked to be for that device, its settings and the space).
 
     Returns:
         The summary written to ``summary.json``.
@@ -261,7 +285,7 @@ def cross_eval(space_name: str, targets: list[str], out: Path, budget_quantile: 
     out = Path(out)
     est = create_estimator(estimator, seed=seed)
     space, held = hold_unseen(get_space(space_name), est)
-    setups = setup_targets(space, targets, budget_quantile, latency_ms, seed, status)
+    setups = setup_targets(space, targets, budget_quantile, latency_ms, seed, status, predictor_files)
     seed_list = list(range(seed, seed + seeds))
     winners = run_searches(space, setups, searcher, est, budget, seed_list, out, status)
     measured = measure_winners(setups, winners, out, seed, executor, status)
@@ -276,6 +300,7 @@ def cross_eval(space_name: str, targets: list[str], out: Path, budget_quantile: 
         "held": [h.to_dict() for h in held],
         "budgets_ms": {s.token: s.budget_ms for s in setups},
         "budget_sources": {s.token: s.budget_source for s in setups},
+        "predictors": {s.token: str((predictor_files or {}).get(s.token, "cached default")) for s in setups},
         "simulated": {s.token: s.simulated for s in setups},
         "diagonal": diagonal_summary(matrix, targets),
         "files": {"matrix_csv": str(out / "matrix.csv"), "matrix_png": str(out / "matrix.png")},

@@ -39,12 +39,7 @@ def latency_model_for(dev, sp, label: str, predictor_path: Path | None, few_shot
         store.save(latency_model, predictor_source)
         say(f"saved the few-shot predictor {predictor_source}")
     elif predictor_path is not None:
-        latency_model = store.load(predictor_path)
-        prov = latency_model.provenance_
-        for field, ours in (("device", dev.name), ("space", sp.name)):
-            if prov.get(field) not in (None, ours):
-                raise HwprofError(f"{predictor_path} was fitted for {field} '{prov[field]}', not '{ours}'",
-                                  f"fit one with `hwprof fit-predictor` on {field} '{ours}' or omit --predictor")
+        latency_model = store.load_for(predictor_path, dev, sp.name)
         latency_model.use_style(graph_style)
         predictor_source = str(predictor_path)
     else:

@@ -70,3 +70,63 @@ def test_profile_space_compare_ranks_side_by_side_with_pairwise_tau(tmp_path):
     both = run_cli("hwprof", "profile-space", "--space", "proxyless", "--device", "kirin-npu", "--compare",
                    "kirin-npu,myriad-vpu", "--out", str(tmp_path / "x"))
     assert both.returncode == 2 and "exactly one of --device or --compare" in both.stderr
+
+
+def _fitted(tmp_path, device: str, name: str):
+    """A flops-linear predictor file fitted on 30 proxyless networks measured on a simulated ``device``."""
+    import numpy as np
+
+    from hwprof.dataset import Dataset
+    from hwprof.predictors import store
+    from hwprof.predictors.data import load_measurements
+    from hwprof.predictors.training import fit_on
+    from hwprof.profiling import get_device, measure_into
+    from nas.spaces import get_space
+
+    space, rng = get_space("proxyless"), np.random.default_rng(4)
+    data = tmp_path / f"{name}-data"
+    measure_into(Dataset(data), get_device(device, seed=0), [space.sample(rng) for _ in range(30)], mode="e2e")
+    predictor = fit_on("flops-linear", load_measurements(data))
+    store.save(predictor, tmp_path / f"{name}.pred")
+    return predictor, tmp_path / f"{name}.pred"
+
+
+def test_cross_eval_uses_a_given_predictor_and_refuses_one_for_another_target(tmp_path, monkeypatch):
+    from nas.cross_eval import cross_eval
+
+    monkeypatch.setenv("HWPROF_CACHE", str(tmp_path / "cache"))
+    kirin, kirin_file = _fitted(tmp_path, "kirin-npu", "kirin")
+    _, myriad_file = _fitted(tmp_path, "myriad-vpu", "myriad")
+    out = tmp_path / "xeval"
+    summary = cross_eval("proxyless", ["kirin-npu", "myriad-vpu"], out, budget_quantile=0.5, budget=16,
+                         predictor_files={"kirin-npu": kirin_file, "myriad-vpu": myriad_file})
+    assert summary["predictors"] == {"kirin-npu": str(kirin_file), "myriad-vpu": str(myriad_file)}
+    assert not (tmp_path / "cache" / "predictors").exists()  # nothing measured to build a default predictor
+    matrix = pd.read_csv(out / "matrix.csv")
+    from hwprof.arch import Arch
+
+    searched = json.loads((out / "searches" / "kirin-npu-s0.json").read_text())
+    row = matrix[(matrix.searched_for == "kirin-npu") & (matrix.measured_on == "kirin-npu")].iloc[0]
+    assert row.predicted_ms == pytest.approx(kirin.predict([Arch.from_json(searched["arch_json"])])[0])
+    swapped = run_cli("nas", "cross-eval", "--space", "proxyless", "--targets", "kirin-npu,myriad-vpu",
+                      "--predictor", f"kirin-npu={myriad_file}", "--out", str(tmp_path / "x"))
+    lines = swapped.stderr.strip().splitlines()
+    assert swapped.returncode == 2 and len(lines) == 1 and "fitted for device 'myriad-vpu'" in lines[0]
+    assert not (tmp_path / "x").exists()
+    unknown = run_cli("nas", "cross-eval", "--space", "proxyless", "--targets", "kirin-npu,myriad-vpu",
+                      "--predictor", f"cpu={kirin_file}", "--out", str(tmp_path / "x"))
+    assert unknown.returncode == 2 and "--predictor 'cpu=" in unknown.stderr and not (tmp_path / "x").exists()
+
+
+def test_a_predictor_of_another_dtype_is_refused(tmp_path):
+    from hwprof.errors import HwprofError
+    from hwprof.predictors import store
+    from hwprof.profiling import get_device
+
+    predictor, _ = _fitted(tmp_path, "kirin-npu", "kirin")
+    int8 = get_device("cpu:int8")
+    predictor.provenance_.update(device="cpu", settings=json.dumps(int8.settings()))
+    store.save(predictor, tmp_path / "int8.pred")
+    assert store.load_for(tmp_path / "int8.pred", int8, "proxyless") is not None
+    with pytest.raises(HwprofError, match="dtype=int8, not dtype=float32"):
+        store.load_for(tmp_path / "int8.pred", get_device("cpu"), "proxyless")

@@ -95,6 +95,30 @@ def load(path: str | Path) -> LatencyPredictor:
     return loads(data, str(path))
 
 
+def load_for(path: str | Path, device, space_name: str) -> LatencyPredictor:
+    """:func:`load`, checked to have been fitted for ``device`` (name and settings) and ``space_name``.
+
+    The settings compared are those that change measurements (dtype, threads,
+    ...), so an int8 predictor is never used for a float32 target; the graph
+    style is left to :meth:`LatencyPredictor.use_style`.
+
+    Raises:
+        HwprofError: if the file cannot be loaded or was fitted for another device, settings or space.
+    """
+    predictor = load(path)
+    prov = predictor.provenance_
+    for field, ours in (("device", device.name), ("space", space_name)):
+        if prov.get(field) not in (None, ours):
+            raise HwprofError(f"{path} was fitted for {field} '{prov[field]}', not '{ours}'",
+                              f"fit one with `hwprof fit-predictor` on {field} '{ours}'")
+    fitted = json.loads(prov["settings"]) if prov.get("settings") else {}
+    for key, ours in json.loads(json.dumps(device.settings())).items():  # as the rows recorded them
+        if key in fitted and fitted[key] != ours:
+            raise HwprofError(f"{path} was fitted for {device.name} with {key}={fitted[key]}, not {key}={ours}",
+                              f"fit one on data measured with {key}={ours}")
+    return predictor
+
+
 def loads(data: bytes, origin: str = "the predictor") -> LatencyPredictor:
     """A predictor from the bytes of a predictor file (``origin`` names it in errors); see :func:`load`."""
     bad = f"{origin} is not a valid hwprof predictor file"
