@@ -1162,7 +1162,7 @@ def cross_eval_cmd(
     space: Annotated[str, typer.Option("--space", "-s", help="Search space (see `nas spaces`; NAME:KEY=VALUE sets an argument, e.g. vit:gelu=tanh).")] = "ofa",
     budget_quantile: Annotated[float, typer.Option(help="Each target's latency budget: this quantile of 2000 random networks' predicted latency on it.")] = 0.3,
     latency_ms: Annotated[Optional[list[str]], typer.Option("--latency-ms", help="A target's budget in ms instead, TARGET=MS (repeatable).")] = None,
-    predictor: Annotated[Optional[list[str]], typer.Option("--predictor", help="A target's predictor file instead of the cached default, TARGET=FILE (repeatable; checked to be fitted for that device, its dtype and settings, and the space).")] = None,
+    predictor: Annotated[Optional[list[str]], typer.Option("--predictor", help="A target's predictor file instead of the cached default, TARGET=FILE (repeatable; checked to be fitted for that device, its dtype and the space).")] = None,
     searcher: Annotated[str, typer.Option(help="Searcher (see `nas searchers`).")] = "evolutionary",
     estimator: Annotated[str, typer.Option(help="Accuracy estimator (see `nas estimators`); synflow is a proxy.")] = "synflow",
     budget: Annotated[int, typer.Option(help="Networks each search scores.")] = 400,

@@ -267,7 +267,7 @@ def cross_eval(space_name: str, targets: list[str], out: Path, budget_quantile: 
         executor: Where measurements run (local when None, or a Ray executor).
         status: Progress messages.
         predictor_files: A predictor file per target token, used instead of the cached
-            default (checked to be for that device, its settings and the space).
+            default (checked to be for that device, its dtype and the space).
 
     Returns:
         The summary written to ``summary.json``.

@@ -98,9 +98,9 @@ def load(path: str | Path) -> LatencyPredictor:
 def load_for(path: str | Path, device, space_name: str) -> LatencyPredictor:
     """:func:`load`, checked to have been fitted for ``device`` (name and settings) and ``space_name``.
 
-    The settings compared are those that change measurements (dtype, threads,
-    ...), so an int8 predictor is never used for a float32 target; the graph
-    style is left to :meth:`LatencyPredictor.use_style`.
+    The dtype is compared (a target token can name it: ``cpu:int8``), so an
+    int8 predictor is never used for a float32 target; the graph style is left
+    to :meth:`LatencyPredictor.use_style`.
 
     Raises:
         HwprofError: if the file cannot be loaded or was fitted for another device, settings or space.
@@ -112,10 +112,10 @@ def load_for(path: str | Path, device, space_name: str) -> LatencyPredictor:
             raise HwprofError(f"{path} was fitted for {field} '{prov[field]}', not '{ours}'",
                               f"fit one with `hwprof fit-predictor` on {field} '{ours}'")
     fitted = json.loads(prov["settings"]) if prov.get("settings") else {}
-    for key, ours in json.loads(json.dumps(device.settings())).items():  # as the rows recorded them
-        if key in fitted and fitted[key] != ours:
-            raise HwprofError(f"{path} was fitted for {device.name} with {key}={fitted[key]}, not {key}={ours}",
-                              f"fit one on data measured with {key}={ours}")
+    ours = device.settings().get("dtype")
+    if fitted.get("dtype") not in (None, ours):
+        raise HwprofError(f"{path} was fitted for {device.name} with dtype={fitted['dtype']}, not dtype={ours}",
+                          f"fit one on data measured with {device.name}:{ours}")
     return predictor
 
 
