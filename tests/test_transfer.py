@@ -66,6 +66,31 @@ def test_mixture_recovers_a_combination_of_its_sources_and_saves_them_inside(sou
             (root / (str(p) + ".moved")).rename(p)
 
 
+def test_mixture_finds_a_per_layer_cost_no_source_has(sources):
+    """A chip that pays a fixed time per dispatched layer on top of a source's costs: the layer term recovers it."""
+    from hwprof.predictors.transfer import layer_count
+
+    _, paths = sources
+    models = load_sources(paths)
+    archs, probe = samples("ofa", 12, seed=8), samples("ofa", 20, seed=9)
+    assert len({layer_count(a) for a in archs}) > 3  # depth varies, so the layer count does
+    layer_ms = 0.05
+
+    def truth(nets):
+        return 1.5 * models[0].predict(nets) + layer_ms * np.array([layer_count(a) for a in nets])
+
+    predictor = TransferPredictor(paths, method="mixture").fit(archs, truth(archs))
+    assert predictor.weights()["per_layer_ms"] == pytest.approx(layer_ms, rel=1e-4)
+    np.testing.assert_allclose(predictor.predict(probe), truth(probe), rtol=1e-5)
+    # a file saved before the layer term (coefficients: sources, MACs, constant) still loads and predicts the same
+    old = store.loads(store.dumps(predictor))
+    old.coef_ = np.delete(predictor.coef_, len(models) + 1)
+    old.coef_[len(models) + 1] = predictor.coef_[-1]
+    arrays = old.get_state()[1]
+    old.set_state(old.get_state()[0], arrays, {})
+    assert old.weights()["per_layer_ms"] == 0.0 and old.predict(probe).shape == (20,)
+
+
 def test_nearest_and_bad_sources(sources, tmp_path):
     root, paths = sources
     data = load_measurements(root / "vpu")
