@@ -77,8 +77,11 @@ def get_device(name: str, **options) -> Device:
 
 
 def device_label(device: Device) -> str:
-    """Name for display, marking simulated devices."""
-    return f"{device.name} (simulated)" if device.simulated else device.name
+    """Name for display, marking simulated devices; a real device's non-float32 dtype as in its token (``cpu:int8``)."""
+    if device.simulated:
+        return f"{device.name} (simulated)"
+    dtype = getattr(device, "dtype", "float32")
+    return device.name if dtype == "float32" else f"{device.name}:{dtype}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -37,3 +37,11 @@ def test_impossible_target_refused_before_a_predictor_is_built(tmp_path):
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "no network meets 0.01 ms" in lines[0] and "smallest network of ofa" in lines[0]
     assert not (env_cache / "predictors").exists()  # nothing was measured or fitted
+
+
+def test_device_labels_name_a_real_device_dtype_and_mark_simulated_chips():
+    from hwprof.profiling import device_label, get_device
+
+    assert device_label(get_device("cpu")) == "cpu"
+    assert device_label(get_device("cpu:int8")) == "cpu:int8"
+    assert device_label(get_device("kirin-npu")) == "kirin-npu (simulated)"
