@@ -52,19 +52,26 @@ def quantize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     Raises:
         HwprofError: if onnxruntime's quantizer rejects the model.
     """
-    import tempfile
-    from pathlib import Path
-
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
     from devices.base import model_input
 
+    from hwprof import qdq
     from hwprof.graph_rewrites import apply_rewrites, find_rewrites
 
     name, shape, _ = model_input(model)
     folds = [r for r in find_rewrites(model) if r.kind == "bn-fold"]
     model = apply_rewrites(model, folds) if folds else model  # as a deployment export would have it
+    if qdq.supports(model):  # the same model, written without the quantizer's per-channel Python loops
+        return qdq.quantize(model, calibration_inputs(shape))
+    return _quantize_with_onnxruntime(model, name, shape)
+
+
+def _quantize_with_onnxruntime(model: onnx.ModelProto, name: str, shape: tuple[int, ...]) -> onnx.ModelProto:
+    """:func:`quantize_qdq` through onnxruntime's static quantizer (any graph it can quantize)."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:

@@ -103,6 +103,51 @@ def test_int8_onnx_is_qdq_and_every_setting_is_recorded():
         get_device("kirin-npu:int8")
 
 
+def _folded(model):
+    from hwprof.graph_rewrites import apply_rewrites, find_rewrites
+
+    folds = [r for r in find_rewrites(model) if r.kind == "bn-fold"]
+    return apply_rewrites(model, folds) if folds else model
+
+
+def _nodes(model):
+    return sorted((n.op_type, tuple(n.input), tuple(n.output), tuple((a.name, a.i) for a in n.attribute))
+                  for n in model.graph.node)
+
+
+@pytest.mark.parametrize("space", ["ofa", "proxyless", "resnet", "hurricane", "fbnet", "s3nas"])
+def test_fast_qdq_writes_what_onnxruntimes_quantizer_writes(space):
+    """Node for node and value for value, on every kind of block of the convolutional spaces and a whole network."""
+    from devices.base import model_input
+    from hwprof import qdq
+    from hwprof.quantization import _quantize_with_onnxruntime, quantize_qdq
+    from onnx import numpy_helper
+    from nas.spaces import get_space
+
+    arch = get_space(space).sample(np.random.default_rng(3))
+    kinds = {}
+    for block in arch.blocks:
+        kinds.setdefault((block.op, block.se, block.act, block.stride, block.c_in == block.c_out), block)
+    targets = list(kinds.values()) + ([samples("proxyless:resolution=128", 1)[0]] if space == "proxyless" else [])
+    for target in targets:
+        model = _folded(build_onnx(target))
+        assert qdq.supports(model), target
+        name, shape, _ = model_input(model)
+        ours, ref = quantize_qdq(build_onnx(target)), _quantize_with_onnxruntime(model, name, shape)
+        assert _nodes(ours) == _nodes(ref), target
+        mine = {t.name: numpy_helper.to_array(t) for t in ours.graph.initializer}
+        theirs = {t.name: numpy_helper.to_array(t) for t in ref.graph.initializer}
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            assert mine[key].dtype == value.dtype and mine[key].shape == value.shape, key
+            if value.dtype.kind == "f":
+                np.testing.assert_allclose(mine[key], value, rtol=1e-4, err_msg=key)
+            else:
+                assert np.abs(mine[key].astype(np.int64) - value.astype(np.int64)).max(initial=0) <= 1, key
+    vit_block = samples("vit", 1)[0].blocks[1]
+    assert not qdq.supports(_folded(build_onnx(vit_block)))  # other graphs go through onnxruntime's quantizer
+
+
 # one float and one int8 setting of each runtime (the others share every code path but the model build)
 @pytest.mark.parametrize("device", ["litert-cpu:int8", "openvino-cpu"])
 def test_new_devices_measure_with_drift_and_resume(tmp_path, device):
