@@ -11,7 +11,9 @@ on the same seeded synthetic inputs (:data:`CALIBRATION`), so that rows from
   int8 activations onnxruntime falls back to slower kernels and OpenVINO's
   outputs drift, measured in ``benchmarks/bench_runtimes.py``); float input and
   output (QuantizeLinear/DequantizeLinear pairs around each quantized op,
-  which both runtimes fold into int8 kernels);
+  which both runtimes fold into int8 kernels); for hwprof's convolutional
+  graphs :mod:`hwprof.qdq` writes that same model directly, several times
+  faster;
 - LiteRT runs a full-integer flatbuffer (:mod:`hwprof.build_tflite`).
 
 The dtype is a device setting, so int8 rows never share a dataset key or a
