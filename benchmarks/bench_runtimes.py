@@ -163,6 +163,7 @@ def speedup(data_dir: Path, networks: int = 20) -> dict:
     """int8/float32 median ratio per (kernel, expand) of ofa's MBConv blocks, per runtime."""
     import pandas as pd
 
+    from hwprof.arch import Block
     from hwprof.dataset import Dataset
 
     results = {}
@@ -177,11 +178,10 @@ def speedup(data_dir: Path, networks: int = 20) -> dict:
             kinds = {row.block_key: json.loads(row.block_json) for row in df.itertuples()}
         rows = []
         for key, fp in times["float32"].items():
-            block = kinds[key]
-            if key in times["int8"] and block.get("op") == "mbconv":
-                k = block.get("kernel", [0])[0] if isinstance(block.get("kernel"), list) else block.get("kernel")
-                expand = round(block.get("mid", 0) / max(block.get("c_in", 1), 1))
-                rows.append({"kernel": k, "expand": expand, "speedup": fp / times["int8"][key]})
+            block = Block.from_dict(kinds[key])  # fields at their defaults are not written out (a 3x3 kernel)
+            if key in times["int8"] and block.op == "mbconv":
+                expand = round(block.mid / max(block.c_in, 1))
+                rows.append({"kernel": max(block.kernel), "expand": expand, "speedup": fp / times["int8"][key]})
         table = pd.DataFrame(rows).groupby(["kernel", "expand"]).speedup.median().reset_index()
         results[runtime] = table.to_dict("records")
     return results
