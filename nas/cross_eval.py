@@ -120,7 +120,7 @@ def _search_file(out: Path, token: str, seed: int) -> Path:
 
 def run_searches(space, setups: list[TargetSetup], searcher: str, estimator, budget: int, seeds: list[int],
                  out: Path, status: Callable[[str], None]) -> dict[tuple[str, int], dict]:
-    """One search per (target, seed), each kept as JSON (a rerun reuses it)."""
+    """One search per (target, seed), each kept as JSON (a rerun under the same budget reuses it)."""
     from nas.searchers import Constraint, create_searcher
 
     winners = {}
@@ -128,8 +128,12 @@ def run_searches(space, setups: list[TargetSetup], searcher: str, estimator, bud
         for seed in seeds:
             path = _search_file(out, setup.token, seed)
             if path.exists():
-                winners[(setup.token, seed)] = json.loads(path.read_text())
-                continue
+                record = json.loads(path.read_text())
+                if np.isclose(record.get("budget_ms", np.nan), setup.budget_ms, rtol=1e-9, atol=0.0):
+                    winners[(setup.token, seed)] = record
+                    continue
+                status(f"{setup.token}'s budget is now {setup.budget_ms:.3f} ms (was {record.get('budget_ms')}): "
+                       f"searching again (seed {seed})")  # another predictor or --latency-ms: the old winner is stale
             status(f"searching for {setup.token} under {setup.budget_ms:.3f} ms (seed {seed})")
             result = create_searcher(searcher).search(space, setup.predictor, estimator,
                                                       Constraint(setup.budget_ms), budget, seed)

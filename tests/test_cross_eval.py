@@ -40,6 +40,12 @@ def test_cross_eval_writes_the_matrix_and_resumes(tmp_path, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in (out / "searches").iterdir()} == before  # searches reused
     assert sum(len(pd.read_parquet(p)) for p in (out / "measurements").rglob("*.parquet")) == rows_before
     assert again["diagonal"] == summary["diagonal"]
+    moved = cross_eval("proxyless", targets, out, budget_quantile=0.5, latency_ms={"myriad-vpu": 6.0},
+                       budget=24, seeds=2)  # a new budget for myriad: its searches are stale, kirin's are not
+    after = {p: p.stat().st_mtime_ns for p in (out / "searches").iterdir()}
+    assert {p.name for p in after if after[p] != before[p]} == {"myriad-vpu-s0.json", "myriad-vpu-s1.json"}
+    assert moved["budgets_ms"]["myriad-vpu"] == 6.0
+    assert all(json.loads(p.read_text())["budget_ms"] == 6.0 for p in (out / "searches").glob("myriad-vpu-*"))
 
 
 @pytest.mark.parametrize("args,expected", [
