@@ -149,9 +149,17 @@ def run_searches(space, setups: list[TargetSetup], searcher: str, estimator, bud
     return winners
 
 
+def nominal_speed(setup: TargetSetup, measurements: pd.DataFrame) -> float:
+    """The reference latency winners are corrected to: the predictor's nominal speed, so measured and predicted
+    ms are in the same units (the budget is in them too); the run's median reference when the predictor has none."""
+    nominal = (getattr(setup.predictor, "provenance_", None) or {}).get("reference_ms")
+    return float(nominal) if nominal else float(measurements.ref_ms.median())
+
+
 def measure_winners(setups: list[TargetSetup], winners: dict[tuple[str, int], dict], out: Path, seed: int,
                     executor=None, status: Callable[[str], None] = lambda _m: None) -> dict[str, pd.DataFrame]:
-    """Every distinct winner measured on every target (resumable datasets), drift-corrected per run."""
+    """Every distinct winner measured on every target (resumable datasets), drift-corrected to the speed of
+    that target's predictor (:func:`nominal_speed`)."""
     from hwprof.dataset import Dataset
     from hwprof.drift import corrected
     from hwprof.profiling import get_device, measure_into, split_target
@@ -174,7 +182,7 @@ def measure_winners(setups: list[TargetSetup], winners: dict[tuple[str, int], di
         df = df.drop_duplicates("arch_hash", keep="last").set_index("arch_hash")
         ms = df.median_ms.astype(float)
         if df.ref_ms.notna().all() and len(df):
-            ms = pd.Series(corrected(ms.to_numpy(), df.ref_ms.to_numpy(float), float(df.ref_ms.median())),
+            ms = pd.Series(corrected(ms.to_numpy(), df.ref_ms.to_numpy(float), nominal_speed(setup, df)),
                            index=df.index)
         measured[setup.token] = ms
     return measured

@@ -136,3 +136,16 @@ def test_a_predictor_of_another_dtype_is_refused(tmp_path):
     assert store.load_for(tmp_path / "int8.pred", int8, "proxyless") is not None
     with pytest.raises(HwprofError, match="dtype=int8, not dtype=float32"):
         store.load_for(tmp_path / "int8.pred", get_device("cpu"), "proxyless")
+
+
+def test_winners_are_corrected_to_the_predictors_nominal_speed():
+    """Measured and predicted ms must be in the same units: the predictor's nominal reference, not the run's."""
+    from nas.cross_eval import TargetSetup, nominal_speed
+
+    class Fitted:
+        provenance_ = {"reference_ms": 7.5}
+
+    rows = pd.DataFrame({"ref_ms": [7.0, 7.2, 7.1]})
+    assert nominal_speed(TargetSetup("cpu", Fitted(), 10.0, "given", False), rows) == 7.5
+    Fitted.provenance_ = {}
+    assert nominal_speed(TargetSetup("cpu", Fitted(), 10.0, "given", False), rows) == pytest.approx(7.1)
