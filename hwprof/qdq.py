@@ -53,12 +53,12 @@ def supports(model: onnx.ModelProto) -> bool:
 
 
 def _plan(model: onnx.ModelProto) -> tuple[dict[str, str | None], dict[str, tuple[str, int]],
-                                           dict[str, tuple[str, str, str]], list[onnx.NodeProto], set[str]]:
+                                           dict[str, tuple[str, str, str]], list[onnx.NodeProto]]:
     """Which tensors are quantized, as onnxruntime's QDQ quantizer decides, in its order.
 
     Returns:
         (activation -> None for its own range or the tensor whose parameters it shares,
-        weight -> (consumer op, axis), bias -> (node name, input, weight), nodes kept, removed activations)
+        weight -> (consumer op, axis), bias -> (node name, input, weight), nodes kept)
     """
     graph = model.graph
     inits = {t.name for t in graph.initializer}
@@ -70,7 +70,6 @@ def _plan(model: onnx.ModelProto) -> tuple[dict[str, str | None], dict[str, tupl
     tensors: dict[str, str | None] = {}
     weights: dict[str, tuple[str, int]] = {}
     biases: dict[str, tuple[str, str, str]] = {}
-    removed: set[str] = set()
     nodes = [onnx.NodeProto() for _ in graph.node]
     for copy, node in zip(nodes, graph.node):
         copy.CopyFrom(node)
@@ -101,7 +100,6 @@ def _plan(model: onnx.ModelProto) -> tuple[dict[str, str | None], dict[str, tupl
                 up.output[list(up.output).index(upstream)] = out
                 producer[out] = up
                 del tensors[upstream]
-                removed.add(node.name or out)
                 node.op_type = ""  # dropped below
             else:
                 own(upstream)
@@ -114,7 +112,7 @@ def _plan(model: onnx.ModelProto) -> tuple[dict[str, str | None], dict[str, tupl
             for out in node.output:
                 tensors[out] = node.input[0]
     kept = [n for n in nodes if n.op_type]
-    return tensors, weights, biases, kept, removed
+    return tensors, weights, biases, kept
 
 
 def _ranges(model: onnx.ModelProto, names: Sequence[str], inputs: Sequence[np.ndarray]) -> dict[str, tuple[float, float]]:
@@ -170,7 +168,7 @@ def quantize(model: onnx.ModelProto, inputs: Sequence[np.ndarray]) -> onnx.Model
         model: A float model for which :func:`supports` is true (batch norms already folded).
         inputs: Calibration inputs.
     """
-    tensors, weights, biases, nodes, _ = _plan(model)
+    tensors, weights, biases, nodes = _plan(model)
     own = [t for t, shared in tensors.items() if shared is None]
     ranges = _ranges(model, own, inputs)
     graph = model.graph
