@@ -234,7 +234,8 @@ def measure(
               "skipped_existing": summary.skipped, "measured": summary.measured,
               "e2e_rows": summary.e2e_rows, "block_rows": summary.block_rows,
               "unconverged": summary.unconverged, "inference_s": round(summary.inference_s, 3),
-              "wall_s": round(summary.wall_s, 3)}
+              "wall_s": round(summary.wall_s, 3), "build_s": round(summary.build_s, 3),
+              "load_s": round(summary.load_s, 3), "reference_s": round(summary.reference_s, 3)}
     if summary.reference_ms:
         result["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), summary.reference_ms)}
     if json_out:
@@ -261,6 +262,12 @@ def measure(
                       f"{low:.2f} / {mid:.2f} / {high:.2f} (speed varied {(high - low) / mid:.0%})")
     table.add_row("inference time recorded, s", f"{summary.inference_s:.2f}")
     table.add_row("wall time, s", f"{summary.wall_s:.2f}")
+    if not dev.simulated and summary.wall_s > 0:
+        rest = summary.wall_s - summary.inference_s - summary.build_s - summary.load_s - summary.reference_s
+        table.add_row("  of which building / loading models, s", f"{summary.build_s:.2f} / {summary.load_s:.2f}")
+        if summary.reference_s:
+            table.add_row("  of which drift reference, s", f"{summary.reference_s:.2f}")
+        table.add_row("  of which everything else, s", f"{max(rest, 0.0):.2f}")
     table.add_row("dataset", f"{out} ({len(df)} rows for {dev.name})")
     if summary.executor != "local":
         table.add_row("executor", summary.executor)
@@ -389,7 +396,7 @@ def predictors(json_out: Annotated[bool, typer.Option("--json", help="Machine-re
 def fit_predictor(
     data: Annotated[list[Path], typer.Option("--data", help="Dataset directory written by `hwprof measure` (repeatable: kernel-rf learns several graph styles at once).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Predictor file to write (e.g. npu.pred).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Predictor (see `hwprof predictors`); auto: lut with a kernel-rf fallback when block rows exist, else additive.")] = "auto",
+    model: Annotated[str, typer.Option("--model", "-m", help="Predictor (see `hwprof predictors`); auto: lut with a kernel-rf fallback when block rows exist, else additive; best: the lowest 5-fold cross-validated MAPE on the training networks among additive, flops-linear, gbm, kernel-rf and lut (slower: 25 fits).")] = "auto",
     test_fraction: Annotated[float, typer.Option(help="Share of networks held out to report test metrics (0: none).")] = 0.2,
     refit: Annotated[bool, typer.Option(help="After testing, refit on all networks for the saved predictor.")] = True,
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="Device to use when the dataset holds several.")] = None,
@@ -416,7 +423,7 @@ def fit_predictor(
 
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements, load_styles
-    from hwprof.predictors.training import fit_and_test
+    from hwprof.predictors.training import BEST, fit_and_test
     from hwprof.registry import PREDICTORS
 
     params = _parse_params(param or [])
@@ -436,7 +443,8 @@ def fit_predictor(
     measured = parts[0]
     if model == "auto":
         model = "kernel-rf" if len(parts) > 1 else "lut" if measured.blocks else "additive"
-    PREDICTORS.factory(model)  # unknown names fail before any work
+    if model != BEST:
+        PREDICTORS.factory(model)  # unknown names fail before any work
     status = Status(f"fitting {model} on {measured.label}", console=Console(stderr=True))
     if not json_out:
         status.start()
@@ -444,16 +452,24 @@ def fit_predictor(
         predictor, metrics = fit_and_test(model, parts, test_fraction, refit, seed, params, status.update)
     finally:
         status.stop()
+    selection = predictor.provenance_.get("selection")
+    model = predictor.name
     store.save(predictor, out)
     styles = [p.graph_style for p in parts]
     n_archs, n_blocks = sum(len(p.archs) for p in parts), sum(len(p.blocks) for p in parts)
     result = {"predictor": model, "params": predictor.get_params(), "out": str(out), "device": measured.device,
               "simulated": measured.simulated, "space": measured.space, "graph_styles": styles,
               "kernel_source": predictor.provenance_.get("kernel_source"), "networks": n_archs,
-              "blocks": n_blocks, "test_metrics": metrics}
+              "blocks": n_blocks, "test_metrics": metrics, "selection": selection}
     if json_out:
         _print_json(result)
         return
+    if selection:
+        sim = " - SIMULATED device" if measured.simulated else ""
+        console.print(_metrics_table(f"Choosing the predictor: {selection['folds']}-fold cross-validation on the "
+                                     f"training networks{sim}", selection["scores"]))
+        console.print(f"chose [bold]{model}[/] (lowest out-of-fold MAPE)"
+                      + "".join(f"; {name} not tried: {why}" for name, why in selection["skipped"].items()))
     console.print(f"fitted [bold]{model}[/] on {n_archs} networks and {n_blocks} blocks measured on "
                   f"{measured.label} (space {measured.space or '-'}, graph style {', '.join(styles)})")
     if result["kernel_source"] and (model == "kernel-rf" or predictor.get_params().get("fallback") == "kernel-rf"):

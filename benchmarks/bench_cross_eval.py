@@ -4,9 +4,10 @@ Reads the real-target data that ``bench_runtimes --sections predictors``
 measured (``DATA/<target>-train``: 300 ``ofa`` networks and their blocks per
 target; ``DATA/<target>-predictors.json``: its predictor table), then:
 
-1. **Cross-eval matrix** (``nas cross-eval``): each target's default predictor
-   (``lut`` with a ``kernel-rf`` fallback) is fitted on its 300 training
-   networks and handed to the search with ``--predictor``; the budget is the
+1. **Cross-eval matrix** (``nas cross-eval``): each target's predictor is
+   chosen as a real target's default is (``fit-predictor --model best``: the
+   lowest 5-fold cross-validated MAPE among the predictors), fitted on its 300
+   training networks and handed to the search with ``--predictor``; the budget is the
    0.3 quantile of 2000 random networks' predicted latency; one evolutionary
    search per target and seed under the synflow *proxy* score; every winner is
    then measured on every target (drift-corrected). Reported per target: how
@@ -41,19 +42,22 @@ def _tag(token: str) -> str:
 
 
 def fitted_predictors(data_dir: Path, targets: list[str], out: Path) -> dict[str, Path]:
-    """Each target's default predictor fitted on its training networks (kept, reused by a rerun)."""
+    """Each target's predictor, chosen by cross-validation and fitted on its training networks (kept for a rerun)."""
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
-    from hwprof.predictors.training import fit_on
+    from hwprof.predictors.training import BEST, fit_and_test
 
     files = {}
     for token in targets:
-        path = out / "predictors" / f"{_tag(token)}.pred"
+        path = out / "predictors" / f"{_tag(token)}-best.pred"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            print(f"fitting lut (kernel-rf fallback) on {data_dir / (_tag(token) + '-train')}", flush=True)
-            store.save(fit_on("lut", load_measurements(data_dir / f"{_tag(token)}-train"), fallback="kernel-rf"),
-                       path)
+            print(f"choosing and fitting a predictor on {data_dir / (_tag(token) + '-train')}", flush=True)
+            predictor, _ = fit_and_test(BEST, [load_measurements(data_dir / f"{_tag(token)}-train")], test_fraction=0)
+            store.save(predictor, path)
+        chosen = store.load(path).provenance_["selection"]
+        print(f"{token}: {chosen['chosen']} (out-of-fold MAPE " + ", ".join(
+            f"{name} {m['mape']:.2%}" for name, m in chosen["scores"].items()) + ")", flush=True)
         files[token] = path
     return files
 

@@ -16,12 +16,14 @@ devices, 200 on real ones; drift-corrected on real devices):
 
 Reported per target and N: within +-10 %, MAPE and Kendall tau, mean over
 seeds. Real targets (``--real cpu``) are measured here (minutes each, keep the
-machine quiet), and their test-retest figure (the test set measured twice) is
-printed beside them; on simulated chips the test set is measured again with
+machine quiet), or read from ``bench_runtimes --sections predictors``' data
+with ``--real-from DIR`` (the N networks then come from the target's 300
+training networks, the test and retest sets are its 200 test networks), and
+their test-retest figure (the test set measured twice) is printed beside them; on simulated chips the test set is measured again with
 another noise seed, whose Kendall tau is the ceiling any predictor can reach.
 
     python -m benchmarks.bench_transfer [--targets kirin-npu,hexagon-dsp,myriad-vpu,snapdragon-cpu]
-        [--real cpu] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
+        [--real cpu[,litert-cpu:int8,...] [--real-from DIR]] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default=",".join(SIMULATED))
     parser.add_argument("--real", default="", help="real targets too, e.g. cpu (measured here)")
+    parser.add_argument("--real-from", help="read the real targets' data from bench_runtimes' predictors section "
+                        "instead of measuring: DIR/<target>-train (source, and the pool the N networks are drawn "
+                        "from), DIR/<target>-test and -retest")
     parser.add_argument("--n", default="5,10,20,50")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--data-dir", default="bench-transfer-data")
@@ -83,22 +88,33 @@ def main() -> None:
     pool = [space.sample(rng) for _ in range(2000)]
     rng = np.random.default_rng(2)
     test_all = [space.sample(rng) for _ in range(500)]
+    given = Path(args.real_from) if args.real_from else None
+
+    def data(device: str, name: str, archs, mode: str, seed: int = 0):
+        if given is not None and device in real:  # bench_runtimes measured it (train: seed 0, test: seed 1)
+            return load_measurements(given / f"{device.replace(':', '-')}-{name}")
+        return _measured(root, device, name, archs, mode, seed)
+
     sources = {}
     for device in devices:
         print(f"source predictor and target data for {device}", flush=True)
-        sources[device] = fit_on("lut", _measured(root, device, "train", train, "both"), fallback="kernel-rf")
+        sources[device] = fit_on("lut", data(device, "train", train, "both"), fallback="kernel-rf")
     results = {}
     for target in devices:
         is_real = target in real
         test_archs = test_all[:200] if is_real else test_all
         pool_archs = pool[:600] if is_real else pool
-        test = _measured(root, target, "test", test_archs, "e2e")
-        pool_data = _measured(root, target, "pool", pool_archs, "e2e")
+        test = data(target, "test", test_archs, "e2e")
+        if given is not None and is_real:  # the N networks come from the target's 300 training networks
+            pool_data = data(target, "train", train, "both")
+            pool_data = replace(pool_data, blocks={}, block_ref_ms=None, block_node_ms=None)
+        else:
+            pool_data = _measured(root, target, "pool", pool_archs, "e2e")
         nominal = float(np.median(pool_data.ref_ms)) if pool_data.has_reference else None
         if nominal:
             test, pool_data = test.drift_corrected(nominal), pool_data.drift_corrected(nominal)
         # the noise floor: the test set measured again (a simulated chip with another noise seed)
-        again = _measured(root, target, "retest", test_archs, "e2e", seed=0 if is_real else 1)
+        again = data(target, "retest", test_archs, "e2e", seed=0 if is_real else 1)
         retest = prediction_metrics(test.latency_ms, again.drift_corrected(nominal).latency_ms if nominal
                                     else again.latency_ms)
         others = [sources[d] for d in devices if d != target]

@@ -213,6 +213,9 @@ class RunSummary:
     wall_s: float
     unconverged: int
     reference_ms: tuple[float, float, float] | None = None  # (min, median, max) when drift was tracked
+    build_s: float = 0.0  # building models (IR -> ONNX / TFLite, int8 calibration)
+    load_s: float = 0.0  # the runtime loading them (sessions, delegates, OpenVINO's compile)
+    reference_s: float = 0.0  # the drift reference: its session and timings
     failed: int = 0  # tasks an executor could not measure (a rerun retries them)
     failures: list[str] = field(default_factory=list)  # why, one line per failed batch
     executor: str = "local"
@@ -228,6 +231,9 @@ class TaskStats:
     unconverged: int = 0
     inference_s: float = 0.0
     reference_ms: tuple[float, float, float] | None = None
+    build_s: float = 0.0
+    load_s: float = 0.0
+    reference_s: float = 0.0
 
 
 def host_json(device: Device) -> str:
@@ -251,10 +257,14 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
     host = host_json(device)
     stats = TaskStats()
     awaiting: list[tuple[dict, float]] = []  # rows waiting for the next reference timing, with their moment
+    clock = time.perf_counter()
     reference = DriftReference(device, reference_every_s) if reference_every_s is not None and tasks else None
+    stats.reference_s += time.perf_counter() - clock
 
     def time_reference() -> None:
+        began = time.perf_counter()
         reference.measure()
+        stats.reference_s += time.perf_counter() - began
         refs = reference.at([moment for _, moment in awaiting])
         for (row, _), ref in zip(awaiting, refs):
             row["ref_ms"] = float(ref)
@@ -262,8 +272,12 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
         awaiting.clear()
 
     for task in tasks:
+        clock = time.perf_counter()
         model = task.target.proto if isinstance(task.target, ExternalModel) else device.build(task.target)
+        built = time.perf_counter()
         session = device.load(model)
+        stats.build_s += built - clock
+        stats.load_s += time.perf_counter() - built
         try:
             if reference is not None and reference.due():
                 time_reference()
@@ -368,6 +382,9 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         summary.block_rows += stats.block_rows
         summary.unconverged += stats.unconverged
         summary.inference_s += stats.inference_s
+        summary.build_s += stats.build_s
+        summary.load_s += stats.load_s
+        summary.reference_s += stats.reference_s
     spreads = [s.reference_ms for s in parts if s.reference_ms]
     if spreads:
         summary.reference_ms = (min(s[0] for s in spreads), float(sorted(s[1] for s in spreads)[len(spreads) // 2]),

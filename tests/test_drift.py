@@ -143,3 +143,6 @@ def test_cpu_rows_carry_reference(tmp_path, every):
     low, mid, high = summary.reference_ms
     assert 0 < low <= mid <= high
     assert ds.read().ref_ms.between(low, high).all()
+    # where the wall time went is accounted for, and adds up to no more than the wall time
+    parts = (summary.inference_s, summary.build_s, summary.load_s, summary.reference_s)
+    assert all(p > 0 for p in parts) and sum(parts) <= summary.wall_s

@@ -2,7 +2,10 @@
 
 ``nas search`` without ``--predictor`` uses this: it measures a sample of the
 space on the target (resumably, into the cache), fits the default predictor,
-and saves it, so later searches on the same target start at once.
+and saves it, so later searches on the same target start at once. The default
+is a lookup table of blocks (kernel-rf fallback) on simulated chips, and on a
+real runtime the predictor with the lowest cross-validated error on the
+sample (:mod:`hwprof.predictors.selection`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from hwprof.protocol import Protocol
 from hwprof.predictors import store
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.predictors.data import load_measurements
+from hwprof.predictors.selection import select_predictor
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import measure_into
 
@@ -59,9 +63,16 @@ def cached_predictor(device: Device, space, seed: int = 0,
     status(f"no cached predictor for {key}: measuring {n} {space.name} networks and their blocks on the target")
     protocol = Protocol(min_time_s=0.0 if device.simulated else REAL_MIN_TIME_S, time_cap_s=2.0)
     measure_into(Dataset(data_dir), device, archs, mode="both", protocol=protocol)
-    status(f"fitting the default predictor (lut with kernel-rf fallback) on {n} networks")
-    predictor = fit_on("lut", load_measurements(data_dir, device=device.name, space=space.name), seed=seed,
-                       fallback="kernel-rf")
+    data = load_measurements(data_dir, device=device.name, space=space.name)
+    if device.simulated:
+        status(f"fitting the default predictor (lut with kernel-rf fallback) on {n} networks")
+        predictor = fit_on("lut", data, seed=seed, fallback="kernel-rf")
+    else:  # real runtimes differ in which model fits them (see hwprof.predictors.selection)
+        selection = select_predictor(data, seed=seed, status=status)
+        status(f"fitting {selection.name}, the lowest cross-validated error of "
+               f"{', '.join(selection.scores)}, on {n} networks")
+        predictor = fit_on(selection.name, data, seed=seed)
+        predictor.provenance_["selection"] = selection.as_dict()
     root.mkdir(parents=True, exist_ok=True)
     store.save(predictor, path)
     return predictor, path, True

@@ -14,6 +14,8 @@ from hwprof.predictors.data import MeasurementData
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.runtime_graph import runtime_for
 
+BEST = "best"  # fit_and_test's name for "choose by cross-validation" (see hwprof.predictors.selection)
+
 
 def fit_on(name: str, data: MeasurementData | list[MeasurementData], seed: int = 0,
            **params: Any) -> LatencyPredictor:
@@ -140,7 +142,9 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
     """What ``hwprof fit-predictor`` does: hold out networks, fit, score, refit on everything.
 
     Args:
-        name: Predictor name.
+        name: Predictor name, or ``"best"``: the candidate with the lowest 5-fold
+            cross-validated MAPE on the training networks (recorded in the
+            provenance as ``selection``; see :mod:`hwprof.predictors.selection`).
         parts: The data, one part per graph style (one part for most datasets).
         test_fraction: Share of each part's networks held out (0: no test).
         refit: Refit on all networks after testing.
@@ -157,9 +161,19 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
     label, total = parts[0].label, sum(len(p.archs) for p in parts)
     single = parts[0] if len(parts) == 1 else parts
     metrics = None
+    selection = None
+    if name == BEST:
+        if len(parts) > 1:
+            raise HwprofError(f"--model {BEST} chooses among predictors of one graph style, and the data hold "
+                              f"{', '.join(p.graph_style for p in parts)}", "fit kernel-rf, or give one --graph-style")
+        if params:
+            raise HwprofError(f"--model {BEST} takes no --param", "name the predictor to pass it parameters")
     if test_fraction > 0:
         splits = [p.split(test_fraction, seed) for p in parts]
         trains = [train for train, _ in splits]
+        if name == BEST:  # chosen on the training networks only, so the held-out figures stay unseen
+            selection = _select(trains[0], seed, status)
+            name = selection.name
         status(f"fitting {name} on {sum(len(t.archs) for t in trains)} of {total} networks ({label})")
         predictor = fit_on(name, trains[0] if len(trains) == 1 else trains, seed=seed, **params)
         scored = [(test, *evaluate(predictor, test)) for _, test in splits]
@@ -177,12 +191,23 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
             status(f"refitting {name} on all {total} networks ({label})")
             predictor = fit_on(name, single, seed=seed, **params)
     else:
+        if name == BEST:
+            selection = _select(single, seed, status)
+            name = selection.name
         predictor = fit_on(name, single, seed=seed, **params)
+    if selection is not None:
+        predictor.provenance_["selection"] = selection.as_dict()
     if metrics is not None:
         predictor.provenance_["test_metrics"] = metrics
         predictor.provenance_["test_fraction"] = test_fraction
     predictor.provenance_["refit_on_all"] = bool(refit or test_fraction <= 0)
     return predictor, metrics
+
+
+def _select(data: MeasurementData, seed: int, status):
+    from hwprof.predictors.selection import select_predictor
+
+    return select_predictor(data, seed=seed, status=status)
 
 
 def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=None):
