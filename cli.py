@@ -1329,7 +1329,8 @@ def search(
         runner.close()
     score_kind = "supernet top-1" if trains else est.kind
     summary = {
-        "space": sp.name, "target": dev.name, "simulated": dev.simulated, "searcher": searcher,
+        "space": sp.name, "target": dev.name if dev.simulated else device_label(dev),  # cpu:int8, as given
+        "simulated": dev.simulated, "searcher": searcher,
         "searcher_settings": result.settings, "estimator": None if trains else estimator,
         "score_label": result.estimator, "score_kind": score_kind, "predictor": latency_model.name,
         "predictor_file": predictor_source, "latency_constraint_ms": latency_ms,

@@ -14,6 +14,10 @@ Sections (``--sections``, default all but ``predictors``):
   measure`` wall time against the inference time it records (target <= 1.3x)
   over a run of 60 networks, with where the rest went: building the models,
   the runtime loading (compiling) them, the drift reference, everything else.
+- ``depthwise``: one depthwise convolution per kernel size (3, 5, 7; stride 1
+  and 2), written with ``onnx.helper``, on LiteRT with XNNPACK against
+  LiteRT's builtin kernels, float32 and int8, SAME padding and an explicit
+  PAD: whether a slow block is our lowering or the runtime's kernel.
 - ``speedup``: int8/float32 speed-up per block type (kernel x expand ratio)
   on each runtime, from block rows of the same ofa networks (table + plot).
 - ``predictors``: for each real target, 300 train / 200 test ofa networks
@@ -192,6 +196,60 @@ def speedup(data_dir: Path, networks: int = 20) -> dict:
     return results
 
 
+def _depthwise_onnx(kernel: int, stride: int, channels: int = 96, size: int = 28):
+    """One depthwise convolution, written with onnx.helper (not through hwprof's builders)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((channels, 1, kernel, kernel)).astype(np.float32) * 0.1, "w")
+    bias = numpy_helper.from_array(np.zeros(channels, np.float32), "b")
+    pad, out = kernel // 2, (size - 1) // stride + 1
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], group=channels, kernel_shape=[kernel, kernel],
+                            pads=[pad] * 4, strides=[stride, stride])
+    graph = helper.make_graph([node], "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                          [1, channels, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, out, out])],
+                              [weight, bias])
+    return helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+def depthwise() -> dict:
+    """One depthwise convolution per kernel size on LiteRT: XNNPACK against the builtin kernels (median ms).
+
+    Answers whether the int8 slow-down of 7x7 blocks is our lowering or the runtime: the model is a single
+    DEPTHWISE_CONV_2D, with SAME padding or an explicit PAD (ONNX's exact padding).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from hwprof.build_tflite import onnx_to_tflite
+
+    def timed(content: bytes, resolver) -> float:
+        interpreter = Interpreter(model_content=content, num_threads=1, experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+        for _ in range(20):
+            interpreter.invoke()
+        samples = []
+        for _ in range(200):
+            start = time.perf_counter_ns()
+            interpreter.invoke()
+            samples.append(time.perf_counter_ns() - start)
+        return float(np.median(samples) / 1e6)
+
+    rows = []
+    for kernel in (3, 5, 7):
+        for stride in (1, 2):
+            model = _depthwise_onnx(kernel, stride)
+            for dtype in ("float32", "int8"):
+                for same in (True, False):
+                    content = onnx_to_tflite(model, dtype, same_padding=same).content
+                    rows.append({"kernel": kernel, "stride": stride, "dtype": dtype,
+                                 "padding": "SAME" if same else "PAD+VALID",
+                                 "xnnpack_ms": timed(content, OpResolverType.AUTO),
+                                 "builtin_ms": timed(content, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)})
+    return {"rows": rows}
+
+
 def plot_speedup(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -248,7 +306,7 @@ def print_predictors(results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", default="outputs,overhead,speedup")
+    parser.add_argument("--sections", default="outputs,overhead,depthwise,speedup")
     parser.add_argument("--data-dir", default="bench-runtimes-data")
     parser.add_argument("--targets", default=",".join(TARGETS), help="predictors section: which real targets")
     parser.add_argument("--json")
@@ -278,6 +336,12 @@ def main() -> None:
                 print(f"    {dtype}: wall {p['wall_s']:.2f} s = inference {p['inference_s']:.2f} + build "
                       f"{p['build_s']:.2f} + load/compile {p['load_s']:.2f} + drift reference "
                       f"{p['reference_s']:.2f} + other {other:.2f}")
+    if "depthwise" in sections:
+        results["depthwise"] = depthwise()
+        print("one depthwise convolution (96 channels, 28 px) on LiteRT: XNNPACK / builtin kernels, median ms")
+        for r in results["depthwise"]["rows"]:
+            print(f"  k{r['kernel']} stride {r['stride']} {r['dtype']:7} {r['padding']:9}: XNNPACK "
+                  f"{r['xnnpack_ms']:.3f}  builtin {r['builtin_ms']:.3f}  ({r['xnnpack_ms'] / r['builtin_ms']:.2f}x)")
     if "speedup" in sections:
         results["speedup"] = speedup(data_dir)
         plot_speedup(results["speedup"], data_dir / "int8-speedup.png")

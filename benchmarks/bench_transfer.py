@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--real-from", help="read the real targets' data from bench_runtimes' predictors section "
                         "instead of measuring: DIR/<target>-train (source, and the pool the N networks are drawn "
                         "from), DIR/<target>-test and -retest")
+    parser.add_argument("--evaluate", help="which devices to test as the new one (default: all; every other "
+                        "device is a source either way)")
     parser.add_argument("--n", default="5,10,20,50")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--data-dir", default="bench-transfer-data")
@@ -100,7 +102,7 @@ def main() -> None:
         print(f"source predictor and target data for {device}", flush=True)
         sources[device] = fit_on("lut", data(device, "train", train, "both"), fallback="kernel-rf")
     results = {}
-    for target in devices:
+    for target in [t for t in args.evaluate.split(",") if t] if args.evaluate else devices:
         is_real = target in real
         test_archs = test_all[:200] if is_real else test_all
         pool_archs = pool[:600] if is_real else pool
