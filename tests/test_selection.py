@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -80,18 +79,17 @@ def test_block_models_are_skipped_without_block_rows_and_too_few_networks_refuse
 
 
 def test_cli_best_chooses_on_training_networks_only(npu_dir, tmp_path):
+    from hwprof.predictors import store
+
     out = tmp_path / "best.pred"
-    proc = run_cli("hwprof", "fit-predictor", "--data", str(npu_dir), "--model", "best", "--out", str(out),
-                   "--json", check=True)
-    result = json.loads(proc.stdout)
-    chosen = result["selection"]
-    assert result["predictor"] == chosen["chosen"] and set(chosen["scores"]) == {
+    proc = run_cli("hwprof", "fit-predictor", "--data", str(npu_dir), "--model", "best", "--out", str(out), check=True)
+    predictor = store.load(out)
+    chosen = predictor.provenance_["selection"]
+    assert chosen["chosen"] == predictor.name and set(chosen["scores"]) == {
         "additive", "flops-linear", "gbm", "kernel-rf", "lut"}
     assert all(m["n"] == 32 for m in chosen["scores"].values())  # the 8 held-out networks were not seen
-    assert result["test_metrics"]["n"] == 8
-    table = run_cli("hwprof", "fit-predictor", "--data", str(npu_dir), "--model", "best", "--out",
-                    str(tmp_path / "b2.pred"), "--test-fraction", "0", check=True)
-    assert "cross-validation" in table.stdout and "SIMULATED" in table.stdout and f"chose {chosen['chosen']}" in table.stdout
+    assert predictor.provenance_["test_metrics"]["n"] == 8
+    assert "cross-validation" in proc.stdout and "SIMULATED" in proc.stdout and f"chose {chosen['chosen']}" in proc.stdout
     for args in (("--param", "fallback=none"), ("--test-fraction", "0.9")):
         bad = run_cli("hwprof", "fit-predictor", "--data", str(npu_dir), "--model", "best", "--out",
                       str(tmp_path / "x.pred"), *args)
