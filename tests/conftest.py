@@ -24,6 +24,15 @@ def samples(space: str, n: int, seed: int = 0):
     return [sp.sample(rng) for _ in range(n)]
 
 
+def measured_dir(path: Path, device: str, space: str, n: int, seed: int, mode: str = "both") -> Path:
+    """A dataset at ``path`` of ``n`` seeded ``space`` networks measured on a simulated ``device`` (noise seed 0)."""
+    from hwprof.dataset import Dataset
+    from hwprof.profiling import get_device, measure_into
+
+    measure_into(Dataset(path), get_device(device, seed=0), samples(space, n, seed=seed), mode=mode)
+    return path
+
+
 def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """Run a console script (``hwprof`` or ``nas``) of this environment as a user would."""
     exe = Path(sys.executable).parent / args[0]

@@ -17,16 +17,14 @@ from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.training import check_compatible, evaluate, fit_on
 from hwprof.profiling import get_device, measure_into
 from nas.spaces import get_space
-from tests.conftest import run_cli, samples
+from tests.conftest import measured_dir, run_cli, samples
 
 MODELS = ["flops-linear", "additive", "lut", "kernel-rf", "gbm"]
 
 
 @pytest.fixture(scope="module")
 def npu_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("npu")
-    measure_into(Dataset(path), get_device("kirin-npu", seed=0), samples("ofa", 300, seed=1), mode="both")
-    return path
+    return measured_dir(tmp_path_factory.mktemp("npu"), "kirin-npu", "ofa", 300, seed=1)
 
 
 @pytest.fixture(scope="module")

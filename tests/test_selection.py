@@ -14,16 +14,14 @@ from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.selection import fold_indices, select_predictor
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
-from tests.conftest import run_cli, samples
+from tests.conftest import measured_dir, run_cli, samples
 
 FAST = ("flops-linear", "additive", "lut")
 
 
 @pytest.fixture(scope="module")
 def npu_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("npu")
-    measure_into(Dataset(path), get_device("kirin-npu", seed=0), samples("ofa", 30, seed=1), mode="both")
-    return path
+    return measured_dir(tmp_path_factory.mktemp("npu"), "kirin-npu", "ofa", 30, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -70,8 +70,8 @@ def select_predictor(data: MeasurementData, candidates: tuple[str, ...] = CANDID
     Raises:
         HwprofError: if there are too few networks for ``folds`` folds, or no candidate can be fitted.
     """
-    from hwprof.predictors import create_predictor
-    from hwprof.predictors.training import evaluate, fit_on
+    from hwprof.predictors.training import evaluate, fit_on  # training chooses through here: import late
+    from hwprof.registry import PREDICTORS
 
     n = len(data.archs)
     if folds < 2 or n < folds * MIN_NETWORKS_PER_FOLD:
@@ -84,7 +84,7 @@ def select_predictor(data: MeasurementData, candidates: tuple[str, ...] = CANDID
     scores: dict[str, dict[str, float]] = {}
     skipped: dict[str, str] = {}
     for name in candidates:
-        if create_predictor(name).needs_blocks and not data.blocks:
+        if PREDICTORS.factory(name).needs_blocks and not data.blocks:
             skipped[name] = "needs single-block rows (measure with --mode both)"
             continue
         predicted = np.empty(n)

@@ -12,6 +12,7 @@ from hwprof.predictors import create_predictor
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.predictors.data import MeasurementData
 from hwprof.predictors.metrics import prediction_metrics
+from hwprof.predictors.selection import select_predictor
 from hwprof.runtime_graph import runtime_for
 
 BEST = "best"  # fit_and_test's name for "choose by cross-validation" (see hwprof.predictors.selection)
@@ -168,12 +169,12 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
                               f"{', '.join(p.graph_style for p in parts)}", "fit kernel-rf, or give one --graph-style")
         if params:
             raise HwprofError(f"--model {BEST} takes no --param", "name the predictor to pass it parameters")
-    if test_fraction > 0:
-        splits = [p.split(test_fraction, seed) for p in parts]
+    splits = [p.split(test_fraction, seed) for p in parts] if test_fraction > 0 else []
+    if name == BEST:  # chosen on the training networks only, so the held-out figures stay unseen
+        selection = select_predictor(splits[0][0] if splits else parts[0], seed=seed, status=status)
+        name = selection.name
+    if splits:
         trains = [train for train, _ in splits]
-        if name == BEST:  # chosen on the training networks only, so the held-out figures stay unseen
-            selection = _select(trains[0], seed, status)
-            name = selection.name
         status(f"fitting {name} on {sum(len(t.archs) for t in trains)} of {total} networks ({label})")
         predictor = fit_on(name, trains[0] if len(trains) == 1 else trains, seed=seed, **params)
         scored = [(test, *evaluate(predictor, test)) for _, test in splits]
@@ -191,9 +192,6 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
             status(f"refitting {name} on all {total} networks ({label})")
             predictor = fit_on(name, single, seed=seed, **params)
     else:
-        if name == BEST:
-            selection = _select(single, seed, status)
-            name = selection.name
         predictor = fit_on(name, single, seed=seed, **params)
     if selection is not None:
         predictor.provenance_["selection"] = selection.as_dict()
@@ -202,12 +200,6 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
         predictor.provenance_["test_fraction"] = test_fraction
     predictor.provenance_["refit_on_all"] = bool(refit or test_fraction <= 0)
     return predictor, metrics
-
-
-def _select(data: MeasurementData, seed: int, status):
-    from hwprof.predictors.selection import select_predictor
-
-    return select_predictor(data, seed=seed, status=status)
 
 
 def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=None):
