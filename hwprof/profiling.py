@@ -220,6 +220,11 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)  # why, one line per failed batch
     executor: str = "local"
 
+    @property
+    def other_s(self) -> float:
+        """Wall time not spent timing, building, loading or on the drift reference (bookkeeping, writes)."""
+        return max(self.wall_s - self.inference_s - self.build_s - self.load_s - self.reference_s, 0.0)
+
 
 @dataclass
 class TaskStats:

@@ -146,3 +146,4 @@ def test_cpu_rows_carry_reference(tmp_path, every):
     # where the wall time went is accounted for, and adds up to no more than the wall time
     parts = (summary.inference_s, summary.build_s, summary.load_s, summary.reference_s)
     assert all(p > 0 for p in parts) and sum(parts) <= summary.wall_s
+    assert summary.other_s == pytest.approx(summary.wall_s - sum(parts))
