@@ -233,7 +233,7 @@ class _Lowering:
             shape[axis] = -1
             data = np.round(w / scale.reshape(shape))
         q = self.schema.QuantizationParametersT()
-        q.scale, q.zeroPoint = [float(s) for s in scale], [0] * len(scale)
+        q.scale, q.zeroPoint = _per_channel(scale)
         q.quantizedDimension = axis or 0
         self._weight_scales = scale
         return self._add_tensor(name, w.shape, T.INT8, np.clip(data, -127, 127).astype(np.int8), q)
@@ -245,7 +245,7 @@ class _Lowering:
             return self._add_tensor(name, b.shape, T.FLOAT32, b)
         scale = self.quant_of(input_name)[0] * np.broadcast_to(self._weight_scales, b.shape)
         q = self.schema.QuantizationParametersT()
-        q.scale, q.zeroPoint = [float(s) for s in scale], [0] * len(scale)
+        q.scale, q.zeroPoint = _per_channel(scale)
         return self._add_tensor(name, b.shape, T.INT32, np.round(b / scale).astype(np.int32), q)
 
     def value(self, name: str, perm: tuple[int, ...] | None = None) -> _Tensor:
@@ -752,6 +752,13 @@ def _onnx_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
             raise HwprofError(f"the shape of '{missing[0]}' is not static",
                               "export the model with static input shapes (--input-shape)")
     return known
+
+
+def _per_channel(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scales and zero points (0) of a symmetric per-channel tensor, as arrays: flatbuffers writes
+    numpy vectors in one copy, where a list is written element by element (half an int8 build)."""
+    scale = np.asarray(scale, np.float32).reshape(-1)
+    return scale, np.zeros(len(scale), np.int64)
 
 
 class _AlignedBuffer:
