@@ -8,7 +8,9 @@ design of :func:`hwprof.predictors.transfer.informative_sample`), and
 compared on a separate test set of random networks (500 on simulated
 devices, 200 on real ones; drift-corrected on real devices):
 
-- (a) ``transfer`` (mixture, blockwise and nearest methods), from the N networks and the sources;
+- (a) ``transfer`` (mixture, blockwise and nearest methods, and ``auto``, the
+  default: blockwise or mixture by leave-one-out error), from the N networks
+  and the sources;
 - (b) the best predictor fitted from scratch on the same N (additive, gbm,
   kernel-rf, flops-linear: those that need no single-block timings), the best
   chosen on the test set itself, which flatters it;
@@ -133,7 +135,7 @@ def main() -> None:
                     picks["informative"] = np.array([by_hash[a.hash] for a in chosen])
                 for how, index in picks.items():
                     few = _subset(pool_data, index)
-                    for method in METHODS:
+                    for method in ("auto", *METHODS):
                         predictor = TransferPredictor(method=method).with_sources(others).fit(few.archs,
                                                                                               few.latency_ms)
                         cells.setdefault(f"transfer-{method} ({how})", []).append(
@@ -167,7 +169,7 @@ def main() -> None:
         if 20 not in r["by_n"]:
             continue
         goal = 0.95 if r["simulated"] else 0.90
-        for method in METHODS[:2]:
+        for method in ("auto", *METHODS[:2]):
             cell = r["by_n"][20][f"transfer-{method} (random)"]
             ok.append(cell["within_10pct"] >= goal and (not r["simulated"] or cell["kendall_tau"] >= 0.9))
             print(f"{target}: N=20 transfer-{method} within10 {cell['within_10pct']:.1%} tau "

@@ -134,7 +134,8 @@ def test_blockwise_corrects_a_kind_of_block_no_source_prices_right(block_sources
 
     mixture = TransferPredictor(method="mixture").with_sources(models).fit(archs, truth(archs))
     blockwise = TransferPredictor().with_sources(models).fit(archs, truth(archs))
-    assert blockwise.method_ == "blockwise"  # the default where every source prices single blocks
+    assert blockwise.method_ == "blockwise"  # auto: blockwise predicts held-out rows better here
+    assert blockwise.loo_mape_["blockwise"] < blockwise.loo_mape_["mixture"]
     error = {name: float(np.mean(np.abs(m.predict(probe) / truth(probe) - 1)))
              for name, m in (("mixture", mixture), ("blockwise", blockwise))}
     assert error["blockwise"] < 0.5 * error["mixture"]
@@ -149,6 +150,11 @@ def test_blockwise_corrects_a_kind_of_block_no_source_prices_right(block_sources
     same = TransferPredictor(method="blockwise").with_sources(models).fit(archs, plain)
     np.testing.assert_allclose(same.predict(probe), models[0].predict(probe) + 0.6 * models[1].predict(probe),
                                rtol=0.02)
+    # measurement noise no kind explains: auto keeps the mixture, whose held-out error is lower
+    noisy = plain * (1 + 0.05 * np.random.default_rng(0).standard_normal(len(plain)))
+    chosen = TransferPredictor().with_sources(models).fit(archs, noisy)
+    assert chosen.method_ == "mixture" and chosen.loo_mape_["mixture"] < chosen.loo_mape_["blockwise"]
+    assert store.loads(store.dumps(chosen)).loo_mape_ == chosen.loo_mape_
     additive = create_predictor("additive").fit(archs, plain)
     with pytest.raises(HwprofError, match="price single blocks"):
         TransferPredictor(method="blockwise").with_sources([additive]).fit(archs, plain)
@@ -175,6 +181,7 @@ def test_cli_bring_up_measure_fit_and_few_shot_search(sources, tmp_path):
                                 "--test-fraction", "0", "--out", str(tmp_path / "new.pred"), "--json",
                                 check=True).stdout)
     assert fitted["predictor"] == "transfer" and fitted["params"]["sources"] == paths
+    assert fitted["transfer"]["method"] == "mixture"  # additive sources price no single blocks
     missing = run_cli("hwprof", "measure", "--device", "myriad-vpu", "--space", "ofa", "--select", "informative",
                       "--out", str(tmp_path / "y"))
     assert missing.returncode == 2 and "--from" in missing.stderr

@@ -28,7 +28,11 @@ methods here, both in MAPLE-Edge's family, compared in
   to tell, it stays the mixture. Each searched kind's column is standardised,
   so a cheap kind is corrected as readily as a costly one (kirin-npu, N = 10:
   78% -> 82% within 10%). Needs sources that price single blocks
-  (``lut``, ``kernel-rf``); the default (``auto``) where they all do.
+  (``lut``, ``kernel-rf``). The default (``auto``), where they all do, fits
+  both and keeps the one with the lower leave-one-out error over the measured
+  networks (each refitted without one row, that row predicted): the ridge
+  alone keeps the mixture's coefficients fitted on every row, so it cannot see
+  corrections that chase a few extreme networks (as a D-optimal pick has).
 - ``nearest``: the single source whose predictions best explain the new
   measurements (least relative error after an affine fit), scaled:
   ``y = a * p_s(x) + b``. The baseline transfer.
@@ -194,6 +198,61 @@ def _loo_ridge_standardised(z: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, f
     return best[1], best[2]
 
 
+def _fit_mixture(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative mixture coefficients of ``y ~ x`` on relative error."""
+    w = 1.0 / np.maximum(y, 1e-9)
+    coef, _ = nnls(x * w[:, None], y * w)
+    return coef
+
+
+def _fit_blockwise(x: np.ndarray, per_source: np.ndarray, y: np.ndarray,
+                   searched: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The mixture and the ridge-shrunk per-kind corrections, each backfitted to what the other leaves.
+
+    Returns:
+        (mixture coefficients, kind corrections, ridge strength chosen).
+    """
+    n_sources = per_source.shape[0]
+    w = 1.0 / np.maximum(y, 1e-9)
+    coef = _fit_mixture(x, y)
+    for r in range(BACKFIT_ROUNDS + 1):
+        z = np.tensordot(coef[:n_sources], per_source, axes=1)
+        kind_coef, ridge = _loo_ridge(z * w[:, None], (y - x @ coef) * w, varying_kinds(z), searched)
+        if r < BACKFIT_ROUNDS:
+            coef, _ = nnls(x * w[:, None], (y - z @ kind_coef) * w)
+    return coef, kind_coef, ridge
+
+
+def _blockwise_value(fitted: tuple[np.ndarray, np.ndarray, float], x_row: np.ndarray,
+                     per_source_row: np.ndarray) -> float:
+    """One network's prediction from :func:`_fit_blockwise`'s result (``per_source_row``: sources x kinds)."""
+    coef, kind_coef, _ = fitted
+    return float(x_row @ coef + (coef[:per_source_row.shape[0]] @ per_source_row) @ kind_coef)
+
+
+def _loo_mape(fit, predict, n: int, y: np.ndarray) -> float:
+    """Leave-one-out mean absolute relative error of a fitting procedure over ``n`` rows."""
+    errors = []
+    for j in range(n):
+        rows = np.delete(np.arange(n), j)
+        errors.append(abs(predict(fit(rows), j) / y[j] - 1.0))
+    return float(np.mean(errors))
+
+
+def _fit_nearest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The single source (and constant) whose affine fit has the least relative error."""
+    w = 1.0 / np.maximum(y, 1e-9)
+    best, coef = np.inf, np.zeros(x.shape[1])
+    for s in range(x.shape[1] - 3):
+        cols = x[:, [s, -1]]
+        c, *_ = np.linalg.lstsq(cols * w[:, None], y * w, rcond=None)
+        err = float(np.mean(np.abs(cols @ c - y) * w))
+        if err < best:
+            best, coef = err, np.zeros(x.shape[1])
+            coef[s], coef[-1] = c
+    return coef
+
+
 @PREDICTORS.register("transfer")
 class TransferPredictor(LatencyPredictor):
     """Few-shot predictor for a new device from source predictors (see the module docstring).
@@ -201,8 +260,10 @@ class TransferPredictor(LatencyPredictor):
     Args:
         sources: Paths of the source predictor files (read at fit time; the fitted
             predictor keeps their contents, so the files may move afterwards).
-        method: ``blockwise``, ``mixture`` or ``nearest``; ``auto`` (default): blockwise
-            when every source prices single blocks (``lut``, ``kernel-rf``), else mixture.
+        method: ``blockwise``, ``mixture`` or ``nearest``; ``auto`` (default): where every
+            source prices single blocks (``lut``, ``kernel-rf``), blockwise or the mixture,
+            whichever has the lower leave-one-out error on the measured networks (recorded
+            as ``loo_mape_``); else the mixture.
     """
 
     name = "transfer"
@@ -240,39 +301,36 @@ class TransferPredictor(LatencyPredictor):
         for space_name in sorted({a.space for a in archs}):
             check_space(sources, space_name, self.sources)
         x = _source_features(sources, archs)
-        w = 1.0 / np.maximum(y, 1e-9)  # relative error
         self.kinds_: list[str] = []
         self.kind_coef_ = np.zeros(0)
         self.ridge_ = np.inf
-        self.method_ = method
-        if method in ("mixture", "blockwise"):
-            coef, _ = nnls(x * w[:, None], y * w)
-            if method == "blockwise":
-                if not prices_blocks:
-                    missing = [s.name for s in sources if not hasattr(s, "predict_blocks")]
-                    raise HwprofError(f"the blockwise transfer needs sources that price single blocks; "
-                                      f"{', '.join(missing)} does not", "use lut or kernel-rf sources, or "
-                                      "--param method=mixture")
-                self.kinds_ = sorted({block_kind(b) for a in archs for b in a.blocks})
-                blocks, owner, kind_of = _kind_membership(archs, self.kinds_)
-                per_source = _priced_by_kind(sources, blocks, owner, kind_of)  # priced once; only the weights change
-                searched = ~np.all(owner @ kind_of == 1, axis=0)  # not a one-off block every network has (stem, head)
-                for r in range(BACKFIT_ROUNDS + 1):  # the mixture and the corrections, each fitted to what the other leaves
-                    z = np.tensordot(coef[:len(sources)], per_source, axes=1)
-                    self.kind_coef_, self.ridge_ = _loo_ridge(z * w[:, None], (y - x @ coef) * w, varying_kinds(z),
-                                                                  searched)
-                    if r < BACKFIT_ROUNDS:
-                        coef, _ = nnls(x * w[:, None], (y - z @ self.kind_coef_) * w)
+        self.loo_mape_: dict[str, float] = {}
+        if method == "nearest":
+            coef = _fit_nearest(x, y)
+        elif method == "mixture" and not (self.method == "auto" and prices_blocks):
+            coef = _fit_mixture(x, y)
         else:
-            best, coef = np.inf, None
-            for s in range(len(sources)):
-                cols = x[:, [s, -1]]
-                c, *_ = np.linalg.lstsq(cols * w[:, None], y * w, rcond=None)
-                err = float(np.mean(np.abs(cols @ c - y) * w))
-                if err < best:
-                    best, full = err, np.zeros(x.shape[1])
-                    full[s], full[-1] = c
-                    coef = full
+            if not prices_blocks:
+                missing = [s.name for s in sources if not hasattr(s, "predict_blocks")]
+                raise HwprofError(f"the blockwise transfer needs sources that price single blocks; "
+                                  f"{', '.join(missing)} does not", "use lut or kernel-rf sources, or "
+                                  "--param method=mixture")
+            self.kinds_ = sorted({block_kind(b) for a in archs for b in a.blocks})
+            blocks, owner, kind_of = _kind_membership(archs, self.kinds_)
+            per_source = _priced_by_kind(sources, blocks, owner, kind_of)  # priced once; only the weights change
+            searched = ~np.all(owner @ kind_of == 1, axis=0)  # not a one-off block every network has (stem, head)
+            if self.method == "auto":  # blockwise only where it predicts held-out rows better than the mixture
+                self.loo_mape_ = {
+                    "mixture": _loo_mape(lambda rows: _fit_mixture(x[rows], y[rows]),
+                                         lambda c, j: float(x[j] @ c), len(y), y),
+                    "blockwise": _loo_mape(lambda rows: _fit_blockwise(x[rows], per_source[:, rows], y[rows], searched),
+                                           lambda f, j: _blockwise_value(f, x[j], per_source[:, j]), len(y), y)}
+                method = min(("mixture", "blockwise"), key=lambda m: (self.loo_mape_[m], m != "mixture"))
+            if method == "blockwise":
+                coef, self.kind_coef_, self.ridge_ = _fit_blockwise(x, per_source, y, searched)
+            else:
+                coef, self.kinds_ = _fit_mixture(x, y), []
+        self.method_ = method
         self.coef_ = np.asarray(coef, dtype=float)
         self.source_info_ = [{"file": path, "device": src.provenance_.get("device"),
                               "space": _space_of(src), "predictor": src.name,
@@ -305,6 +363,7 @@ class TransferPredictor(LatencyPredictor):
         for i, src in enumerate(self._models()):
             arrays[f"source_{i}"] = np.frombuffer(_dumps(src), dtype=np.uint8)
         return {"sources": self.source_info_, "method": self.method_, "block_kinds": self.kinds_,
+                "loo_mape": self.loo_mape_,
                 "ridge": None if not np.isfinite(self.ridge_) else self.ridge_}, arrays, {}
 
     def set_state(self, meta, arrays, models) -> None:
@@ -313,6 +372,7 @@ class TransferPredictor(LatencyPredictor):
         self.coef_ = arrays["coef"]
         self.kinds_ = list(meta.get("block_kinds", []))
         self.method_ = meta.get("method", "mixture" if self.method == "auto" else self.method)
+        self.loo_mape_ = dict(meta.get("loo_mape", {}))
         self.kind_coef_ = arrays.get("kind_coef", np.zeros(0))
         self.ridge_ = np.inf if meta.get("ridge") is None else float(meta["ridge"])
         self.source_info_ = list(meta.get("sources", []))
