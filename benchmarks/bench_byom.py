@@ -33,10 +33,13 @@ figure (the first half of the rounds against the second, drift-corrected) is
 printed beside the accuracy: a difference below it is noise.
 
 It also prints the latency ratio of the same ``ofa`` architecture in hwprof's
-form and as torch exports (``torch``, ``torch-manual``), and the speed-up of
+form and as torch exports (``torch``, ``torch-manual``) on every real runtime
+(``--form-devices``: onnxruntime, OpenVINO and LiteRT in float32 by default,
+int8 on request; LiteRT runs each ONNX form through hwprof's lowering), and
+the speed-up of
 ``hwprof advise --fix`` on the torch-manual exports.
 
-    python -m benchmarks.bench_byom [--data-dir DIR] [--models 12] [--train 150] [--json out.json]
+    python -m benchmarks.bench_byom [--data-dir DIR] [--models 12] [--train 150] [--refit] [--json out.json]
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ from hwprof.protocol import Protocol
 from hwprof.torch_export import export_module
 from nas.spaces import get_space
 
-ROUNDS = 4
+ROUNDS = 8  # round-robin rounds per model; the test-retest figure compares the first half with the second
+MIN_TIME_S = 0.25  # timed per model per round (seconds)
 # (space, graph style, share of --train networks): what hwprof generates and kernel-rf learns from
 # (ofa-width: per-block widths x0.75-1.25, the channel counts of width-multiplied MobileNets;
 # proxyless with width multipliers: the published MobileNetV2 family, 0.75 at 192 px and 1.4 at 160 px)
@@ -269,28 +273,41 @@ def training_data(root: Path, n: int) -> list:
     return parts
 
 
-def timed(models: list[onnx.ModelProto], nominal: float, cache: Path | None = None,
-          keys: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def timed(models: list[onnx.ModelProto], nominal: float | None, cache: Path | None = None,
+          keys: list[str] | None = None, device: str = "cpu",
+          rounds: int = ROUNDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(drift-corrected median, first-half median, second-half median) over round-robin rounds.
 
     With ``cache`` (a JSON file) and ``keys``, timings (median and reference ms per round) are
     kept there and reused by a rerun, so the predictors can be refitted without re-timing.
+    ``nominal`` None: brought to the median reference time of this run (``device``'s own).
     """
     stored = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
-    if keys is not None and all(k in stored for k in keys):
+    if keys is not None and all(len(stored.get(k, ())) == rounds for k in keys):
         raw = np.array([stored[k] for k in keys]).transpose(1, 0, 2)  # rounds x models x (median, ref)
     else:
-        raw = np.zeros((ROUNDS, len(models), 2))
-        for r in range(ROUNDS):
+        raw = np.zeros((rounds, len(models), 2))
+        for r in range(rounds):
             for i, model in enumerate(models):
-                row = measure(model, device="cpu", min_time_s=0.1)
+                row = measure(model, device=device, min_time_s=MIN_TIME_S)
                 raw[r, i] = row["median_ms"], row["ref_ms"]
         if cache is not None and keys is not None:
             stored.update({k: raw[:, i].tolist() for i, k in enumerate(keys)})
             cache.write_text(json.dumps(stored))
-    runs = raw[:, :, 0] * nominal / raw[:, :, 1]
-    half = ROUNDS // 2
+    runs = raw[:, :, 0] * (nominal or float(np.median(raw[:, :, 1]))) / raw[:, :, 1]
+    half = rounds // 2
     return np.median(runs, 0), np.median(runs[:half], 0), np.median(runs[half:], 0)
+
+
+def _fitted(path: Path, refit: bool, fit):
+    """The predictor saved at ``path`` by an earlier run (unless ``refit``), else ``fit()`` saved there."""
+    from hwprof.predictors import store
+
+    if path.exists() and not refit:
+        return store.load(path)
+    predictor = fit()
+    store.save(predictor, path)
+    return predictor
 
 
 def scores(errors: np.ndarray) -> dict:
@@ -305,6 +322,11 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=12, help="test networks per source")
     parser.add_argument("--ratio-networks", type=int, default=20)
     parser.add_argument("--kernel-target", default="auto", help="kernel-rf target for the runtime model: auto|ratio|ms")
+    parser.add_argument("--form-devices", default="cpu,openvino-cpu,litert-cpu",
+                        help="real runtimes the graph forms are compared on (NAME:int8 for int8, e.g. "
+                        "openvino-cpu:int8; each int8 model is calibrated and compiled per timing, so it is slow)")
+    parser.add_argument("--refit", action="store_true", help="refit the predictors saved in --data-dir by a "
+                        "previous run (they are reused otherwise)")
     parser.add_argument("--json")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -312,8 +334,9 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     root = Path(args.data_dir or tmp.name)
     parts = training_data(root, args.train)
-    runtime = fit_on("kernel-rf", parts, target=args.kernel_target)
-    baseline = fit_on("kernel-rf", parts[0], kernels="rules", target="ms")  # round 1's model
+    runtime = _fitted(root / "runtime.pred", args.refit, lambda: fit_on("kernel-rf", parts, target=args.kernel_target))
+    baseline = _fitted(root / "baseline.pred", args.refit,  # round 1's model
+                       lambda: fit_on("kernel-rf", parts[0], kernels="rules", target="ms"))
     nominal = float(runtime.provenance_["reference_ms"])
     rng = np.random.default_rng(1)
     names, exported = [], []
@@ -359,17 +382,22 @@ def main() -> None:
     arch_rng = np.random.default_rng(7)
     archs = [space.sample(arch_rng) for _ in range(args.ratio_networks)]
     forms = {style: [build_model(a, style) for a in archs] for style in ("hwprof", "torch", "torch-manual")}
-    print(f"\nmeasuring {len(archs)} ofa networks in three graph forms, {ROUNDS} round-robin rounds", flush=True)
     flat = [m for style in forms for m in forms[style]]
-    lat, _, _ = timed(flat, nominal, root / "form-timings.json",
-                      [f"{style}-{a.hash}" for style in forms for a in archs])
     n = len(archs)
-    by_style = {style: lat[k * n:(k + 1) * n] for k, style in enumerate(forms)}
     ratios = {}
-    for style in ("torch", "torch-manual"):
-        r = by_style[style] / by_style["hwprof"]
-        ratios[style] = {"median": float(np.median(r)), "min": float(r.min()), "max": float(r.max())}
-        print(f"{style:13s} / hwprof latency on cpu: median {np.median(r):.2f}x, range {r.min():.2f}-{r.max():.2f}x")
+    for device in [d for d in args.form_devices.split(",") if d]:
+        rounds = ROUNDS if device == "cpu" else ROUNDS // 2  # a ratio of medians needs fewer than an accuracy claim
+        print(f"\nmeasuring {len(archs)} ofa networks in three graph forms on {device}, {rounds} round-robin rounds",
+              flush=True)
+        cache = root / ("form-timings.json" if device == "cpu" else f"form-timings-{device.replace(':', '-')}.json")
+        lat, _, _ = timed(flat, nominal if device == "cpu" else None, cache,
+                          [f"{style}-{a.hash}" for style in forms for a in archs], device, rounds)
+        by_style = {style: lat[k * n:(k + 1) * n] for k, style in enumerate(forms)}
+        for style in ("torch", "torch-manual"):
+            r = by_style[style] / by_style["hwprof"]
+            ratios[f"{device} {style}"] = {"median": float(np.median(r)), "min": float(r.min()), "max": float(r.max())}
+            print(f"{style:13s} / hwprof latency on {device}: median {np.median(r):.2f}x, "
+                  f"range {r.min():.2f}-{r.max():.2f}x", flush=True)
 
     # advise --fix on the torch-manual exports
     print("\nhwprof advise --fix on the torch-manual exports (first 5)", flush=True)
