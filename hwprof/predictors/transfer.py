@@ -102,8 +102,12 @@ def layer_count(arch: Arch) -> int:
     return sum(_block_layer_count(b) for b in arch.blocks)
 
 
+#: Columns of :func:`_source_features` after the sources' own: MACs, the layer count, the constant.
+GENERIC_COLUMNS = 3
+
+
 def _source_features(sources: Sequence[LatencyPredictor], archs: Sequence[Arch]) -> np.ndarray:
-    """One column per source (its predicted ms), then MACs in G, the layer count, then 1."""
+    """One column per source (its predicted ms), then MACs in G, the layer count, then 1 (GENERIC_COLUMNS)."""
     cols = [np.asarray(s.predict(archs), dtype=float) for s in sources]
     cols.append(np.array([a.macs / 1e9 for a in archs], dtype=float))
     cols.append(np.array([layer_count(a) for a in archs], dtype=float))
@@ -231,11 +235,13 @@ def _blockwise_value(fitted: tuple[np.ndarray, np.ndarray, float], x_row: np.nda
 
 
 def _loo_mape(fit, predict, n: int, y: np.ndarray) -> float:
-    """Leave-one-out mean absolute relative error of a fitting procedure over ``n`` rows."""
+    """Leave-one-out mean absolute relative error of a fitting procedure over ``n`` rows
+    (``fit(rows)`` -> fitted state, ``predict(state, row)`` -> that row's prediction)."""
+    from hwprof.predictors.selection import fold_indices
+
     errors = []
-    for j in range(n):
-        rows = np.delete(np.arange(n), j)
-        errors.append(abs(predict(fit(rows), j) / y[j] - 1.0))
+    for (j,) in fold_indices(n, n, seed=0):  # n folds of one row each
+        errors.append(abs(predict(fit(np.delete(np.arange(n), j)), j) / y[j] - 1.0))
     return float(np.mean(errors))
 
 
@@ -243,7 +249,7 @@ def _fit_nearest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The single source (and constant) whose affine fit has the least relative error."""
     w = 1.0 / np.maximum(y, 1e-9)
     best, coef = np.inf, np.zeros(x.shape[1])
-    for s in range(x.shape[1] - 3):
+    for s in range(x.shape[1] - GENERIC_COLUMNS):  # the source columns
         cols = x[:, [s, -1]]
         c, *_ = np.linalg.lstsq(cols * w[:, None], y * w, rcond=None)
         err = float(np.mean(np.abs(cols @ c - y) * w))
