@@ -287,11 +287,9 @@ def _exit_if_incomplete(summary) -> None:
 
 def _executor(name: str, address: Optional[str]):
     """The executor for --executor/--ray-address (local, or a Ray cluster)."""
-    from hwprof.executors import get_executor
+    from hwprof.executors import executor_from_options
 
-    if name != "ray" and address:
-        raise HwprofError("--ray-address applies to --executor ray", "add --executor ray or drop --ray-address")
-    return get_executor(name, **({"address": address} if name == "ray" else {}))
+    return executor_from_options(name, address)
 
 
 @hwprof_app.command("worker")
@@ -680,16 +678,16 @@ def predict(
 
 def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path], samples: Optional[int],
                    bootstrap: int, seed: int, quiet: bool, executor: str = "local", ray_address: Optional[str] = None):
-    """Profile ``sp`` on ``device`` (see :func:`hwprof.space_profile.profile_device`) with CLI progress."""
-    from hwprof.space_profile import profile_device
+    """Profile ``sp`` on ``device`` (:func:`hwprof.space_profile.profile_with_executor`) with CLI progress."""
+    from hwprof.space_profile import profile_with_executor
 
-    runner = _executor(executor, ray_address) if data is None else None
-    try:
-        return profile_device(sp, device, measure_into_dir, data, samples, bootstrap, seed, runner,
-                              status=(lambda _m: None) if quiet else (lambda m: Console(stderr=True).print(f"[dim]{m}[/]")))
-    finally:
-        if runner is not None:
-            runner.close()
+    return profile_with_executor(sp, device, measure_into_dir, data, samples, bootstrap, seed, executor, ray_address,
+                                 status=_status_printer(quiet))
+
+
+def _status_printer(quiet: bool):
+    """Status lines for long work, dimmed on stderr (none with --json)."""
+    return (lambda _m: None) if quiet else (lambda m: Console(stderr=True).print(f"[dim]{m}[/]"))
 
 
 _PROFILE_OPTIONS_HELP = {
@@ -762,13 +760,12 @@ def profile_space_cmd(
 def _compare_profiles(sp, compare: str, out: Path, data, samples, bootstrap: int, top: int, seed: int,
                       executor: str, ray_address, json_out: bool) -> None:
     """profile-space --compare: one profile per target, rankings side by side, pairwise Kendall tau."""
-    from hwprof.space_profile import compare_tables, compare_targets, profile_sweeps, sweep_tables
+    from hwprof.space_profile import compare_devices, compare_tables, sweep_tables
 
     if data is not None:
         raise HwprofError("--compare measures each target's sample itself", "drop --data")
-    result = compare_targets([t.strip() for t in compare.split(",") if t.strip()], out, top, seed, lambda t: _space_profile(
-        sp, t, out / t.replace(":", "-") / "data", None, samples, bootstrap, seed, json_out, executor, ray_address)[1],
-        lambda t: profile_sweeps(sp, t, out / t.replace(":", "-"), seed))
+    result = compare_devices(sp, [t.strip() for t in compare.split(",") if t.strip()], out, samples, bootstrap, top,
+                             seed, executor, ray_address, status=_status_printer(json_out))
     if json_out:
         _print_json(result)
         return
@@ -1268,136 +1265,23 @@ def search(
       nas search --space reduced.json --target kirin-npu   (from `hwprof reduce-space`)
       nas search --searcher single-path --space s3nas --target kirin-npu --latency-ms 4 --epochs 8
     """
-    from hwprof.profiling import device_label, get_device
-    from hwprof.registry import SEARCHERS
-    from nas.accuracy import create_estimator
-    from nas.dimensions import front_distribution, hold_unseen, layer_token_distribution, parse_fix
-    from nas.results import check_constraint, latency_range, write_outputs
-    from nas.searchers import Constraint
-    from nas.spaces import get_space
+    from nas.search_job import run_search_job
 
-    start = time.perf_counter()
-    err = Console(stderr=True)
-    say = (lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]"))
-    sp = get_space(space)
-    dev = get_device(target, seed=seed, graph_style=graph_style)
-    trains = getattr(SEARCHERS.factory(searcher), "trains_supernet", False)  # unknown names fail here
-    params = _parse_params(param or [])
-    if shrink:
-        if searcher != "evolutionary":
-            raise HwprofError(f"--shrink applies to --searcher evolutionary, not {searcher}",
-                              "drop --shrink or use --searcher evolutionary")
-        params["shrink"] = True
-    if trains:
-        if latency_ms is None:
-            raise HwprofError(f"{searcher} search needs a latency target", "give --latency-ms (see the feasible "
-                              "range with any other searcher, or `nas search ... --latency-ms 1` tells it)")
-        if epochs is not None:
-            params["epochs"] = epochs
-        params.setdefault("data", str(data) if data else None)
-    elif epochs is not None:
-        raise HwprofError("--epochs applies to --searcher single-path", "use --budget for this searcher")
-    if latency_ms is None and (scale or postprocess):
-        raise HwprofError("--scale and --postprocess need a latency constraint", "give --latency-ms")
-    do_scale = trains if scale is None else scale
-    do_post = trains if postprocess is None else postprocess
-    search_impl = SEARCHERS.create(searcher, **params)
-    if trains and executor != "local":
-        raise HwprofError(f"--executor {executor} fans out candidate scoring; {searcher} trains one supernet here",
-                          "drop --executor for single-path search")
-    fixed = parse_fix(fix or [], sp)
-    if trains and fixed:
-        raise HwprofError(f"--fix applies to searchers that sample networks, not {searcher}",
-                          "drop --fix, or use --searcher evolutionary")
-    est = None if trains else create_estimator(estimator, accuracy_data=accuracy_data, data=data, seed=seed)
-    sp, held = hold_unseen(sp, est, fixed)
-    search_impl.check_space(sp)  # before a predictor is built or measured for it
-    runner = _executor(executor, ray_address)
-    if runner.name != "local":
-        from nas.accuracy.base import ExecutorEstimator
-
-        est = ExecutorEstimator(est, runner)
-    label = device_label(dev)
-    out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
-    from nas.latency_models import latency_model_for
-
-    latency_model, predictor_source = latency_model_for(dev, sp, label, predictor_path, few_shot, transfer_from,
-                                                        latency_ms, graph_style, out, seed, say)
-    fastest, slowest = latency_range(sp, latency_model)
-    check_constraint(latency_ms, fastest, slowest, label)
-    constraint = Constraint(latency_ms)
-    try:
-        from nas.search_report import run_with_progress
-
-        result = run_with_progress(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label,
-                                   err, json_out)
-    finally:
-        runner.close()
-    score_kind = "supernet top-1" if trains else est.kind
-    summary = {
-        "space": sp.name, "target": dev.name if dev.simulated else device_label(dev),  # cpu:int8, as given
-        "simulated": dev.simulated, "searcher": searcher,
-        "searcher_settings": result.settings, "estimator": None if trains else estimator,
-        "score_label": result.estimator, "score_kind": score_kind, "predictor": latency_model.name,
-        "predictor_file": predictor_source, "latency_constraint_ms": latency_ms,
-        "feasible_range_ms": [fastest, slowest], "budget": None if trains else budget, "seed": seed,
-        "graph_style": graph_style, "held": [h.to_dict() for h in held],
-        "front_distribution": front_distribution(sp, [c.arch for c in result.pareto]),
-        "front_layer_tokens": layer_token_distribution(sp, [c.arch for c in result.pareto]),
-        "front_globals": [v.name for v in sp.variables if v.kind != "layer"],
-        "executor": runner.name, "evaluated": len(result.history), "pareto_size": len(result.pareto), "hypervolume": result.hypervolume,
-        "hypervolume_reference": list(result.reference), "search_wall_s": result.wall_s, "extra": result.extra,
-        "best": None,
-    }
-    final = None
-    if result.best is not None:
-        best = result.best
-        summary["searched"] = {"arch_hash": best.arch.hash, "score": best.score,
-                               "predicted_latency_ms": best.latency_ms, "genes": sp.describe(best.arch)}
-        if latency_ms is not None:
-            summary["searched"]["predicted_vs_constraint"] = best.latency_ms / latency_ms - 1
-        final_arch = best.arch
-        if do_scale or do_post:
-            from nas.datasets import load_training_data
-            from nas.refine import measured_latency, refine, short_training_score
-
-            dev.require_available()
-            images = getattr(search_impl, "data_", None) or load_training_data(data, 32, seed=seed)
-            refined = refine(best.arch, latency_ms, measured_latency(dev), short_training_score(images, seed=seed),
-                             do_scale, do_post, status=say)
-            summary["refined"] = refined.to_dict() | {"latency_source": f"measured on {label}",
-                                                      "score": f"top-1 after 3 epochs on {images.description}"}
-            if refined.arch.hash != best.arch.hash:
-                final_arch = final = refined.arch
-        summary["best"] = {"arch_hash": final_arch.hash, "score": best.score if final is None else None,
-                           "predicted_latency_ms": best.latency_ms if final is None else None,
-                           "macs": final_arch.macs, "params": final_arch.params}
-        if final is None:
-            summary["best"]["genes"] = sp.describe(best.arch)
-        if measure_best:
-            from nas.refine import measured_latency
-
-            say(f"measuring the best network on {label}")
-            dev.require_available()
-            timer = measured_latency(dev)
-            measured = timer(final_arch)
-            if final is not None:  # the searched network too: its prediction is checked there
-                summary["searched"]["measured_latency_ms"] = timer(best.arch)
-                summary["searched"]["prediction_error"] = best.latency_ms / timer(best.arch) - 1
-            summary["best"]["measured_latency_ms"] = measured
-            if final is None:
-                summary["best"]["prediction_error"] = best.latency_ms / measured - 1
-            summary["best"]["meets_constraint_measured"] = None if latency_ms is None else measured <= latency_ms
-    summary["wall_s"] = time.perf_counter() - start
-    title = f"{searcher} on {label}, {sp.name}" + (f", ≤ {latency_ms:g} ms" if latency_ms else "")
-    summary["files"] = write_outputs(out, result, summary, title, final)
+    job = run_search_job(target, space, latency_ms=latency_ms, searcher=searcher, estimator=estimator,
+                         predictor_path=predictor_path, accuracy_data=accuracy_data, data=data, budget=budget,
+                         epochs=epochs, scale=scale, postprocess=postprocess, seed=seed, out=out,
+                         params=_parse_params(param or []), executor=executor, ray_address=ray_address,
+                         shrink=shrink, measure_best=measure_best, graph_style=graph_style, fix=fix,
+                         few_shot=few_shot, transfer_from=transfer_from, console=Console(stderr=True),
+                         quiet=json_out)
+    summary = job.summary
     if json_out:
         _print_json({**summary, "extra": {k: v for k, v in summary["extra"].items() if k != "training_curve"}})
         return
     from nas.search_report import search_table
 
-    console.print(search_table(summary, result, sp.name, label, dev.simulated, latency_model.name,
-                                predictor_source, out))
+    console.print(search_table(summary, job.result, job.space_name, job.label, job.simulated, job.predictor_name,
+                               job.predictor_source, job.out))
 
 
 # --- entry points ----------------------------------------------------------------------

@@ -22,7 +22,10 @@ machine quiet), or read from ``bench_runtimes --sections predictors``' data
 with ``--real-from DIR`` (the N networks then come from the target's 300
 training networks, the test and retest sets are its 200 test networks), and
 their test-retest figure (the test set measured twice) is printed beside them; on simulated chips the test set is measured again with
-another noise seed, whose Kendall tau is the ceiling any predictor can reach.
+another noise seed, whose Kendall tau is the ceiling any predictor can reach. A real
+target whose ``--real-from`` training data was measured end to end only (``--mode
+e2e``: minutes instead of the hour its blocks take on OpenVINO int8) is evaluated as a
+target but is no source for the others; each target's sources are printed.
 
     python -m benchmarks.bench_transfer [--targets kirin-npu,hexagon-dsp,myriad-vpu,snapdragon-cpu]
         [--real cpu[,litert-cpu:int8,...] [--real-from DIR]] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
@@ -101,8 +104,13 @@ def main() -> None:
 
     sources = {}
     for device in devices:
+        train_data = data(device, "train", train, "both")
+        if not train_data.blocks:  # measured end to end only (--real-from): a target, never a source
+            print(f"{device}: no single-block timings in its training data, so it is a target only, "
+                  "not a source for the others", flush=True)
+            continue
         print(f"source predictor and target data for {device}", flush=True)
-        sources[device] = fit_on("lut", data(device, "train", train, "both"), fallback="kernel-rf")
+        sources[device] = fit_on("lut", train_data, fallback="kernel-rf")
     results = {}
     for target in [t for t in args.evaluate.split(",") if t] if args.evaluate else devices:
         is_real = target in real
@@ -121,7 +129,7 @@ def main() -> None:
         again = data(target, "retest", test_archs, "e2e", seed=0 if is_real else 1)
         retest = prediction_metrics(test.latency_ms, again.drift_corrected(nominal).latency_ms if nominal
                                     else again.latency_ms)
-        others = [sources[d] for d in devices if d != target]
+        others = [sources[d] for d in devices if d != target and d in sources]
         by_hash = {a.hash: i for i, a in enumerate(pool_data.archs)}
         rows = {}
         for n in ns:
@@ -155,9 +163,11 @@ def main() -> None:
             rows[n] = {k: {"within_10pct": float(np.mean([m["within_10pct"] for m in v])),
                            "mape": float(np.mean([m["mape"] for m in v])),
                            "kendall_tau": float(np.mean([m["kendall_tau"] for m in v]))} for k, v in cells.items()}
-        results[target] = {"simulated": not is_real, "by_n": rows, "test_retest": retest}
+        results[target] = {"simulated": not is_real, "by_n": rows, "test_retest": retest,
+                           "sources": [d for d in devices if d != target and d in sources]}
         label = target if is_real else f"{target} (simulated)"
-        print(f"\n{label}: leave-one-device-out, test {len(test.archs)} networks, {args.seeds} seeds"
+        print(f"\n{label}: sources {', '.join(results[target]['sources'])}; test {len(test.archs)} networks, "
+              f"{args.seeds} seeds"
               + f"; test-retest within 10% {retest['within_10pct']:.1%}, MAPE {retest['mape']:.2%}, "
               f"tau {retest['kendall_tau']:.3f}")
         for n, cells in rows.items():

@@ -186,6 +186,37 @@ def profile_device(space, device: str, measure_into_dir, data=None, samples: int
     return dev, profile_space(space, measurements, bootstrap, seed), data, measurements
 
 
+def profile_with_executor(space, device: str, measure_into_dir, data=None, samples: int | None = None,
+                          bootstrap: int = 30, seed: int = 0, executor: str = "local",
+                          ray_address: str | None = None, status=lambda _m: None):
+    """:func:`profile_device`, measuring on the executor named by ``executor`` / ``ray_address`` (opened and
+    closed here; none is opened when ``data`` is given)."""
+    from hwprof.executors import executor_from_options
+
+    runner = executor_from_options(executor, ray_address) if data is None else None
+    try:
+        return profile_device(space, device, measure_into_dir, data, samples, bootstrap, seed, runner, status)
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+def compare_devices(space, tokens: list[str], out, samples: int | None = None, bootstrap: int = 30, top: int = 3,
+                    seed: int = 0, executor: str = "local", ray_address: str | None = None,
+                    status=lambda _m: None) -> dict[str, Any]:
+    """``profile-space --compare``: profile ``space`` on every target (each sample measured resumably into
+    ``out/<target>/data``), compare them (:func:`compare_targets`) and write ``out/compare.json``."""
+    from pathlib import Path
+
+    def folder(token: str) -> Path:
+        return Path(out) / token.replace(":", "-")
+
+    return compare_targets(tokens, out, top, seed,
+                           lambda t: profile_with_executor(space, t, folder(t) / "data", None, samples, bootstrap,
+                                                           seed, executor, ray_address, status)[1],
+                           lambda t: profile_sweeps(space, t, folder(t), seed))
+
+
 def _measure_resumably(dev, device: str, archs: list, out, mode: str, seed: int, executor=None) -> None:
     """Measure what ``out`` lacks of ``archs`` on ``dev`` (token ``device``, its dtype kept); a failure is one line."""
     from hwprof.dataset import Dataset

@@ -41,6 +41,11 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
         table.add_row("front: layer choices", ", ".join(f"{k}: {v}" for k, v in tokens.items()))
     table.add_row("feasible latency range, ms", f"{fastest:.3f} - {slowest:.3f}")
     table.add_row("latency constraint, ms", "none (whole front)" if latency_ms is None else f"{latency_ms:g}")
+    if latency_ms is not None and latency_ms > slowest:
+        held = ", ".join(f"{h['variable']} = {h['value']}" for h in summary.get("held", []))
+        table.add_row("constraint not binding", f"above the slowest predicted network ({slowest:.3f} ms"
+                      + (f", with {held}" if held else "") + "): every network meets it, so the winner lands "
+                      "below it")
     table.add_row("Pareto front size / hypervolume", f"{len(result.pareto)} / {result.hypervolume:.4g}")
     b, searched = summary["best"], summary.get("searched")
     if b is None:

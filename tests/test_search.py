@@ -287,6 +287,24 @@ def test_cli_search_holds_and_reports_dimensions(npu_pred, tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_search_job_says_when_the_constraint_is_above_every_network(npu_pred, tmp_path):
+    from rich.console import Console
+
+    from nas.search_job import run_search_job
+    from nas.search_report import search_table
+
+    job = run_search_job("kirin-npu", "ofa", latency_ms=1000.0, predictor_path=npu_pred, budget=12,
+                         measure_best=False, out=tmp_path / "o", quiet=True)
+    fastest, slowest = job.summary["feasible_range_ms"]
+    assert slowest < 1000.0 and job.summary["constraint_binding"] is False
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["constraint_binding"] is False
+    console = Console(record=True, width=200)
+    console.print(search_table(job.summary, job.result, job.space_name, job.label, job.simulated,
+                               job.predictor_name, job.predictor_source, job.out))
+    text = console.export_text()
+    assert "constraint not binding" in text and "resolution = 224" in text and "SIMULATED" in text
+
+
 @pytest.mark.parametrize("bad,expected", [("resolution=100", "allowed values"), ("depth=2", "no variable 'depth'"),
                                           ("resolution", "not NAME=VALUE")])
 def test_bad_fix_names_what_is_allowed(bad, expected):

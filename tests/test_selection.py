@@ -76,6 +76,7 @@ def test_block_models_are_skipped_without_block_rows_and_too_few_networks_refuse
         select_predictor(data.subset(np.arange(9)), candidates=FAST, folds=5)
 
 
+@pytest.mark.slow  # 70 s (25 fits from the CLI); select_predictor itself is tested above
 def test_cli_best_chooses_on_training_networks_only(npu_dir, tmp_path):
     from hwprof.predictors import store
 
