@@ -166,7 +166,9 @@ def measure(
     dev = get_device(device, **dict(device_options))
     if batch_size is not None and batch_size < 1:
         raise HwprofError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 16")
-    runner = _executor(executor, ray_address)
+    from hwprof.executors import executor_from_options
+
+    runner = executor_from_options(executor, ray_address)
     if runner.name == "local":
         dev.require_available()  # with ray the device is on the workers, not necessarily here
     if model:
@@ -283,13 +285,6 @@ def _exit_if_incomplete(summary) -> None:
         sys.stderr.write(f"{summary.failed} task(s) were not measured; rerun the same command to measure them "
                          "(rows already written are kept)\n")
         raise typer.Exit(1)
-
-
-def _executor(name: str, address: Optional[str]):
-    """The executor for --executor/--ray-address (local, or a Ray cluster)."""
-    from hwprof.executors import executor_from_options
-
-    return executor_from_options(name, address)
 
 
 @hwprof_app.command("worker")
@@ -1208,7 +1203,9 @@ def cross_eval_cmd(
     tokens = [t.strip() for t in targets.split(",") if t.strip()]
     err = Console(stderr=True)
     budgets, files = parse_latency_overrides(latency_ms or [], tokens), parse_predictor_files(predictor or [], tokens)
-    runner = _executor(executor, ray_address)
+    from hwprof.executors import executor_from_options
+
+    runner = executor_from_options(executor, ray_address)
     try:
         summary = cross_eval(space, tokens, out, budget_quantile, budgets, searcher, estimator, budget, seeds, seed,
                              runner if runner.name != "local" else None,

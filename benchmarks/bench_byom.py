@@ -299,13 +299,18 @@ def timed(models: list[onnx.ModelProto], nominal: float | None, cache: Path | No
     return np.median(runs, 0), np.median(runs[:half], 0), np.median(runs[half:], 0)
 
 
-def _fitted(path: Path, refit: bool, fit):
-    """The predictor saved at ``path`` by an earlier run (unless ``refit``), else ``fit()`` saved there."""
+def _fitted(path: Path, refit: bool, fit, data_hash: str):
+    """The predictor saved at ``path`` by an earlier run when it was fitted on the same measured rows
+    (``data_hash``, recorded beside its own drift-corrected ``train_hash``) and not ``refit``; else ``fit()``,
+    saved there."""
     from hwprof.predictors import store
 
     if path.exists() and not refit:
-        return store.load(path)
+        saved = store.load(path)
+        if saved.provenance_.get("bench_data_hash") == data_hash:
+            return saved
     predictor = fit()
+    predictor.provenance_["bench_data_hash"] = data_hash
     store.save(predictor, path)
     return predictor
 
@@ -334,9 +339,11 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     root = Path(args.data_dir or tmp.name)
     parts = training_data(root, args.train)
-    runtime = _fitted(root / "runtime.pred", args.refit, lambda: fit_on("kernel-rf", parts, target=args.kernel_target))
+    runtime = _fitted(root / f"runtime-{args.kernel_target}.pred", args.refit,
+                      lambda: fit_on("kernel-rf", parts, target=args.kernel_target),
+                      "+".join(p.fingerprint() for p in parts))
     baseline = _fitted(root / "baseline.pred", args.refit,  # round 1's model
-                       lambda: fit_on("kernel-rf", parts[0], kernels="rules", target="ms"))
+                       lambda: fit_on("kernel-rf", parts[0], kernels="rules", target="ms"), parts[0].fingerprint())
     nominal = float(runtime.provenance_["reference_ms"])
     rng = np.random.default_rng(1)
     names, exported = [], []

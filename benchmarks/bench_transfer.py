@@ -129,7 +129,8 @@ def main() -> None:
         again = data(target, "retest", test_archs, "e2e", seed=0 if is_real else 1)
         retest = prediction_metrics(test.latency_ms, again.drift_corrected(nominal).latency_ms if nominal
                                     else again.latency_ms)
-        others = [sources[d] for d in devices if d != target and d in sources]
+        source_names = [d for d in devices if d != target and d in sources]
+        others = [sources[d] for d in source_names]
         by_hash = {a.hash: i for i, a in enumerate(pool_data.archs)}
         rows = {}
         for n in ns:
@@ -164,9 +165,9 @@ def main() -> None:
                            "mape": float(np.mean([m["mape"] for m in v])),
                            "kendall_tau": float(np.mean([m["kendall_tau"] for m in v]))} for k, v in cells.items()}
         results[target] = {"simulated": not is_real, "by_n": rows, "test_retest": retest,
-                           "sources": [d for d in devices if d != target and d in sources]}
+                           "sources": source_names}
         label = target if is_real else f"{target} (simulated)"
-        print(f"\n{label}: sources {', '.join(results[target]['sources'])}; test {len(test.archs)} networks, "
+        print(f"\n{label}: sources {', '.join(source_names)}; test {len(test.archs)} networks, "
               f"{args.seeds} seeds"
               + f"; test-retest within 10% {retest['within_10pct']:.1%}, MAPE {retest['mape']:.2%}, "
               f"tau {retest['kendall_tau']:.3f}")
