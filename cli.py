@@ -396,7 +396,7 @@ def fit_predictor(
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Space to use when the dataset holds several.")] = None,
     graph_style: Annotated[Optional[str], typer.Option(help="Graph style to use when the data hold several (default: all of them, for kernel-rf).")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. fallback=none for a strict lookup table.")] = None,
-    transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Few-shot: comma-separated predictor files of other devices (same space); fits the transfer predictor from them and the few networks in --data (--param method=auto|blockwise|mixture|nearest; auto: where every source prices single blocks, e.g. lut, blockwise or mixture by leave-one-out error on --data; else mixture).")] = None,
+    transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Few-shot: comma-separated predictor files of other devices (same space); fits the transfer predictor from them and the few networks in --data (--param method=auto|blockwise|mixture|nearest; auto: where every source prices single blocks, e.g. lut, blockwise or mixture by leave-one-out error on --data; else mixture. Blockwise corrections by --param levels=auto|effect|kind|effect+kind+subkind...: per block attribute, per kind, per kind and expansion; auto chooses by leave-one-out error).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the hold-out split and the fit.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -455,7 +455,8 @@ def fit_predictor(
               "kernel_source": predictor.provenance_.get("kernel_source"), "networks": n_archs,
               "blocks": n_blocks, "test_metrics": metrics, "selection": selection}
     if model == "transfer":
-        result["transfer"] = {"method": predictor.method_, "leave_one_out_mape": predictor.loo_mape_}
+        result["transfer"] = {"method": predictor.method_, "levels": predictor.levels_,
+                              "leave_one_out_mape": predictor.loo_mape_}
     if json_out:
         _print_json(result)
         return
@@ -469,7 +470,8 @@ def fit_predictor(
                   f"{measured.label} (space {measured.space or '-'}, graph style {', '.join(styles)})")
     if result.get("transfer", {}).get("leave_one_out_mape"):
         loo = result["transfer"]["leave_one_out_mape"]
-        console.print(f"transfer method: [bold]{predictor.method_}[/] (leave-one-out MAPE over the measured networks: "
+        levels = f", corrections by {predictor.levels_}" if predictor.levels_ else ""
+        console.print(f"transfer method: [bold]{predictor.method_}[/]{levels} (leave-one-out MAPE over the measured networks: "
                       + ", ".join(f"{m} {v:.2%}" for m, v in loo.items()) + ")")
     if result["kernel_source"] and (model == "kernel-rf" or predictor.get_params().get("fallback") == "kernel-rf"):
         console.print(f"kernels from: {result['kernel_source']}")

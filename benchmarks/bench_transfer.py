@@ -78,6 +78,10 @@ def main() -> None:
     parser.add_argument("--evaluate", help="which devices to test as the new one (default: all; every other "
                         "device is a source either way)")
     parser.add_argument("--n", default="5,10,20,50")
+    parser.add_argument("--methods", default=",".join(("auto", *METHODS)),
+                        help="transfer methods to compare (quicker runs: --methods auto)")
+    parser.add_argument("--no-scratch", action="store_true",
+                        help="leave out (b) and (c), the predictors fitted from scratch (quicker runs)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--data-dir", default="bench-transfer-data")
     parser.add_argument("--json")
@@ -89,6 +93,7 @@ def main() -> None:
     real = [t for t in args.real.split(",") if t]
     devices = simulated + real
     ns = [int(n) for n in args.n.split(",")]
+    methods = [m for m in args.methods.split(",") if m]
     rng = np.random.default_rng(0)
     train = [space.sample(rng) for _ in range(300)]
     rng = np.random.default_rng(1)
@@ -144,12 +149,12 @@ def main() -> None:
                     picks["informative"] = np.array([by_hash[a.hash] for a in chosen])
                 for how, index in picks.items():
                     few = _subset(pool_data, index)
-                    for method in ("auto", *METHODS):
+                    for method in methods:
                         predictor = TransferPredictor(method=method).with_sources(others).fit(few.archs,
                                                                                               few.latency_ms)
                         cells.setdefault(f"transfer-{method} ({how})", []).append(
                             prediction_metrics(test.latency_ms, predictor.predict(test.archs)))
-                    if how != "random":
+                    if how != "random" or args.no_scratch:
                         continue
                     scratch = {}
                     for name in SCRATCH:
@@ -180,7 +185,7 @@ def main() -> None:
         if 20 not in r["by_n"]:
             continue
         goal = 0.95 if r["simulated"] else 0.90
-        for method in ("auto", *METHODS[:2]):
+        for method in [m for m in ("auto", *METHODS[:2]) if m in methods]:
             cell = r["by_n"][20][f"transfer-{method} (random)"]
             ok.append(cell["within_10pct"] >= goal and (not r["simulated"] or cell["kendall_tau"] >= 0.9))
             print(f"{target}: N=20 transfer-{method} within10 {cell['within_10pct']:.1%} tau "

@@ -13,7 +13,8 @@ from hwprof.errors import HwprofError
 from hwprof.predictors import create_predictor, store
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.predictors.transfer import TransferPredictor, informative_sample, load_sources
+from hwprof.predictors.transfer import (LEVEL_CHOICES, TransferPredictor, block_labels, informative_sample,
+                                       load_sources)
 from hwprof.profiling import get_device, measure_into
 from nas.spaces import get_space
 from tests.conftest import run_cli, samples
@@ -112,6 +113,10 @@ def test_nearest_and_bad_sources(sources, tmp_path):
                   "--out", str(tmp_path / "x.pred"))
     assert fit.returncode == 2 and len(fit.stderr.strip().splitlines()) == 1 and "tampered.pred" in fit.stderr
     assert not (tmp_path / "x.pred").exists()
+    levels = run_cli("hwprof", "fit-predictor", "--data", str(root / "vpu"), "--transfer-from", paths[0],
+                     "--param", "levels=kernel", "--out", str(tmp_path / "x.pred"))
+    assert levels.returncode == 2 and len(levels.stderr.strip().splitlines()) == 1
+    assert "unknown blockwise levels 'kernel'" in levels.stderr and not (tmp_path / "x.pred").exists()
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +140,18 @@ def test_blockwise_corrects_a_kind_of_block_no_source_prices_right(block_sources
     mixture = TransferPredictor(method="mixture").with_sources(models).fit(archs, truth(archs))
     blockwise = TransferPredictor().with_sources(models).fit(archs, truth(archs))
     assert blockwise.method_ == "blockwise"  # auto: blockwise predicts held-out rows better here
-    assert blockwise.loo_mape_["blockwise"] < blockwise.loo_mape_["mixture"]
+    assert min(v for k, v in blockwise.loo_mape_.items() if k.startswith("blockwise")) < blockwise.loo_mape_["mixture"]
+    assert blockwise.loo_mape_[f"blockwise ({blockwise.levels_})"] == min(blockwise.loo_mape_.values())
     error = {name: float(np.mean(np.abs(m.predict(probe) / truth(probe) - 1)))
              for name, m in (("mixture", mixture), ("blockwise", blockwise))}
     assert error["blockwise"] < 0.5 * error["mixture"]
-    corrections = blockwise.corrections()
-    assert min(v for k, v in corrections.items() if "-k7" in k) > max(v for k, v in corrections.items() if "-k3" in k)
+    blocks = list({b for a in archs for b in a.blocks})
+    correction = dict(zip(blocks, blockwise.block_corrections(blocks)))
+    searched = [b for b in blocks if b.op == "mbconv" and b.expand_conv]
+    assert min(correction[b] for b in searched if max(b.kernel) == 7) > max(
+        correction[b] for b in searched if max(b.kernel) == 3)
     # the stem, head and pooling every network has once are not given corrections no measurement pins down
-    assert all(abs(v) < 0.2 for k, v in corrections.items() if not k.startswith("mbconv"))
+    assert all(abs(correction[b]) < 0.2 for b in blocks if b.op != "mbconv")
     loaded = store.loads(store.dumps(blockwise))
     np.testing.assert_allclose(loaded.predict(probe), blockwise.predict(probe))
 
@@ -153,12 +162,50 @@ def test_blockwise_corrects_a_kind_of_block_no_source_prices_right(block_sources
     # measurement noise no kind explains: auto keeps the mixture, whose held-out error is lower
     noisy = plain * (1 + 0.05 * np.random.default_rng(0).standard_normal(len(plain)))
     chosen = TransferPredictor().with_sources(models).fit(archs, noisy)
-    assert chosen.method_ == "mixture" and chosen.loo_mape_["mixture"] < chosen.loo_mape_["blockwise"]
+    assert chosen.method_ == "mixture" and chosen.loo_mape_["mixture"] == min(chosen.loo_mape_.values())
+    assert chosen.levels_ == "" and not chosen.corrections()
     assert store.loads(store.dumps(chosen)).loo_mape_ == chosen.loo_mape_
     additive = create_predictor("additive").fit(archs, plain)
     with pytest.raises(HwprofError, match="price single blocks"):
         TransferPredictor(method="blockwise").with_sources([additive]).fit(archs, plain)
-    assert TransferPredictor().with_sources([additive]).fit(archs, plain).method_ == "mixture"
+    no_blocks = TransferPredictor().with_sources([additive]).fit(archs, plain)  # auto: mixture or nearest only
+    assert no_blocks.method_ in ("mixture", "nearest") and set(no_blocks.loo_mape_) == {"mixture", "nearest"}
+
+
+def test_blockwise_refines_a_kind_by_expansion_ratio(block_sources):
+    """A chip where only 5x5 blocks of expansion 6 cost more: single effects and kinds cannot say it, subkinds can."""
+    models = block_sources
+    archs, probe = samples("ofa", 20, seed=8), samples("ofa", 60, seed=9)
+
+    def is_k5e6(b):
+        return b.op == "mbconv" and max(b.kernel) == 5 and b.expand_conv and round(b.mid / b.c_in) == 6
+
+    def truth(nets):
+        extra = [sum(models[0].predict_blocks([b])[0] for b in a.blocks if is_k5e6(b)) for a in nets]
+        return models[0].predict(nets) + 0.6 * models[1].predict(nets) + 1.5 * np.array(extra)
+
+    refined = TransferPredictor(method="blockwise", levels="effect+kind+subkind").with_sources(models).fit(
+        archs, truth(archs))
+    assert set(refined.column_levels_) == {"effect", "kind", "subkind"}
+    kinds_only = TransferPredictor(method="blockwise", levels="kind").with_sources(models).fit(archs, truth(archs))
+    assert set(kinds_only.column_levels_) == {"kind"}
+    error = {name: float(np.mean(np.abs(m.predict(probe) / truth(probe) - 1)))
+             for name, m in (("refined", refined), ("kinds only", kinds_only))}
+    assert error["refined"] < 0.75 * error["kinds only"]
+    # levels=auto chooses among LEVEL_CHOICES by leave-one-out error: here the one with subkinds
+    chosen = TransferPredictor(method="blockwise").with_sources(models).fit(archs, truth(archs))
+    assert chosen.levels_ == "effect+kind+subkind" and set(chosen.loo_mape_) == {
+        f"blockwise ({lv})" for lv in LEVEL_CHOICES}
+    mbconvs = list({b for a in archs for b in a.blocks if b.op == "mbconv" and b.expand_conv})
+    correction = refined.block_corrections(mbconvs)  # a block's: the sum over its columns (block_labels)
+    assert np.isclose(correction[0], sum(refined.corrections().get(label, 0.0) for _, label in block_labels(mbconvs[0])))
+    k5e6 = np.array([is_k5e6(b) for b in mbconvs])
+    assert correction[k5e6].min() > np.percentile(correction[~k5e6], 90)
+    assert correction[k5e6].mean() > correction[~k5e6].mean() + 0.3
+    assert all("=" in label for label in refined.corrections("effect"))
+    loaded = store.loads(store.dumps(refined))
+    assert loaded.columns_ == refined.columns_ and loaded.ridge_ == refined.ridge_
+    np.testing.assert_allclose(loaded.predict(probe), refined.predict(probe))
 
 
 def test_informative_selection_is_seeded_and_spans_the_sources(sources):

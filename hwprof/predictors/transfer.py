@@ -17,25 +17,37 @@ methods here, both in MAPLE-Edge's family, compared in
   beyond what the sources charge: NPUs and VPUs pay a fixed time per layer
   that no source needs to share (leave-one-device-out at N = 20: kirin-npu
   94% -> 99% within 10%, Kendall tau 0.90 -> 0.93; myriad-vpu tau 0.85 -> 0.91).
-- ``blockwise``: the mixture, then one relative correction per kind of block
-  (operator, kernel size, squeeze-and-excitation): ``y = mixture(x) +
-  sum_g d_g * m_g(x)``, where ``m_g`` is the mixture's cost of the network's
-  blocks of kind ``g`` (the sources' per-block costs, weighted as in the
-  mixture). A chip whose 7x7 depthwise kernels are slower than on every source
-  shows as ``d_k7 > 0``, which no combination of whole-network predictions
-  can express. The ``d`` are ridge-shrunk towards 0 (the plain mixture), the
-  strength chosen by leave-one-out error on the few rows, so with too few rows
-  to tell, it stays the mixture. Each searched kind's column is standardised,
-  so a cheap kind is corrected as readily as a costly one (kirin-npu, N = 10:
-  78% -> 82% within 10%). Needs sources that price single blocks
-  (``lut``, ``kernel-rf``). The default (``auto``), where they all do, fits
-  both and keeps the one with the lower leave-one-out error over the measured
-  networks (each refitted without one row, that row predicted): the ridge
-  alone keeps the mixture's coefficients fitted on every row, so it cannot see
-  corrections that chase a few extreme networks (as a D-optimal pick has).
+- ``blockwise``: the mixture, then relative corrections by kind of block:
+  ``y = mixture(x) + sum_g d_g * m_g(x)``, where ``m_g`` is the mixture's
+  cost of the network's blocks in column ``g`` (the sources' per-block costs,
+  weighted as in the mixture). A chip whose 7x7 depthwise kernels are slower
+  than on every source shows as ``d > 0`` on them, which no combination of
+  whole-network predictions can express. A block counts in one column per
+  level (:func:`block_labels`), and its correction is the sum over them:
+  *effects* (its kernel, activation, squeeze-and-excitation and expansion
+  ratio, each shared by many kinds, so a few networks pin them down), its
+  *kind* (operator, kernel, activation, SE) and its *subkind* (the kind at
+  its expansion ratio: XNNPACK's int8/float32 ratio depends on both). Each
+  level is ridge-shrunk towards 0 with its own strength, chosen by
+  leave-one-out error on the few rows, so with too few rows to tell, a block
+  keeps the coarser level's correction, and with none at all the plain
+  mixture. Which levels (``levels``: ``auto`` chooses among
+  LEVEL_CHOICES by leave-one-out error) is fitted per device: kinds alone
+  suit kirin-npu, effects alone hexagon-dsp (simulated, ``bench_transfer``).
+  Each searched column is standardised, so a cheap kind is corrected as
+  readily as a costly one (kirin-npu, N = 10: 78% -> 82% within 10%). Needs
+  sources that price single blocks (``lut``, ``kernel-rf``). The default
+  (``auto``) fits the mixture, ``nearest`` and, where every source prices
+  single blocks, blockwise at each of LEVEL_CHOICES, and keeps the one with
+  the lowest leave-one-out error over the measured networks (each refitted without one row, that row predicted;
+  about 5 s for 20 networks): the ridge alone keeps the mixture's
+  coefficients fitted on every row, so it cannot see corrections that chase
+  a few extreme networks (as a D-optimal pick has).
 - ``nearest``: the single source whose predictions best explain the new
   measurements (least relative error after an affine fit), scaled:
-  ``y = a * p_s(x) + b``. The baseline transfer.
+  ``y = a * p_s(x) + b``. Two parameters: where one source already tracks
+  the new device (onnxruntime int8 for LiteRT int8 on the same CPU), it
+  beats a mixture of seven sources fitted on 20 rows.
 
 The source predictors are stored inside the predictor file (their own
 checksummed bytes, no pickle), and the manifest lists their device, space
@@ -51,6 +63,7 @@ disagree and that span the latency range.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
@@ -116,26 +129,63 @@ def _source_features(sources: Sequence[LatencyPredictor], archs: Sequence[Arch])
 
 
 def block_kind(block: Block) -> str:
-    """The kind a blockwise correction is shared by: operator, largest kernel, activation, squeeze-and-excitation.
-
-    Finer kinds (the expansion ratio too) were tried in ``bench_transfer``: with
-    20 networks they leave too few rows per kind and lose accuracy.
-    """
+    """The kind a blockwise correction is shared by: operator, largest kernel, activation, squeeze-and-excitation."""
     return f"{block.op}-k{max(block.kernel) if block.kernel else 0}-{block.act}" + ("-se" if block.se else "")
 
 
-def _kind_membership(archs: Sequence[Arch], kinds: Sequence[str]) -> tuple[list[Block], np.ndarray, np.ndarray]:
-    """The networks' distinct blocks, how often each network has each (networks x blocks), and each block's kind
-    (blocks x kinds, one-hot; a kind not in ``kinds`` has no column)."""
+def block_subkind(block: Block) -> str | None:
+    """A kind refined by the expansion ratio (an mbconv with an expansion conv); None for other blocks."""
+    if block.op != "mbconv" or not block.expand_conv or not block.mid or not block.c_in:
+        return None
+    return f"{block_kind(block)}-e{round(block.mid / block.c_in, 1):g}"
+
+
+def block_effects(block: Block) -> list[str]:
+    """The single attributes a block's correction shares with every block that has them: kernel, activation,
+    squeeze-and-excitation, expansion ratio (MBConv-style blocks only; others have none)."""
+    if block.op != "mbconv":
+        return []
+    effects = [f"kernel={max(block.kernel)}", f"act={block.act}", f"se={'yes' if block.se else 'no'}"]
+    if block.expand_conv and block.mid and block.c_in:
+        effects.append(f"expand={round(block.mid / block.c_in, 1):g}")
+    return effects
+
+
+#: Levels of the blockwise corrections, coarse to fine; each is ridge-shrunk with its own strength.
+LEVELS = ("effect", "kind", "subkind")
+#: The sets of levels ``levels="auto"`` chooses from by leave-one-out error (see ``bench_transfer``).
+LEVEL_CHOICES = ("kind", "effect", "effect+kind+subkind")
+
+
+def block_labels(block: Block) -> list[tuple[int, str]]:
+    """A block's correction columns as (level, label): its single attributes (:func:`block_effects`), its kind
+    (:func:`block_kind`) and its kind at its expansion ratio (:func:`block_subkind`).
+
+    A block's relative correction is the sum of its columns' coefficients. The
+    effects are shared by many kinds, so a few networks pin them down (7x7
+    kernels slower, every kind with them); a kind's and a subkind's own
+    coefficient refine them and are shrunk towards 0 apart (:func:`_loo_ridge`),
+    so with too few rows to tell them apart a block is priced by its effects.
+    Flat kinds with the expansion (every subkind on its own) were tried in
+    ``bench_transfer``: with 20 networks they leave too few rows per kind.
+    """
+    sub = block_subkind(block)
+    return [(0, e) for e in block_effects(block)] + [(1, block_kind(block))] + ([(2, sub)] if sub else [])
+
+
+def _kind_membership(archs: Sequence[Arch], columns: Sequence[str]) -> tuple[list[Block], np.ndarray, np.ndarray]:
+    """The networks' distinct blocks, how often each network has each (networks x blocks), and which of the
+    correction ``columns`` each block counts in (blocks x columns: :func:`block_labels`)."""
     blocks = list(dict.fromkeys(b for a in archs for b in a.blocks))
     index = {b: i for i, b in enumerate(blocks)}
-    column = {k: j for j, k in enumerate(kinds)}
-    owner = np.zeros((len(archs), len(blocks)))  # networks x blocks -> their kinds below
-    kind_of = np.zeros((len(blocks), len(kinds)))
+    column = {k: j for j, k in enumerate(columns)}
+    owner = np.zeros((len(archs), len(blocks)))  # networks x blocks -> their columns below
+    kind_of = np.zeros((len(blocks), len(columns)))
     for b, i in index.items():
-        j = column.get(block_kind(b))
-        if j is not None:
-            kind_of[i, j] = 1.0
+        for _, label in block_labels(b):
+            j = column.get(label)
+            if j is not None:
+                kind_of[i, j] = 1.0
     for n, a in enumerate(archs):
         for b in a.blocks:
             owner[n, index[b]] += 1.0
@@ -162,9 +212,9 @@ def varying_kinds(costs: np.ndarray) -> np.ndarray:
     return np.std(costs, axis=0) > FIXED_KIND_SPREAD * np.maximum(np.abs(np.mean(costs, axis=0)), 1e-12)
 
 
-def _loo_ridge(z: np.ndarray, r: np.ndarray, varies: np.ndarray,
-               searched: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Ridge coefficients of ``r ~ z`` with the strength of least leave-one-out error (RIDGE_GRID); and it.
+def _loo_ridge(z: np.ndarray, r: np.ndarray, varies: np.ndarray, searched: np.ndarray | None = None,
+               group: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Ridge coefficients of ``r ~ z`` with the strengths of least leave-one-out error (RIDGE_GRID); and those.
 
     The columns of searched kinds (``searched``) are standardised first, so each
     such kind's relative correction is shrunk alike: with raw columns a kind
@@ -174,32 +224,59 @@ def _loo_ridge(z: np.ndarray, r: np.ndarray, varies: np.ndarray,
     resolution, so standardised they trade large corrections of opposite sign
     that no measurement pins down. Kinds that cost the same in every network
     (``varies`` false) get no correction; the mixture's constant is theirs.
+    ``group`` (each column's level: 0 effects, 1 kinds, 2 subkinds) gives each
+    level its own strength: a finer level refines the coarser ones, so it is
+    shrunk towards them apart.
     """
+    group = np.zeros(z.shape[1], dtype=int) if group is None else np.asarray(group, dtype=int)
     norm = np.sqrt(np.mean(z ** 2, axis=0))
     varies = varies & (norm > 0)
     if searched is not None and varies.any():  # one-off blocks keep the scale of the largest column
         norm = np.where(searched, norm, norm[varies].max())
     coef = np.zeros(z.shape[1])
+    groups = int(group.max()) + 1 if len(group) else 1
     if not varies.any():
-        return coef, np.inf
-    scaled, strength = _loo_ridge_standardised(z[:, varies] / norm[varies], r)
+        return coef, (np.inf,) * groups
+    scaled, strengths = _loo_ridge_standardised(z[:, varies] / norm[varies], r, group[varies], groups)
     coef[varies] = scaled / norm[varies]
-    return coef, strength
+    return coef, strengths
 
 
-def _loo_ridge_standardised(z: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, float]:
-    best = (float(np.mean(r ** 2)), np.zeros(z.shape[1]), np.inf)  # no correction
-    scale = float(np.mean(np.sum(z ** 2, axis=0))) or 1.0
-    for t in RIDGE_GRID:
-        if not np.isfinite(t):
-            continue
-        inv = np.linalg.inv(z.T @ z + t * scale * np.eye(z.shape[1]))
-        coef = inv @ z.T @ r
-        hat = np.einsum("ij,jk,ik->i", z, inv, z)
-        loo = (r - z @ coef) / np.maximum(1.0 - hat, 1e-6)
-        if float(np.mean(loo ** 2)) < best[0]:
-            best = (float(np.mean(loo ** 2)), coef, t)
-    return best[1], best[2]
+def _loo_ridge_standardised(z: np.ndarray, r: np.ndarray, group: np.ndarray,
+                            groups: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Each group's strength from RIDGE_GRID by coordinate search on leave-one-out error (two sweeps over the
+    groups, from a middle strength each); an infinite strength leaves that group's columns out."""
+    scale = np.array([float(np.mean(np.sum(z[:, group == g] ** 2, axis=0))) if np.any(group == g) else 1.0
+                      for g in range(groups)])
+    scale[scale == 0] = 1.0
+
+    def loo_fit(strengths: tuple[float, ...]) -> tuple[float, np.ndarray]:
+        penalty = np.array(strengths)[group] * scale[group]
+        used = np.isfinite(penalty)
+        coef = np.zeros(z.shape[1])
+        if not used.any():
+            return float(np.mean(r ** 2)), coef
+        zu = z[:, used]
+        inv = np.linalg.inv(zu.T @ zu + np.diag(penalty[used]))
+        coef[used] = inv @ zu.T @ r
+        hat = np.einsum("ij,jk,ik->i", zu, inv, zu)
+        return float(np.mean(((r - z @ coef) / np.maximum(1.0 - hat, 1e-6)) ** 2)), coef
+
+    present = sorted({int(g) for g in group})
+    none = tuple([np.inf] * groups)
+    best_error, best_coef = loo_fit(none)  # no correction
+    best = none
+    current = tuple(RIDGE_GRID[len(RIDGE_GRID) // 2] if g in present else np.inf for g in range(groups))
+    for _ in range(2):
+        for g in present:
+            for t in RIDGE_GRID:
+                trial = current[:g] + (t,) + current[g + 1:]
+                error, coef = loo_fit(trial)
+                if error < best_error:
+                    best_error, best_coef, best = error, coef, trial
+            if best != none:
+                current = best
+    return best_coef, best
 
 
 def _fit_mixture(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -209,25 +286,25 @@ def _fit_mixture(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return coef
 
 
-def _fit_blockwise(x: np.ndarray, per_source: np.ndarray, y: np.ndarray,
-                   searched: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def _fit_blockwise(x: np.ndarray, per_source: np.ndarray, y: np.ndarray, searched: np.ndarray,
+                   group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """The mixture and the ridge-shrunk per-kind corrections, each backfitted to what the other leaves.
 
     Returns:
-        (mixture coefficients, kind corrections, ridge strength chosen).
+        (mixture coefficients, the correction of each column, ridge strength chosen per level).
     """
     n_sources = per_source.shape[0]
     w = 1.0 / np.maximum(y, 1e-9)
     coef = _fit_mixture(x, y)
     for r in range(BACKFIT_ROUNDS + 1):
         z = np.tensordot(coef[:n_sources], per_source, axes=1)
-        kind_coef, ridge = _loo_ridge(z * w[:, None], (y - x @ coef) * w, varying_kinds(z), searched)
+        kind_coef, ridge = _loo_ridge(z * w[:, None], (y - x @ coef) * w, varying_kinds(z), searched, group)
         if r < BACKFIT_ROUNDS:
             coef, _ = nnls(x * w[:, None], (y - z @ kind_coef) * w)
     return coef, kind_coef, ridge
 
 
-def _blockwise_value(fitted: tuple[np.ndarray, np.ndarray, float], x_row: np.ndarray,
+def _blockwise_value(fitted: tuple[np.ndarray, np.ndarray, tuple[float, ...]], x_row: np.ndarray,
                      per_source_row: np.ndarray) -> float:
     """One network's prediction from :func:`_fit_blockwise`'s result (``per_source_row``: sources x kinds)."""
     coef, kind_coef, _ = fitted
@@ -266,24 +343,32 @@ class TransferPredictor(LatencyPredictor):
     Args:
         sources: Paths of the source predictor files (read at fit time; the fitted
             predictor keeps their contents, so the files may move afterwards).
-        method: ``blockwise``, ``mixture`` or ``nearest``; ``auto`` (default): where every
-            source prices single blocks (``lut``, ``kernel-rf``), blockwise or the mixture,
-            whichever has the lower leave-one-out error on the measured networks (recorded
-            as ``loo_mape_``); else the mixture.
+        method: ``blockwise``, ``mixture`` or ``nearest``; ``auto`` (default): the mixture,
+            nearest or (where every source prices single blocks: ``lut``, ``kernel-rf``)
+            blockwise, whichever has the lowest leave-one-out error on the measured networks
+            (recorded as ``loo_mape_``). With few rows and many sources, the mixture's weights
+            overfit where one source alone, scaled, tracks the new device.
+        levels: Blockwise method: which levels of corrections (:data:`LEVELS`, joined by ``+``, e.g.
+            ``effect+kind``); ``auto`` (default): the set of LEVEL_CHOICES with the lowest leave-one-out
+            error (recorded in ``loo_mape_``; the one chosen is ``levels_``).
     """
 
     name = "transfer"
 
-    def __init__(self, sources: Sequence[str] = (), method: str = "auto") -> None:
+    def __init__(self, sources: Sequence[str] = (), method: str = "auto", levels: str = "auto") -> None:
         super().__init__()
         if method not in ("auto", *METHODS):
             raise HwprofError(f"unknown transfer method '{method}'", f"use one of: auto, {', '.join(METHODS)}")
+        if levels != "auto" and (not levels or not set(levels.split("+")) <= set(LEVELS)):
+            raise HwprofError(f"unknown blockwise levels '{levels}'",
+                              f"use auto, or levels joined by '+' from: {', '.join(LEVELS)} (e.g. effect+kind)")
         self.sources = [str(s) for s in sources]
         self.method = method
+        self.levels = levels
         self._source_models: list[LatencyPredictor] | None = None
 
     def get_params(self) -> dict[str, Any]:
-        return {"sources": self.sources, "method": self.method}
+        return {"sources": self.sources, "method": self.method, "levels": self.levels}
 
     def with_sources(self, models: Sequence[LatencyPredictor]) -> TransferPredictor:
         """Use already loaded source predictors instead of reading ``sources`` (the benchmark does)."""
@@ -307,35 +392,55 @@ class TransferPredictor(LatencyPredictor):
         for space_name in sorted({a.space for a in archs}):
             check_space(sources, space_name, self.sources)
         x = _source_features(sources, archs)
-        self.kinds_: list[str] = []
+        self.columns_: list[str] = []
+        self.column_levels_: list[str] = []
         self.kind_coef_ = np.zeros(0)
-        self.ridge_ = np.inf
+        self.ridge_: tuple[float, ...] = ()
+        self.levels_ = ""
         self.loo_mape_: dict[str, float] = {}
-        if method == "nearest":
-            coef = _fit_nearest(x, y)
-        elif method == "mixture" and not (self.method == "auto" and prices_blocks):
-            coef = _fit_mixture(x, y)
-        else:
-            if not prices_blocks:
+        if self.method in ("nearest", "mixture"):
+            coef = _fit_nearest(x, y) if method == "nearest" else _fit_mixture(x, y)
+        else:  # blockwise, or auto: chosen by leave-one-out error over the measured rows
+            if not prices_blocks and self.method == "blockwise":
                 missing = [s.name for s in sources if not hasattr(s, "predict_blocks")]
                 raise HwprofError(f"the blockwise transfer needs sources that price single blocks; "
                                   f"{', '.join(missing)} does not", "use lut or kernel-rf sources, or "
                                   "--param method=mixture")
-            self.kinds_ = sorted({block_kind(b) for a in archs for b in a.blocks})
-            blocks, owner, kind_of = _kind_membership(archs, self.kinds_)
-            per_source = _priced_by_kind(sources, blocks, owner, kind_of)  # priced once; only the weights change
-            searched = ~np.all(owner @ kind_of == 1, axis=0)  # not a one-off block every network has (stem, head)
-            if self.method == "auto":  # blockwise only where it predicts held-out rows better than the mixture
-                self.loo_mape_ = {
-                    "mixture": _loo_mape(lambda rows: _fit_mixture(x[rows], y[rows]),
-                                         lambda c, j: float(x[j] @ c), len(y), y),
-                    "blockwise": _loo_mape(lambda rows: _fit_blockwise(x[rows], per_source[:, rows], y[rows], searched),
-                                           lambda f, j: _blockwise_value(f, x[j], per_source[:, j]), len(y), y)}
-                method = min(("mixture", "blockwise"), key=lambda m: (self.loo_mape_[m], m != "mixture"))
-            if method == "blockwise":
-                coef, self.kind_coef_, self.ridge_ = _fit_blockwise(x, per_source, y, searched)
+            candidates: dict[str, str] = {}
+            if prices_blocks:
+                labels = sorted({label for a in archs for b in a.blocks for label in block_labels(b)})
+                group = np.array([level for level, _ in labels], dtype=int)
+                blocks, owner, kind_of = _kind_membership(archs, [label for _, label in labels])
+                per_source = _priced_by_kind(sources, blocks, owner, kind_of)  # priced once; weights change
+                searched = ~np.all(owner @ kind_of == 1, axis=0)  # not a one-off block every network has
+                choices = LEVEL_CHOICES if self.levels == "auto" else (self.levels,)
+                masks = {lv: np.isin(group, [LEVELS.index(level) for level in lv.split("+")]) for lv in choices}
+                candidates = {f"blockwise ({lv})": lv for lv in choices}
+            if self.method == "auto" or len(candidates) > 1:
+                if self.method == "auto":  # blockwise only where it predicts held-out rows better
+                    self.loo_mape_["mixture"] = _loo_mape(lambda rows: _fit_mixture(x[rows], y[rows]),
+                                                          lambda c, j: float(x[j] @ c), len(y), y)
+                    self.loo_mape_["nearest"] = _loo_mape(lambda rows: _fit_nearest(x[rows], y[rows]),
+                                                          lambda c, j: float(x[j] @ c), len(y), y)
+                for name, lv in candidates.items():
+                    ps, m = per_source[:, :, masks[lv]], masks[lv]
+                    self.loo_mape_[name] = _loo_mape(
+                        lambda rows, ps=ps, m=m: _fit_blockwise(x[rows], ps[:, rows], y[rows], searched[m], group[m]),
+                        lambda f, j, ps=ps: _blockwise_value(f, x[j], ps[:, j]), len(y), y)
+                order = list(self.loo_mape_)  # ties: the simpler model (mixture, then nearest)
+                best = min(self.loo_mape_, key=lambda k: (self.loo_mape_[k], order.index(k)))
+                method = best.split(" ")[0]
+                chosen = candidates.get(best, "")
             else:
-                coef, self.kinds_ = _fit_mixture(x, y), []
+                chosen = next(iter(candidates.values()))
+            if method == "blockwise":
+                m = masks[chosen]
+                coef, self.kind_coef_, self.ridge_ = _fit_blockwise(x, per_source[:, :, m], y, searched[m], group[m])
+                self.columns_ = [label for (_, label), keep in zip(labels, m) if keep]
+                self.column_levels_ = [LEVELS[level] for (level, _), keep in zip(labels, m) if keep]
+                self.levels_ = chosen
+            else:
+                coef = _fit_nearest(x, y) if method == "nearest" else _fit_mixture(x, y)
         self.method_ = method
         self.coef_ = np.asarray(coef, dtype=float)
         self.source_info_ = [{"file": path, "device": src.provenance_.get("device"),
@@ -348,8 +453,8 @@ class TransferPredictor(LatencyPredictor):
         self._check_fitted()
         sources = self._models()
         out = _source_features(sources, archs) @ self.coef_
-        if len(self.kinds_) and np.any(self.kind_coef_):
-            z = np.tensordot(self.coef_[:len(sources)], _kind_costs(sources, archs, self.kinds_), axes=1)
+        if len(self.columns_) and np.any(self.kind_coef_):
+            z = np.tensordot(self.coef_[:len(sources)], _kind_costs(sources, archs, self.columns_), axes=1)
             out = out + z @ self.kind_coef_
         return out
 
@@ -359,28 +464,45 @@ class TransferPredictor(LatencyPredictor):
         names = [f"{i['device'] or 'source'} ({i['predictor']})" for i in self.source_info_]
         return dict(zip([*names, "macs_g", "per_layer_ms", "constant_ms"], self.coef_.tolist()))
 
-    def corrections(self) -> dict[str, float]:
-        """Blockwise method: the fitted relative correction of each block kind (0: as the mixture prices it)."""
+    def corrections(self, level: str | None = None) -> dict[str, float]:
+        """Blockwise method: the fitted relative correction of each column (0: as the mixture prices it).
+
+        A block's correction is the sum over its columns (:func:`block_labels`).
+
+        Args:
+            level: Only the columns of this level (``effect``, ``kind``, ``subkind``); default all.
+        """
         self._check_fitted()
-        return dict(zip(self.kinds_, self.kind_coef_.tolist()))
+        return {label: float(c) for label, lv, c in zip(self.columns_, self.column_levels_, self.kind_coef_)
+                if level in (None, lv)}
+
+    def block_corrections(self, blocks: Sequence[Block]) -> np.ndarray:
+        """Blockwise method: each block's relative correction, the sum over its columns (0: as the mixture prices it;
+        0.5: 50 % dearer)."""
+        corrections = self.corrections()
+        return np.array([sum(corrections.get(label, 0.0) for _, label in block_labels(b)) for b in blocks])
 
     def get_state(self):
         arrays = {"coef": self.coef_, "kind_coef": self.kind_coef_}
         for i, src in enumerate(self._models()):
             arrays[f"source_{i}"] = np.frombuffer(_dumps(src), dtype=np.uint8)
-        return {"sources": self.source_info_, "method": self.method_, "block_kinds": self.kinds_,
-                "loo_mape": self.loo_mape_,
-                "ridge": None if not np.isfinite(self.ridge_) else self.ridge_}, arrays, {}
+        return {"sources": self.source_info_, "method": self.method_, "columns": self.columns_,
+                "column_levels": self.column_levels_, "levels": self.levels_, "loo_mape": self.loo_mape_,
+                "ridge": [float(t) if np.isfinite(t) else None for t in self.ridge_]}, arrays, {}
 
     def set_state(self, meta, arrays, models) -> None:
         from hwprof.predictors import store
 
         self.coef_ = arrays["coef"]
-        self.kinds_ = list(meta.get("block_kinds", []))
+        self.columns_ = list(meta.get("columns", meta.get("block_kinds", [])))  # block_kinds: one level, kinds
+        self.column_levels_ = list(meta.get("column_levels", ["kind"] * len(self.columns_)))
+        self.levels_ = meta.get("levels", "kind" if self.columns_ else "")
         self.method_ = meta.get("method", "mixture" if self.method == "auto" else self.method)
         self.loo_mape_ = dict(meta.get("loo_mape", {}))
         self.kind_coef_ = arrays.get("kind_coef", np.zeros(0))
-        self.ridge_ = np.inf if meta.get("ridge") is None else float(meta["ridge"])
+        ridge = meta.get("ridge")
+        ridge = ridge if isinstance(ridge, list) else [ridge]  # one strength before subkinds
+        self.ridge_ = tuple(np.inf if t is None else float(t) for t in ridge)
         self.source_info_ = list(meta.get("sources", []))
         count = len([k for k in arrays if k.startswith("source_")])
         self._source_models = [store.loads(arrays[f"source_{i}"].tobytes(), f"embedded source {i}")
@@ -389,10 +511,17 @@ class TransferPredictor(LatencyPredictor):
             self.coef_ = np.insert(self.coef_, count + 1, 0.0)
 
 
+_SERIALISED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _dumps(predictor: LatencyPredictor) -> bytes:
+    """A source's saved bytes, serialised once per source object: a source's fitted state does not change once
+    it is a source, and serialising a forest fallback took 80 % of a 20-network fit."""
     from hwprof.predictors import store
 
-    return store.dumps(predictor)
+    if predictor not in _SERIALISED:
+        _SERIALISED[predictor] = store.dumps(predictor)
+    return _SERIALISED[predictor]
 
 
 def informative_sample(space, sources: Sequence[LatencyPredictor], n: int, seed: int = 0,
