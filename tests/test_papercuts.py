@@ -45,3 +45,15 @@ def test_device_labels_name_a_real_device_dtype_and_mark_simulated_chips():
     assert device_label(get_device("cpu")) == "cpu"
     assert device_label(get_device("cpu:int8")) == "cpu:int8"
     assert device_label(get_device("kirin-npu")) == "kirin-npu (simulated)"
+    # a dataset says the same of the device it was measured on (fit-predictor, evaluate)
+    import numpy as np
+
+    from hwprof.predictors.data import MeasurementData
+
+    def measured(settings: str, simulated: bool = False) -> MeasurementData:
+        return MeasurementData(device="litert-cpu", device_kind="cpu", simulated=simulated, profile_hash="",
+                               settings=settings, space="ofa", archs=[], latency_ms=np.zeros(0), blocks={})
+
+    assert measured('{"dtype": "int8", "threads": 1}').label == "litert-cpu:int8"
+    assert measured('{"dtype": "float32"}').label == measured("").label == "litert-cpu"
+    assert measured('{"dtype": "int8"}', simulated=True).label == "litert-cpu (simulated)"

@@ -64,8 +64,12 @@ class MeasurementData:
 
     @property
     def label(self) -> str:
-        """Device name for display, marked when simulated."""
-        return f"{self.device} (simulated)" if self.simulated else self.device
+        """Device name for display, marked when simulated; a real device's non-float32 dtype as in its token
+        (``litert-cpu:int8``, as :func:`hwprof.profiling.device_label` prints it when measuring)."""
+        if self.simulated:
+            return f"{self.device} (simulated)"
+        dtype = (json.loads(self.settings) if self.settings else {}).get("dtype", "float32")
+        return self.device if dtype == "float32" else f"{self.device}:{dtype}"
 
     def fingerprint(self) -> str:
         """Hash of the rows (network and block latencies) used for training."""
