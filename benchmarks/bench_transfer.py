@@ -29,6 +29,7 @@ target but is no source for the others; each target's sources are printed.
 
     python -m benchmarks.bench_transfer [--targets kirin-npu,hexagon-dsp,myriad-vpu,snapdragon-cpu]
         [--real cpu[,litert-cpu:int8,...] [--real-from DIR]] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
+        [--methods auto,mixture,blockwise,nearest] [--no-scratch]   # quicker: --methods auto --no-scratch
 """
 
 from __future__ import annotations
