@@ -3,8 +3,8 @@
 Profiling a new device is what costs most; published work adapts a predictor
 built on other devices from 10-20 measured networks (HELP, Lee et al., NeurIPS
 2021, through a hardware embedding and meta-learning; MAPLE-Edge, Nair et al.,
-2022, through a linear combination of what reference devices measure). Two
-methods here, both in MAPLE-Edge's family, compared in
+2022, through a linear combination of what reference devices measure). Three
+methods here, all in MAPLE-Edge's family, compared in
 ``benchmarks/bench_transfer.py``:
 
 - ``mixture``: the new device's latency is a non-negative
