@@ -133,11 +133,17 @@ def block_kind(block: Block) -> str:
     return f"{block.op}-k{max(block.kernel) if block.kernel else 0}-{block.act}" + ("-se" if block.se else "")
 
 
-def block_subkind(block: Block) -> str | None:
-    """A kind refined by the expansion ratio (an mbconv with an expansion conv); None for other blocks."""
+def _expansion(block: Block) -> str | None:
+    """An mbconv's expansion ratio (hidden / input channels) as text; None without an expansion conv."""
     if block.op != "mbconv" or not block.expand_conv or not block.mid or not block.c_in:
         return None
-    return f"{block_kind(block)}-e{round(block.mid / block.c_in, 1):g}"
+    return f"{round(block.mid / block.c_in, 1):g}"
+
+
+def block_subkind(block: Block) -> str | None:
+    """A kind refined by the expansion ratio (an mbconv with an expansion conv); None for other blocks."""
+    ratio = _expansion(block)
+    return None if ratio is None else f"{block_kind(block)}-e{ratio}"
 
 
 def block_effects(block: Block) -> list[str]:
@@ -146,9 +152,8 @@ def block_effects(block: Block) -> list[str]:
     if block.op != "mbconv":
         return []
     effects = [f"kernel={max(block.kernel)}", f"act={block.act}", f"se={'yes' if block.se else 'no'}"]
-    if block.expand_conv and block.mid and block.c_in:
-        effects.append(f"expand={round(block.mid / block.c_in, 1):g}")
-    return effects
+    ratio = _expansion(block)
+    return effects if ratio is None else [*effects, f"expand={ratio}"]
 
 
 #: Levels of the blockwise corrections, coarse to fine; each is ridge-shrunk with its own strength.
@@ -157,7 +162,8 @@ LEVELS = ("effect", "kind", "subkind")
 LEVEL_CHOICES = ("kind", "effect", "effect+kind+subkind")
 
 
-def block_labels(block: Block) -> list[tuple[int, str]]:
+@lru_cache(maxsize=65536)
+def block_labels(block: Block) -> tuple[tuple[int, str], ...]:
     """A block's correction columns as (level, label): its single attributes (:func:`block_effects`), its kind
     (:func:`block_kind`) and its kind at its expansion ratio (:func:`block_subkind`).
 
@@ -169,8 +175,8 @@ def block_labels(block: Block) -> list[tuple[int, str]]:
     Flat kinds with the expansion (every subkind on its own) were tried in
     ``bench_transfer``: with 20 networks they leave too few rows per kind.
     """
-    sub = block_subkind(block)
-    return [(0, e) for e in block_effects(block)] + [(1, block_kind(block))] + ([(2, sub)] if sub else [])
+    sub = block_subkind(block)  # cached: every prediction of a blockwise model labels its networks' blocks
+    return tuple([(0, e) for e in block_effects(block)] + [(1, block_kind(block))] + ([(2, sub)] if sub else []))
 
 
 def _kind_membership(archs: Sequence[Arch], columns: Sequence[str]) -> tuple[list[Block], np.ndarray, np.ndarray]:
@@ -336,6 +342,10 @@ def _fit_nearest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return coef
 
 
+#: The methods that are a linear model of the source features (:func:`_source_features`); ties go to the first.
+LINEAR_FITS = {"mixture": _fit_mixture, "nearest": _fit_nearest}
+
+
 @PREDICTORS.register("transfer")
 class TransferPredictor(LatencyPredictor):
     """Few-shot predictor for a new device from source predictors (see the module docstring).
@@ -398,8 +408,8 @@ class TransferPredictor(LatencyPredictor):
         self.ridge_: tuple[float, ...] = ()
         self.levels_ = ""
         self.loo_mape_: dict[str, float] = {}
-        if self.method in ("nearest", "mixture"):
-            coef = _fit_nearest(x, y) if method == "nearest" else _fit_mixture(x, y)
+        if self.method in LINEAR_FITS:
+            coef = LINEAR_FITS[method](x, y)
         else:  # blockwise, or auto: chosen by leave-one-out error over the measured rows
             if not prices_blocks and self.method == "blockwise":
                 missing = [s.name for s in sources if not hasattr(s, "predict_blocks")]
@@ -418,10 +428,9 @@ class TransferPredictor(LatencyPredictor):
                 candidates = {f"blockwise ({lv})": lv for lv in choices}
             if self.method == "auto" or len(candidates) > 1:
                 if self.method == "auto":  # blockwise only where it predicts held-out rows better
-                    self.loo_mape_["mixture"] = _loo_mape(lambda rows: _fit_mixture(x[rows], y[rows]),
-                                                          lambda c, j: float(x[j] @ c), len(y), y)
-                    self.loo_mape_["nearest"] = _loo_mape(lambda rows: _fit_nearest(x[rows], y[rows]),
-                                                          lambda c, j: float(x[j] @ c), len(y), y)
+                    for name, fit_linear in LINEAR_FITS.items():
+                        self.loo_mape_[name] = _loo_mape(lambda rows, f=fit_linear: f(x[rows], y[rows]),
+                                                         lambda c, j: float(x[j] @ c), len(y), y)
                 for name, lv in candidates.items():
                     ps, m = per_source[:, :, masks[lv]], masks[lv]
                     self.loo_mape_[name] = _loo_mape(
@@ -440,7 +449,7 @@ class TransferPredictor(LatencyPredictor):
                 self.column_levels_ = [LEVELS[level] for (level, _), keep in zip(labels, m) if keep]
                 self.levels_ = chosen
             else:
-                coef = _fit_nearest(x, y) if method == "nearest" else _fit_mixture(x, y)
+                coef = LINEAR_FITS[method](x, y)
         self.method_ = method
         self.coef_ = np.asarray(coef, dtype=float)
         self.source_info_ = [{"file": path, "device": src.provenance_.get("device"),
