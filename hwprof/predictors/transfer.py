@@ -27,13 +27,20 @@ methods here, all in MAPLE-Edge's family, compared in
   *effects* (its kernel, activation, squeeze-and-excitation and expansion
   ratio, each shared by many kinds, so a few networks pin them down), its
   *kind* (operator, kernel, activation, SE) and its *subkind* (the kind at
-  its expansion ratio: XNNPACK's int8/float32 ratio depends on both). Each
+  its expansion ratio: XNNPACK's int8/float32 ratio depends on both). A
+  fourth level, *count*, is not relative: a fixed time per block with a
+  given activation or with SE, ``+ sum_e t_e * n_e(x)`` (``n_e``: how many
+  such blocks), for what a chip pays per operator whatever its size: a DSP
+  that hands its float-only h-swish and sigmoid to the host CPU pays a
+  synchronisation each time (hexagon-dsp, N = 20: Kendall tau 0.886 -> 0.940,
+  its test-retest 0.940). Each
   level is ridge-shrunk towards 0 with its own strength, chosen by
   leave-one-out error on the few rows, so with too few rows to tell, a block
   keeps the coarser level's correction, and with none at all the plain
   mixture. Which levels (``levels``: ``auto`` chooses among
-  LEVEL_CHOICES by leave-one-out error) is fitted per device: kinds alone
-  suit kirin-npu, effects alone hexagon-dsp (simulated, ``bench_transfer``).
+  LEVEL_CHOICES by leave-one-out error) is fitted per device: kinds suit
+  kirin-npu, effects hexagon-dsp (simulated, ``bench_transfer``); every
+  choice has ``count``, whose strength may leave it out.
   Each searched column is standardised, so a cheap kind is corrected as
   readily as a costly one (kirin-npu, N = 10: 78% -> 82% within 10%). Needs
   sources that price single blocks (``lut``, ``kernel-rf``). The default
@@ -78,6 +85,8 @@ from hwprof.registry import PREDICTORS
 METHODS = ("mixture", "blockwise", "nearest")
 MIN_ROWS = {"mixture": 3, "blockwise": 3, "nearest": 2}
 BACKFIT_ROUNDS = 4
+#: Leave-one-out over at most this many rows when ``auto`` chooses a method; k-fold with this many folds beyond.
+MAX_HELD_OUT_FOLDS = 20
 #: Ridge strengths tried for the blockwise corrections, relative to the mean squared column (inf: none).
 RIDGE_GRID = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, np.inf)
 FIXED_KIND_SPREAD = 1e-6  # a kind whose cost is the same (std / mean below this) in every row is fixed
@@ -157,17 +166,26 @@ def block_effects(block: Block) -> list[str]:
 
 
 #: Levels of the blockwise corrections, coarse to fine; each is ridge-shrunk with its own strength.
-LEVELS = ("effect", "kind", "subkind")
+LEVELS = ("effect", "kind", "subkind", "count")
+#: Prefix of a per-occurrence column's label (level ``count``): a fixed cost in ms per block with the effect.
+COUNT_PREFIX = "per-block "
+#: The effects whose blocks may pay a fixed cost each (level ``count``): those that change which operators run
+#: (an activation, squeeze-and-excitation's pooling and gating), not only how much work the same operators do.
+COUNTED_EFFECTS = ("act=", "se=")
 #: The sets of levels ``levels="auto"`` chooses from by leave-one-out error (see ``bench_transfer``).
-LEVEL_CHOICES = ("kind", "effect", "effect+kind+subkind")
+LEVEL_CHOICES = ("kind+count", "effect+count", "effect+kind+subkind+count")
 
 
 @lru_cache(maxsize=65536)
 def block_labels(block: Block) -> tuple[tuple[int, str], ...]:
     """A block's correction columns as (level, label): its single attributes (:func:`block_effects`), its kind
-    (:func:`block_kind`) and its kind at its expansion ratio (:func:`block_subkind`).
+    (:func:`block_kind`), its kind at its expansion ratio (:func:`block_subkind`), and per occurrence of an
+    activation or of squeeze-and-excitation (level ``count``, labels starting with COUNT_PREFIX).
 
-    A block's relative correction is the sum of its columns' coefficients. The
+    A block's relative correction is the sum of its first three levels' coefficients; a ``count`` column's
+    coefficient is a fixed time in ms that each block with that attribute adds, however large the block: what a
+    chip pays per operator it hands to the host CPU (the Hexagon DSP's float-only h-swish and sigmoid) or per
+    extra kernel launch, which no source prices and no relative correction can express. The
     effects are shared by many kinds, so a few networks pin them down (7x7
     kernels slower, every kind with them); a kind's and a subkind's own
     coefficient refine them and are shrunk towards 0 apart (:func:`_loo_ridge`),
@@ -176,7 +194,9 @@ def block_labels(block: Block) -> tuple[tuple[int, str], ...]:
     ``bench_transfer``: with 20 networks they leave too few rows per kind.
     """
     sub = block_subkind(block)  # cached: every prediction of a blockwise model labels its networks' blocks
-    return tuple([(0, e) for e in block_effects(block)] + [(1, block_kind(block))] + ([(2, sub)] if sub else []))
+    effects = block_effects(block)
+    return tuple([(0, e) for e in effects] + [(1, block_kind(block))] + ([(2, sub)] if sub else [])
+                 + [(3, COUNT_PREFIX + e) for e in effects if e.startswith(COUNTED_EFFECTS)])
 
 
 def _kind_membership(archs: Sequence[Arch], columns: Sequence[str]) -> tuple[list[Block], np.ndarray, np.ndarray]:
@@ -203,14 +223,22 @@ def _kind_costs(sources: Sequence[LatencyPredictor], archs: Sequence[Arch], kind
 
     Shape (sources, networks, kinds); the mixture's cost per kind is its weights times this.
     """
-    return _priced_by_kind(sources, *_kind_membership(archs, kinds))
+    return _priced_by_kind(sources, *_kind_membership(archs, kinds), columns=kinds)
 
 
 def _priced_by_kind(sources: Sequence[LatencyPredictor], blocks: list[Block], owner: np.ndarray,
-                    kind_of: np.ndarray) -> np.ndarray:
-    """:func:`_kind_costs` from a :func:`_kind_membership` already worked out."""
+                    kind_of: np.ndarray, columns: Sequence[str] | None = None) -> np.ndarray:
+    """:func:`_kind_costs` from a :func:`_kind_membership` already worked out (``columns``: their labels; a
+    per-occurrence column holds how many of its blocks the network has, for every source)."""
     costs = np.array([np.asarray(s.predict_blocks(blocks), dtype=float) for s in sources])
-    return np.stack([owner @ (c[:, None] * kind_of) for c in costs])
+    counted = np.array([c.startswith(COUNT_PREFIX) for c in columns]) if columns is not None else None
+    out = []
+    for c in costs:
+        priced = c[:, None] * kind_of
+        if counted is not None and counted.any():
+            priced[:, counted] = kind_of[:, counted]  # 1 ms a block: its coefficient is the ms
+        out.append(owner @ priced)
+    return np.stack(out)
 
 
 def varying_kinds(costs: np.ndarray) -> np.ndarray:
@@ -292,6 +320,21 @@ def _fit_mixture(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return coef
 
 
+def _counted(group: np.ndarray | None, columns: int) -> np.ndarray:
+    """Which columns are per-occurrence (level ``count``), from each column's level."""
+    return np.zeros(columns, dtype=bool) if group is None else np.asarray(group) == LEVELS.index("count")
+
+
+def _corrected_columns(coef: np.ndarray, per_source: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """What each correction column multiplies: the mixture's cost of the blocks in it (its source weights times
+    the sources' costs, ``per_source``: sources x ... x columns), or for a per-occurrence column the blocks it
+    counts, whatever the weights (a fixed cost on this device that no source has)."""
+    z = np.tensordot(coef[:per_source.shape[0]], per_source, axes=1)
+    if counted.any():
+        z[..., counted] = per_source[0][..., counted]
+    return z
+
+
 def _fit_blockwise(x: np.ndarray, per_source: np.ndarray, y: np.ndarray, searched: np.ndarray,
                    group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """The mixture and the ridge-shrunk per-kind corrections, each backfitted to what the other leaves.
@@ -299,11 +342,11 @@ def _fit_blockwise(x: np.ndarray, per_source: np.ndarray, y: np.ndarray, searche
     Returns:
         (mixture coefficients, the correction of each column, ridge strength chosen per level).
     """
-    n_sources = per_source.shape[0]
+    counted = _counted(group, per_source.shape[-1])
     w = 1.0 / np.maximum(y, 1e-9)
     coef = _fit_mixture(x, y)
     for r in range(BACKFIT_ROUNDS + 1):
-        z = np.tensordot(coef[:n_sources], per_source, axes=1)
+        z = _corrected_columns(coef, per_source, counted)
         kind_coef, ridge = _loo_ridge(z * w[:, None], (y - x @ coef) * w, varying_kinds(z), searched, group)
         if r < BACKFIT_ROUNDS:
             coef, _ = nnls(x * w[:, None], (y - z @ kind_coef) * w)
@@ -311,20 +354,23 @@ def _fit_blockwise(x: np.ndarray, per_source: np.ndarray, y: np.ndarray, searche
 
 
 def _blockwise_value(fitted: tuple[np.ndarray, np.ndarray, tuple[float, ...]], x_row: np.ndarray,
-                     per_source_row: np.ndarray) -> float:
+                     per_source_row: np.ndarray, counted: np.ndarray) -> float:
     """One network's prediction from :func:`_fit_blockwise`'s result (``per_source_row``: sources x kinds)."""
     coef, kind_coef, _ = fitted
-    return float(x_row @ coef + (coef[:per_source_row.shape[0]] @ per_source_row) @ kind_coef)
+    return float(x_row @ coef + _corrected_columns(coef, per_source_row, counted) @ kind_coef)
 
 
 def _loo_mape(fit, predict, n: int, y: np.ndarray) -> float:
-    """Leave-one-out mean absolute relative error of a fitting procedure over ``n`` rows
-    (``fit(rows)`` -> fitted state, ``predict(state, row)`` -> that row's prediction)."""
+    """Held-out mean absolute relative error of a fitting procedure over ``n`` rows: leave-one-out up to
+    MAX_HELD_OUT_FOLDS rows, k-fold with that many folds beyond (``fit(rows)`` -> fitted state,
+    ``predict(state, row)`` -> that row's prediction). A transfer is meant for a few rows; with all 300 of a
+    device's networks, leave-one-out fitted each candidate 300 times."""
     from hwprof.predictors.selection import fold_indices
 
     errors = []
-    for (j,) in fold_indices(n, n, seed=0):  # n folds of one row each
-        errors.append(abs(predict(fit(np.delete(np.arange(n), j)), j) / y[j] - 1.0))
+    for held in fold_indices(n, min(n, MAX_HELD_OUT_FOLDS), seed=0):
+        state = fit(np.setdiff1d(np.arange(n), held))
+        errors.extend(abs(predict(state, j) / y[j] - 1.0) for j in held)
     return float(np.mean(errors))
 
 
@@ -421,7 +467,8 @@ class TransferPredictor(LatencyPredictor):
                 labels = sorted({label for a in archs for b in a.blocks for label in block_labels(b)})
                 group = np.array([level for level, _ in labels], dtype=int)
                 blocks, owner, kind_of = _kind_membership(archs, [label for _, label in labels])
-                per_source = _priced_by_kind(sources, blocks, owner, kind_of)  # priced once; weights change
+                per_source = _priced_by_kind(sources, blocks, owner, kind_of,  # priced once; weights change
+                                             [label for _, label in labels])
                 searched = ~np.all(owner @ kind_of == 1, axis=0)  # not a one-off block every network has
                 choices = LEVEL_CHOICES if self.levels == "auto" else (self.levels,)
                 masks = {lv: np.isin(group, [LEVELS.index(level) for level in lv.split("+")]) for lv in choices}
@@ -435,7 +482,8 @@ class TransferPredictor(LatencyPredictor):
                     ps, m = per_source[:, :, masks[lv]], masks[lv]
                     self.loo_mape_[name] = _loo_mape(
                         lambda rows, ps=ps, m=m: _fit_blockwise(x[rows], ps[:, rows], y[rows], searched[m], group[m]),
-                        lambda f, j, ps=ps: _blockwise_value(f, x[j], ps[:, j]), len(y), y)
+                        lambda f, j, ps=ps, m=m: _blockwise_value(f, x[j], ps[:, j], _counted(group[m], m.sum())),
+                        len(y), y)
                 order = list(self.loo_mape_)  # ties: the simpler model (mixture, then nearest)
                 best = min(self.loo_mape_, key=lambda k: (self.loo_mape_[k], order.index(k)))
                 method = best.split(" ")[0]
@@ -463,7 +511,8 @@ class TransferPredictor(LatencyPredictor):
         sources = self._models()
         out = _source_features(sources, archs) @ self.coef_
         if len(self.columns_) and np.any(self.kind_coef_):
-            z = np.tensordot(self.coef_[:len(sources)], _kind_costs(sources, archs, self.columns_), axes=1)
+            counted = np.array([level == "count" for level in self.column_levels_])
+            z = _corrected_columns(self.coef_, _kind_costs(sources, archs, self.columns_), counted)
             out = out + z @ self.kind_coef_
         return out
 
@@ -474,12 +523,13 @@ class TransferPredictor(LatencyPredictor):
         return dict(zip([*names, "macs_g", "per_layer_ms", "constant_ms"], self.coef_.tolist()))
 
     def corrections(self, level: str | None = None) -> dict[str, float]:
-        """Blockwise method: the fitted relative correction of each column (0: as the mixture prices it).
+        """Blockwise method: the fitted correction of each column (0: as the mixture prices it).
 
-        A block's correction is the sum over its columns (:func:`block_labels`).
+        A block's relative correction is the sum over its ``effect``, ``kind`` and ``subkind`` columns
+        (:func:`block_labels`); a ``count`` column's correction is in ms per block (COUNT_PREFIX labels).
 
         Args:
-            level: Only the columns of this level (``effect``, ``kind``, ``subkind``); default all.
+            level: Only the columns of this level (``effect``, ``kind``, ``subkind``, ``count``); default all.
         """
         self._check_fitted()
         return {label: float(c) for label, lv, c in zip(self.columns_, self.column_levels_, self.kind_coef_)
@@ -489,6 +539,14 @@ class TransferPredictor(LatencyPredictor):
         """Blockwise method: each block's relative correction, the sum over its columns (0: as the mixture prices it;
         0.5: 50 % dearer)."""
         corrections = self.corrections()
+        relative = LEVELS.index("count")
+        return np.array([sum(corrections.get(label, 0.0) for level, label in block_labels(b) if level != relative)
+                         for b in blocks])
+
+    def block_overheads_ms(self, blocks: Sequence[Block]) -> np.ndarray:
+        """Blockwise method with level ``count``: the fixed time in ms each block adds on this device beyond
+        what the mixture prices (the sum over its per-occurrence columns; 0 without them)."""
+        corrections = self.corrections(level="count")
         return np.array([sum(corrections.get(label, 0.0) for _, label in block_labels(b)) for b in blocks])
 
     def get_state(self):
