@@ -55,6 +55,9 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
         table.add_row("searched network", searched["arch_hash"])
         table.add_row(f"searched {summary['score_kind']}", f"{searched['score']:.4f}")
         table.add_row("searched latency, predicted ms", f"{searched['predicted_latency_ms']:.3f}{gap}")
+        slack = searched.get("unused_budget")
+        if slack is not None:
+            table.add_row("unused latency budget", _unused_budget_text(slack, searched, summary))
         if "measured_latency_ms" in searched:
             table.add_row("searched latency, measured ms", f"{searched['measured_latency_ms']:.3f} "
                           f"(prediction {searched['prediction_error']:+.1%})")
@@ -75,6 +78,17 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
     table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
     table.add_row("outputs", str(out))
     return table
+
+
+def _unused_budget_text(slack: dict, searched: dict, summary: dict) -> str:
+    """Why the winner lies well under the target: the score preferred it, or the search found nothing slower."""
+    between = f"between {searched['predicted_latency_ms']:.3g} and {summary['latency_constraint_ms']:g} ms"
+    if not slack["networks_closer"]:
+        return (f"{slack['fraction']:.0%}: no network scored was predicted {between}; a larger --budget may "
+                "find one")
+    return (f"{slack['fraction']:.0%}: {slack['networks_closer']} networks scored {between}, the best "
+            f"{summary['score_kind']} among them {slack['best_score_closer']:.4f} against the winner's "
+            f"{searched['score']:.4f}: the score prefers the faster network, not the latency model")
 
 
 def run_with_progress(search_impl, trains: bool, sp, latency_model, est, constraint, budget: int, seed: int,

@@ -303,6 +303,25 @@ def test_search_job_says_when_the_constraint_is_above_every_network(npu_pred, tm
                                job.predictor_name, job.predictor_source, job.out))
     text = console.export_text()
     assert "constraint not binding" in text and "resolution = 224" in text and "SIMULATED" in text
+    slack = job.summary["searched"]["unused_budget"]  # every network meets 1000 ms: the winner is far under it
+    assert slack["fraction"] > 0.9 and "unused latency budget" in text
+
+
+def test_unused_budget_says_what_the_search_scored_between_the_winner_and_the_target():
+    from nas.search_job import unused_budget
+    from nas.searchers.base import Candidate, Constraint, SearchResult
+
+    arch = get_space("ofa").sample(np.random.default_rng(0))
+    scored = [Candidate(arch, 7.0, 5.0, 0, 0), Candidate(arch, 8.0, 4.0, 0, 1), Candidate(arch, 9.0, 4.5, 0, 2),
+              Candidate(arch, 12.0, 9.0, 0, 3)]
+
+    def result(target):
+        return SearchResult("evolutionary", "ofa", "proxy", Constraint(target), scored, scored, scored[0], 0.0,
+                            (0.0, 0.0), 0.0)
+
+    slack = unused_budget(result(10.0), 10.0)  # 30 % under: the two scored at 8 and 9 ms score lower
+    assert slack == {"fraction": pytest.approx(0.3), "networks_closer": 2, "best_score_closer": 4.5}
+    assert unused_budget(result(7.5), 7.5) is None  # within 10 % of the target
 
 
 @pytest.mark.parametrize("bad,expected", [("resolution=100", "allowed values"), ("depth=2", "no variable 'depth'"),
