@@ -470,8 +470,11 @@ def fit_predictor(
                   f"{measured.label} (space {measured.space or '-'}, graph style {', '.join(styles)})")
     if result.get("transfer", {}).get("leave_one_out_mape"):
         loo = result["transfer"]["leave_one_out_mape"]
+        from hwprof.predictors.transfer import MAX_HELD_OUT_FOLDS
+
         levels = f", corrections by {predictor.levels_}" if predictor.levels_ else ""
-        console.print(f"transfer method: [bold]{predictor.method_}[/]{levels} (leave-one-out MAPE over the measured networks: "
+        held = "leave-one-out" if n_archs <= MAX_HELD_OUT_FOLDS else f"{MAX_HELD_OUT_FOLDS}-fold"
+        console.print(f"transfer method: [bold]{predictor.method_}[/]{levels} ({held} MAPE over the measured networks: "
                       + ", ".join(f"{m} {v:.2%}" for m, v in loo.items()) + ")")
     if result["kernel_source"] and (model == "kernel-rf" or predictor.get_params().get("fallback") == "kernel-rf"):
         console.print(f"kernels from: {result['kernel_source']}")
