@@ -192,10 +192,11 @@ def test_blockwise_refines_a_kind_by_expansion_ratio(block_sources):
     error = {name: float(np.mean(np.abs(m.predict(probe) / truth(probe) - 1)))
              for name, m in (("refined", refined), ("kinds only", kinds_only))}
     assert error["refined"] < 0.75 * error["kinds only"]
-    # levels=auto chooses among LEVEL_CHOICES by leave-one-out error: here the one with subkinds
+    # levels=auto chooses among LEVEL_CHOICES by leave-one-out error, which leave subkinds out (on 20 noisy rows
+    # they overfit): a chip like this one needs them named
     chosen = TransferPredictor(method="blockwise").with_sources(models).fit(archs, truth(archs))
-    assert "subkind" in chosen.levels_.split("+") and set(chosen.loo_mape_) == {
-        f"blockwise ({lv})" for lv in LEVEL_CHOICES}
+    assert "subkind" not in chosen.levels_ and set(chosen.loo_mape_) == {f"blockwise ({lv})" for lv in LEVEL_CHOICES}
+    assert error["refined"] < float(np.mean(np.abs(chosen.predict(probe) / truth(probe) - 1)))
     mbconvs = list({b for a in archs for b in a.blocks if b.op == "mbconv" and b.expand_conv})
     correction = refined.block_corrections(mbconvs)  # a block's: the sum over its columns (block_labels)
     assert np.isclose(correction[0], sum(refined.corrections().get(label, 0.0) for _, label in block_labels(mbconvs[0])))

@@ -39,8 +39,8 @@ methods here, all in MAPLE-Edge's family, compared in
   keeps the coarser level's correction, and with none at all the plain
   mixture. Which levels (``levels``: ``auto`` chooses among
   LEVEL_CHOICES by leave-one-out error) is fitted per device: kinds suit
-  kirin-npu, effects hexagon-dsp (simulated, ``bench_transfer``); every
-  choice has ``count``, whose strength may leave it out.
+  kirin-npu, effects hexagon-dsp (simulated, ``bench_transfer``); both
+  choices have ``count``, whose strength may leave it out.
   Each searched column is standardised, so a cheap kind is corrected as
   readily as a costly one (kirin-npu, N = 10: 78% -> 82% within 10%). Needs
   sources that price single blocks (``lut``, ``kernel-rf``). The default
@@ -172,8 +172,11 @@ COUNT_PREFIX = "per-block "
 #: The effects whose blocks may pay a fixed cost each (level ``count``): those that change which operators run
 #: (an activation, squeeze-and-excitation's pooling and gating), not only how much work the same operators do.
 COUNTED_EFFECTS = ("act=", "se=")
-#: The sets of levels ``levels="auto"`` chooses from by leave-one-out error (see ``bench_transfer``).
-LEVEL_CHOICES = ("kind+count", "effect+count", "effect+kind+subkind+count")
+#: The sets of levels ``levels="auto"`` chooses from by leave-one-out error (see ``bench_transfer``). Subkinds
+#: are not among them: on no simulated chip were they the best at N = 10 or 20, and on 20 LiteRT int8 networks
+#: their lowest leave-one-out error (9.1 % against 10.4 % for kinds) came from corrections of -390 % to +530 %
+#: that put the space's fastest network at 4.7 ms (12.9 ms by kinds); ``--param levels=...+subkind`` keeps them.
+LEVEL_CHOICES = ("kind+count", "effect+count")
 
 
 @lru_cache(maxsize=65536)
