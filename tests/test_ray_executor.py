@@ -135,6 +135,7 @@ def _measure(cluster: Cluster, device: str, out: Path, *extra: str, executor: bo
     return subprocess.run([str(exe), *args[1:]], env=cluster.env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # 38 s with the cluster's start: the Ray extra's end-to-end checks run in `make test-slow`
 def test_ray_measures_the_same_rows_as_local_on_the_nodes_that_host_each_device(cluster, tmp_path):
     for device in ("kirin-npu", "hexagon-dsp"):
         remote = _measure(cluster, device, tmp_path / "ray")
@@ -195,6 +196,7 @@ def test_cli_ray_errors_are_clear(tmp_path):
         assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
 
 
+@pytest.mark.slow  # 19 s
 def test_search_scores_candidates_on_the_cluster_with_the_local_result(cluster, tmp_path):
     import numpy as np
 
