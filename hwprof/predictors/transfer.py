@@ -234,11 +234,11 @@ def _priced_by_kind(sources: Sequence[LatencyPredictor], blocks: list[Block], ow
     """:func:`_kind_costs` from a :func:`_kind_membership` already worked out (``columns``: their labels; a
     per-occurrence column holds how many of its blocks the network has, for every source)."""
     costs = np.array([np.asarray(s.predict_blocks(blocks), dtype=float) for s in sources])
-    counted = np.array([c.startswith(COUNT_PREFIX) for c in columns]) if columns is not None else None
+    counted = _count_columns(columns) if columns is not None else np.zeros(kind_of.shape[1], dtype=bool)
     out = []
     for c in costs:
         priced = c[:, None] * kind_of
-        if counted is not None and counted.any():
+        if counted.any():
             priced[:, counted] = kind_of[:, counted]  # 1 ms a block: its coefficient is the ms
         out.append(owner @ priced)
     return np.stack(out)
@@ -323,9 +323,9 @@ def _fit_mixture(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return coef
 
 
-def _counted(group: np.ndarray | None, columns: int) -> np.ndarray:
-    """Which columns are per-occurrence (level ``count``), from each column's level."""
-    return np.zeros(columns, dtype=bool) if group is None else np.asarray(group) == LEVELS.index("count")
+def _count_columns(labels: Sequence[str]) -> np.ndarray:
+    """Which correction columns are per-occurrence (level ``count``: COUNT_PREFIX labels)."""
+    return np.array([label.startswith(COUNT_PREFIX) for label in labels], dtype=bool)
 
 
 def _corrected_columns(coef: np.ndarray, per_source: np.ndarray, counted: np.ndarray) -> np.ndarray:
@@ -339,13 +339,12 @@ def _corrected_columns(coef: np.ndarray, per_source: np.ndarray, counted: np.nda
 
 
 def _fit_blockwise(x: np.ndarray, per_source: np.ndarray, y: np.ndarray, searched: np.ndarray,
-                   group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+                   group: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """The mixture and the ridge-shrunk per-kind corrections, each backfitted to what the other leaves.
 
     Returns:
         (mixture coefficients, the correction of each column, ridge strength chosen per level).
     """
-    counted = _counted(group, per_source.shape[-1])
     w = 1.0 / np.maximum(y, 1e-9)
     coef = _fit_mixture(x, y)
     for r in range(BACKFIT_ROUNDS + 1):
@@ -469,9 +468,10 @@ class TransferPredictor(LatencyPredictor):
             if prices_blocks:
                 labels = sorted({label for a in archs for b in a.blocks for label in block_labels(b)})
                 group = np.array([level for level, _ in labels], dtype=int)
-                blocks, owner, kind_of = _kind_membership(archs, [label for _, label in labels])
-                per_source = _priced_by_kind(sources, blocks, owner, kind_of,  # priced once; weights change
-                                             [label for _, label in labels])
+                names = [label for _, label in labels]
+                counted = _count_columns(names)
+                blocks, owner, kind_of = _kind_membership(archs, names)
+                per_source = _priced_by_kind(sources, blocks, owner, kind_of, names)  # priced once; weights change
                 searched = ~np.all(owner @ kind_of == 1, axis=0)  # not a one-off block every network has
                 choices = LEVEL_CHOICES if self.levels == "auto" else (self.levels,)
                 masks = {lv: np.isin(group, [LEVELS.index(level) for level in lv.split("+")]) for lv in choices}
@@ -484,9 +484,9 @@ class TransferPredictor(LatencyPredictor):
                 for name, lv in candidates.items():
                     ps, m = per_source[:, :, masks[lv]], masks[lv]
                     self.loo_mape_[name] = _loo_mape(
-                        lambda rows, ps=ps, m=m: _fit_blockwise(x[rows], ps[:, rows], y[rows], searched[m], group[m]),
-                        lambda f, j, ps=ps, m=m: _blockwise_value(f, x[j], ps[:, j], _counted(group[m], m.sum())),
-                        len(y), y)
+                        lambda rows, ps=ps, m=m: _fit_blockwise(x[rows], ps[:, rows], y[rows], searched[m], group[m],
+                                                                counted[m]),
+                        lambda f, j, ps=ps, m=m: _blockwise_value(f, x[j], ps[:, j], counted[m]), len(y), y)
                 order = list(self.loo_mape_)  # ties: the simpler model (mixture, then nearest)
                 best = min(self.loo_mape_, key=lambda k: (self.loo_mape_[k], order.index(k)))
                 method = best.split(" ")[0]
@@ -495,7 +495,8 @@ class TransferPredictor(LatencyPredictor):
                 chosen = next(iter(candidates.values()))
             if method == "blockwise":
                 m = masks[chosen]
-                coef, self.kind_coef_, self.ridge_ = _fit_blockwise(x, per_source[:, :, m], y, searched[m], group[m])
+                coef, self.kind_coef_, self.ridge_ = _fit_blockwise(x, per_source[:, :, m], y, searched[m], group[m],
+                                                                    counted[m])
                 self.columns_ = [label for (_, label), keep in zip(labels, m) if keep]
                 self.column_levels_ = [LEVELS[level] for (level, _), keep in zip(labels, m) if keep]
                 self.levels_ = chosen
@@ -514,8 +515,8 @@ class TransferPredictor(LatencyPredictor):
         sources = self._models()
         out = _source_features(sources, archs) @ self.coef_
         if len(self.columns_) and np.any(self.kind_coef_):
-            counted = np.array([level == "count" for level in self.column_levels_])
-            z = _corrected_columns(self.coef_, _kind_costs(sources, archs, self.columns_), counted)
+            z = _corrected_columns(self.coef_, _kind_costs(sources, archs, self.columns_),
+                                   _count_columns(self.columns_))
             out = out + z @ self.kind_coef_
         return out
 
@@ -541,16 +542,18 @@ class TransferPredictor(LatencyPredictor):
     def block_corrections(self, blocks: Sequence[Block]) -> np.ndarray:
         """Blockwise method: each block's relative correction, the sum over its columns (0: as the mixture prices it;
         0.5: 50 % dearer)."""
-        corrections = self.corrections()
-        relative = LEVELS.index("count")
-        return np.array([sum(corrections.get(label, 0.0) for level, label in block_labels(b) if level != relative)
-                         for b in blocks])
+        return self._summed_per_block(blocks, ("effect", "kind", "subkind"))
 
     def block_overheads_ms(self, blocks: Sequence[Block]) -> np.ndarray:
         """Blockwise method with level ``count``: the fixed time in ms each block adds on this device beyond
         what the mixture prices (the sum over its per-occurrence columns; 0 without them)."""
-        corrections = self.corrections(level="count")
-        return np.array([sum(corrections.get(label, 0.0) for _, label in block_labels(b)) for b in blocks])
+        return self._summed_per_block(blocks, ("count",))
+
+    def _summed_per_block(self, blocks: Sequence[Block], levels: Sequence[str]) -> np.ndarray:
+        """Each block's sum of the fitted corrections of its columns (:func:`block_labels`) at ``levels``."""
+        corrections = self.corrections()
+        return np.array([sum(corrections.get(label, 0.0) for level, label in block_labels(b) if LEVELS[level] in levels)
+                         for b in blocks])
 
     def get_state(self):
         arrays = {"coef": self.coef_, "kind_coef": self.kind_coef_}
