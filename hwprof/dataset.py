@@ -40,6 +40,14 @@ SCHEMA = pa.schema([
 ])
 
 
+def device_display_name(device: str, simulated: bool, dtype: str = "float32") -> str:
+    """A device as outputs name it: marked when simulated; a real device's non-float32 dtype as in its
+    ``--device`` token (``litert-cpu:int8``)."""
+    if simulated:
+        return f"{device} (simulated)"
+    return device if dtype == "float32" else f"{device}:{dtype}"
+
+
 def _read_part(part: Path, columns: list[str] | None) -> pd.DataFrame:
     """One part as a DataFrame; columns added to the schema after it was written read as nulls."""
     present = set(pq.read_schema(part).names)

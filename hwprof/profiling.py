@@ -17,7 +17,7 @@ import onnx
 import hwprof
 from devices.base import Device, host_info
 from hwprof.arch import Arch, Block
-from hwprof.dataset import Dataset
+from hwprof.dataset import Dataset, device_display_name
 from hwprof.drift import DriftReference
 from hwprof.per_op import breakdown
 from hwprof.errors import HwprofError
@@ -78,10 +78,7 @@ def get_device(name: str, **options) -> Device:
 
 def device_label(device: Device) -> str:
     """Name for display, marking simulated devices; a real device's non-float32 dtype as in its token (``cpu:int8``)."""
-    if device.simulated:
-        return f"{device.name} (simulated)"
-    dtype = getattr(device, "dtype", "float32")
-    return device.name if dtype == "float32" else f"{device.name}:{dtype}"
+    return device_display_name(device.name, device.simulated, getattr(device, "dtype", "float32"))
 
 
 @dataclass(frozen=True, eq=False)

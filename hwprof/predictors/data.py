@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprof.arch import Arch, Block
-from hwprof.dataset import Dataset
+from hwprof.dataset import Dataset, device_display_name
 from hwprof.drift import corrected, smoothed
 from hwprof.errors import HwprofError
 from hwprof.graph_styles import check_style, styles_of
@@ -66,10 +66,8 @@ class MeasurementData:
     def label(self) -> str:
         """Device name for display, marked when simulated; a real device's non-float32 dtype as in its token
         (``litert-cpu:int8``, as :func:`hwprof.profiling.device_label` prints it when measuring)."""
-        if self.simulated:
-            return f"{self.device} (simulated)"
         dtype = (json.loads(self.settings) if self.settings else {}).get("dtype", "float32")
-        return self.device if dtype == "float32" else f"{self.device}:{dtype}"
+        return device_display_name(self.device, self.simulated, dtype)
 
     def fingerprint(self) -> str:
         """Hash of the rows (network and block latencies) used for training."""
