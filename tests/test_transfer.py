@@ -250,6 +250,28 @@ def test_informative_selection_is_seeded_and_spans_the_sources(sources):
         informative_sample(get_space("proxyless"), models, 5)
 
 
+def test_informative_selection_chooses_for_the_kinds_after_the_mixture(block_sources):
+    """Beyond the first SOURCE_DESIGN_PICKS, sources that price blocks steer the picks to the kinds' costs."""
+    from hwprof.predictors import transfer
+
+    space = get_space("ofa")
+    pool = samples("ofa", 300, seed=7)
+    first = informative_sample(space, block_sources, transfer.SOURCE_DESIGN_PICKS, candidates=pool)
+    both = informative_sample(space, block_sources, 16, candidates=pool)
+    assert [a.hash for a in both[:len(first)]] == [a.hash for a in first]
+    by_sources = [pool[i] for i in transfer._greedy_d_optimal(
+        transfer._on_one_scale(transfer._source_features(block_sources, pool)), 16)]
+    kinds = sorted({label for a in pool for b in a.blocks for level, label in block_labels(b) if level == 1})
+    costs = transfer._on_one_scale(transfer._kind_costs(block_sources, pool, kinds).mean(axis=0))
+    row = {a.hash: i for i, a in enumerate(pool)}
+
+    def kinds_log_det(chosen):
+        picked = costs[[row[a.hash] for a in chosen]]
+        return np.linalg.slogdet(picked.T @ picked + 1e-3 * np.eye(len(kinds)))[1]
+
+    assert kinds_log_det(both) > kinds_log_det(by_sources)
+
+
 def test_cli_bring_up_measure_fit_and_few_shot_search(sources, tmp_path):
     _, paths = sources
     joined = ",".join(paths)

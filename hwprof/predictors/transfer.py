@@ -61,10 +61,12 @@ checksummed bytes, no pickle), and the manifest lists their device, space
 and file hash. Sources must be of the same search space.
 
 :func:`informative_sample` chooses which networks to measure on the new
-device: a greedy D-optimal design over the sources' normalised predictions
-(plus MACs), from a seeded pool of random networks: the networks that make
-the mixture's regression best determined, which are those where the sources
-disagree and that span the latency range.
+device from a seeded pool of random networks, by a greedy D-optimal design in
+two stages: first the networks that make the mixture's regression best
+determined (over the sources' normalised predictions, MACs and layer count:
+those where the sources disagree and that span the latency range), then those
+that make the kinds' corrections best determined (over the sources' cost of
+each kind of block in each network).
 """
 
 from __future__ import annotations
@@ -597,9 +599,44 @@ def _dumps(predictor: LatencyPredictor) -> bytes:
     return _SERIALISED[predictor]
 
 
+#: How many of an informative sample's networks are chosen for the mixture (the sources' whole-network predictions)
+#: before the rest are chosen for the blockwise corrections (at least the mixture's own column count).
+SOURCE_DESIGN_PICKS = 10
+
+
+def _greedy_d_optimal(x: np.ndarray, n: int, chosen: Sequence[int] = ()) -> list[int]:
+    """Add rows of ``x`` to ``chosen`` one at a time, each the one that most increases the log determinant of
+    the chosen rows' information matrix, until there are ``n``."""
+    chosen = list(chosen)
+    info = 1e-6 * np.eye(x.shape[1]) + (x[chosen].T @ x[chosen] if chosen else 0.0)
+    while len(chosen) < n:
+        gain = np.einsum("ij,jk,ik->i", x, np.linalg.inv(info), x)  # log det increase is log(1 + x inv x^T)
+        gain[chosen] = -np.inf
+        pick = int(np.argmax(gain))
+        chosen.append(pick)
+        info = info + np.outer(x[pick], x[pick])
+    return chosen
+
+
+def _on_one_scale(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.median(np.abs(x), axis=0), 1e-12)
+
+
 def informative_sample(space, sources: Sequence[LatencyPredictor], n: int, seed: int = 0,
                        pool: int = 2000, candidates: Sequence[Arch] | None = None) -> list[Arch]:
-    """``n`` networks chosen by a greedy D-optimal design over the sources' predictions (module docstring).
+    """``n`` networks chosen by a two-stage greedy D-optimal design (module docstring).
+
+    The first SOURCE_DESIGN_PICKS (or as many as the mixture has columns) make
+    the mixture best determined: a D-optimal design over the sources'
+    normalised whole-network predictions, MACs and layer count. The rest,
+    where every source prices single blocks, make the blockwise corrections
+    best determined: the design continues over the sources' mean cost of each
+    network's blocks of each kind, counting the networks already chosen.
+    With 20 simulated networks (``bench_transfer --seeds 20``), continuing
+    over the sources' predictions instead left kirin-npu at 98.5 % within 10 %
+    against 99.5 %, and hexagon-dsp's Kendall tau under random picks' (0.932
+    against 0.939; two-stage: 0.944); starting with the kinds lost to random
+    picks at N = 10 (kirin-npu 70.9 % against 79.4 %).
 
     Args:
         space: The space to sample from (the sources' space).
@@ -613,18 +650,15 @@ def informative_sample(space, sources: Sequence[LatencyPredictor], n: int, seed:
     if candidates is None:
         rng = np.random.default_rng(seed)
         candidates = [space.sample(rng) for _ in range(max(pool, n))]
-    x = _source_features(sources, candidates)
-    x = x / np.maximum(np.median(np.abs(x), axis=0), 1e-12)  # every column on one scale
-    chosen: list[int] = []
-    info = 1e-6 * np.eye(x.shape[1])
-    for _ in range(n):
-        inv = np.linalg.inv(info)
-        gain = np.einsum("ij,jk,ik->i", x, inv, x)  # log det increase is log(1 + x inv x^T)
-        gain[chosen] = -np.inf
-        pick = int(np.argmax(gain))
-        chosen.append(pick)
-        info = info + np.outer(x[pick], x[pick])
-    return [candidates[i] for i in chosen]
+    x = _on_one_scale(_source_features(sources, candidates))
+    first = min(n, max(SOURCE_DESIGN_PICKS, x.shape[1]))
+    chosen = _greedy_d_optimal(x, first)
+    if n > first and all(hasattr(s, "predict_blocks") for s in sources):
+        kinds = sorted({label for a in candidates for b in a.blocks for level, label in block_labels(b)
+                        if LEVELS[level] == "kind"})
+        costs = _kind_costs(sources, candidates, kinds).mean(axis=0)  # candidates x kinds
+        x = _on_one_scale(costs[:, varying_kinds(costs)])
+    return [candidates[i] for i in _greedy_d_optimal(x, n, chosen)]
 
 
 def few_shot_predictor(device, space, source_paths: Sequence[str], n: int, data_dir, seed: int = 0,
