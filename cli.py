@@ -1250,6 +1250,7 @@ def search(
     fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Hold a space variable at one value, NAME=VALUE (repeatable), e.g. resolution=224. Variables the estimator cannot judge are held anyway (resolution for the zero-cost proxies and train: at 224 on ImageNet spaces); the summary lists what was held and why.")] = None,
     few_shot: Annotated[Optional[int], typer.Option("--few-shot", help="Bring up a new target from N measured networks: measure N informative networks on it, fit a transfer predictor from --transfer-from, search, measure the winner.")] = None,
     transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Comma-separated predictor files of other devices (same space), for --few-shot.")] = None,
+    recalibrate: Annotated[Optional[int], typer.Option("--recalibrate", help="With --few-shot and --latency-ms: after the search, measure this many of the best-scoring networks predicted within 15% of the target, refit the predictor with them and choose the winner again (a few-shot predictor's error near the target is shared by the networks there). Default 5; 0: off.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search a space for accurate networks that are fast on a target device.
@@ -1265,6 +1266,9 @@ def search(
       nas search --space ofa --target kirin-npu --latency-ms 4
       nas search --space ofa --target kirin-npu --shrink
       nas search --space reduced.json --target kirin-npu   (from `hwprof reduce-space`)
+      nas search --space ofa --target NEW --few-shot 20 --transfer-from a.pred,b.pred --latency-ms 40
+        (a new device: 20 informative networks measured, a transfer predictor fitted, the search
+        recalibrated near 40 ms with 5 more measured networks, the winner measured)
       nas search --searcher single-path --space s3nas --target kirin-npu --latency-ms 4 --epochs 8
     """
     from nas.search_job import run_search_job
@@ -1274,7 +1278,7 @@ def search(
                          epochs=epochs, scale=scale, postprocess=postprocess, seed=seed, out=out,
                          params=_parse_params(param or []), executor=executor, ray_address=ray_address,
                          shrink=shrink, measure_best=measure_best, graph_style=graph_style, fix=fix,
-                         few_shot=few_shot, transfer_from=transfer_from, console=Console(stderr=True),
+                         few_shot=few_shot, transfer_from=transfer_from, recalibrate=recalibrate, console=Console(stderr=True),
                          quiet=json_out)
     summary = job.summary
     if json_out:

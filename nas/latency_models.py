@@ -54,3 +54,21 @@ def latency_model_for(dev, sp, label: str, predictor_path: Path | None, few_shot
         predictor_source = str(cached_path)
         say(f"{'built and cached' if built else 'using cached'} latency predictor {cached_path}")
     return latency_model, predictor_source
+
+
+def few_shot_refitter(dev, sp, transfer_from: str, out: Path, seed: int, say: Callable[[str], None]):
+    """For :func:`nas.recalibration.recalibrate`: a function that measures networks on ``dev`` into the
+    few-shot data of ``out``, refits the transfer predictor on all of it (saved over ``out/few-shot.pred``), and
+    returns it with the networks' measured ms by hash."""
+    def refit(archs):
+        from hwprof.predictors import store
+        from hwprof.predictors.data import load_measurements
+        from hwprof.predictors.transfer import fit_few_shot
+
+        base = getattr(sp, "base", sp)
+        predictor = fit_few_shot(dev, base, transfer_from.split(","), archs, out / "few-shot-data", seed, status=say)
+        store.save(predictor, out / "few-shot.pred")
+        data = load_measurements(out / "few-shot-data", device=dev.name, space=base.name)
+        return predictor, dict(zip((a.hash for a in data.archs), map(float, data.latency_ms)))
+
+    return refit

@@ -51,7 +51,7 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
                    seed: int = 0, out: Path | None = None, params: dict[str, Any] | None = None,
                    executor: str = "local", ray_address: str | None = None, shrink: bool = False,
                    measure_best: bool = True, graph_style: str = "hwprof", fix: list[str] | None = None,
-                   few_shot: int | None = None, transfer_from: str | None = None,
+                   few_shot: int | None = None, transfer_from: str | None = None, recalibrate: int | None = None,
                    console: Console | None = None, quiet: bool = False) -> SearchJob:
     """Search ``space`` for accurate networks that are fast on ``target``, as ``nas search`` does.
 
@@ -79,6 +79,9 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
         fix: ``NAME=VALUE`` variables held at one value.
         few_shot: Bring the target up from this many measured networks (with ``transfer_from``).
         transfer_from: Comma-separated source predictor files for ``few_shot``.
+        recalibrate: After a ``few_shot`` search under ``latency_ms``: measure this many of the best-scoring
+            networks predicted near the target, refit the predictor with them and choose the winner again
+            (:mod:`nas.recalibration`; default RECALIBRATE_NETWORKS, 0: off).
         console: Where progress goes (default: stderr).
         quiet: No progress or status lines.
 
@@ -129,6 +132,7 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     if trains and fixed:
         raise HwprofError(f"--fix applies to searchers that sample networks, not {searcher}",
                           "drop --fix, or use --searcher evolutionary")
+    recalibrate = _recalibration_count(recalibrate, few_shot, latency_ms, trains)
     est = None if trains else create_estimator(estimator, accuracy_data=accuracy_data, data=data, seed=seed)
     sp, held = hold_unseen(sp, est, fixed)
     search_impl.check_space(sp)  # before a predictor is built or measured for it
@@ -147,6 +151,21 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
         constraint = Constraint(latency_ms)
         result = run_with_progress(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label,
                                    err, quiet)
+        recalibration = None
+        if recalibrate and latency_ms > slowest:
+            say(f"no recalibration: every network is predicted under the {latency_ms:g} ms target")
+        elif recalibrate:
+            from nas.latency_models import few_shot_refitter
+            from nas.recalibration import merged
+            from nas.recalibration import recalibrate as recalibrate_near_target
+
+            latency_model, first, recalibration = recalibrate_near_target(
+                result, latency_ms, recalibrate, few_shot_refitter(dev, sp, transfer_from, out, seed, say), say)
+            fastest, slowest = latency_range(sp, latency_model)
+            say("searching again with the recalibrated predictor")
+            result = merged(first, run_with_progress(search_impl, trains, sp, latency_model, est, constraint, budget,
+                                                     seed, label, err, quiet))
+            recalibration["new_networks_searched_again"] = len(result.history) - len(first.history)
     finally:
         runner.close()
     summary = {
@@ -166,7 +185,7 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
         "executor": runner.name, "evaluated": len(result.history), "pareto_size": len(result.pareto),
         "hypervolume": result.hypervolume,
         "hypervolume_reference": list(result.reference), "search_wall_s": result.wall_s, "extra": result.extra,
-        "best": None,
+        "recalibration": recalibration, "best": None,
     }
     final = None
     if result.best is not None:
@@ -176,6 +195,21 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     title = f"{searcher} on {label}, {sp.name}" + (f", ≤ {latency_ms:g} ms" if latency_ms else "")
     summary["files"] = write_outputs(out, result, summary, title, final)
     return SearchJob(summary, result, sp.name, label, dev.simulated, latency_model.name, predictor_source, out)
+
+
+#: Networks a ``--few-shot`` search under a latency target measures near it to recalibrate (:mod:`nas.recalibration`).
+RECALIBRATE_NETWORKS = 5
+
+
+def _recalibration_count(recalibrate: int | None, few_shot: int | None, latency_ms: float | None,
+                         trains: bool) -> int:
+    """How many networks to measure near the target after the search (0: none); bad combinations refused."""
+    if recalibrate is not None and (recalibrate < 0 or few_shot is None or latency_ms is None or trains):
+        raise HwprofError(f"--recalibrate {recalibrate} needs a non-negative count, --few-shot, --latency-ms and a "
+                          "searcher that scores networks", "drop --recalibrate, or add --few-shot N --latency-ms MS")
+    if few_shot is None or latency_ms is None or trains:
+        return 0
+    return RECALIBRATE_NETWORKS if recalibrate is None else recalibrate
 
 
 #: A winner predicted this far or more under the latency target is reported with why (:func:`unused_budget`).

@@ -52,6 +52,8 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
         table.add_row("best network", "none met the constraint")
     else:
         gap = f" ({searched['predicted_vs_constraint']:+.1%} vs constraint)" if "predicted_vs_constraint" in searched else ""
+        if summary.get("recalibration"):
+            table.add_row("recalibrated near the target", _recalibration_text(summary["recalibration"]))
         table.add_row("searched network", searched["arch_hash"])
         table.add_row(f"searched {summary['score_kind']}", f"{searched['score']:.4f}")
         table.add_row("searched latency, predicted ms", f"{searched['predicted_latency_ms']:.3f}{gap}")
@@ -78,6 +80,21 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
     table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
     table.add_row("outputs", str(out))
     return table
+
+
+def _recalibration_text(record: dict) -> str:
+    """What measuring the networks near the target found, and what it did to the winner."""
+    measured = record["networks"]
+    text = (f"measured {len(measured)} networks predicted {min(n['predicted_before_ms'] for n in measured):.3g}-"
+            f"{max(n['predicted_before_ms'] for n in measured):.3g} ms: the predictor was off by "
+            f"{record['error_before']:+.1%} on average there (MAPE {record['mape_before']:.1%}); refitted with them")
+    before = record["winner_before"]
+    if before is not None:
+        text += (f"; the first winner {before['arch_hash']} is now predicted {before['predicted_after_ms']:.3g} ms "
+                 f"(was {before['predicted_before_ms']:.3g})")
+    if "new_networks_searched_again" in record:
+        text += f"; searched again with it ({record['new_networks_searched_again']} new networks scored)"
+    return text
 
 
 def _unused_budget_text(slack: dict, searched: dict, summary: dict) -> str:

@@ -292,3 +292,11 @@ def test_cli_bring_up_measure_fit_and_few_shot_search(sources, tmp_path):
                                  "synflow", "--out", str(out), "--json", check=True).stdout)
     assert summary["predictor"] == "transfer" and summary["predictor_file"] == str(out / "few-shot.pred")
     assert summary["best"]["measured_latency_ms"] > 0 and (out / "few-shot-data").is_dir()
+    recalibrated = summary["recalibration"]  # 5 networks near the 8 ms target measured, the predictor refitted
+    assert len(recalibrated["networks"]) == 5 and all(n["measured_ms"] > 0 for n in recalibrated["networks"])
+    assert recalibrated["new_networks_searched_again"] >= 0 and summary["evaluated"] >= 40
+    assert len(load_measurements(out / "few-shot-data").archs) == 8 + 5
+    assert store.load(out / "few-shot.pred").provenance_["n_networks"] == 13
+    alone = run_cli("nas", "search", "--space", "ofa", "--target", "myriad-vpu", "--recalibrate", "3",
+                    "--latency-ms", "8", "--out", str(tmp_path / "z"))
+    assert alone.returncode == 2 and "--recalibrate 3 needs" in alone.stderr and len(alone.stderr.splitlines()) == 1

@@ -675,19 +675,28 @@ def few_shot_predictor(device, space, source_paths: Sequence[str], n: int, data_
     The networks are measured into ``data_dir`` (resumable, drift reference on
     real devices) and the fitted predictor records them in its provenance.
     """
+    from hwprof.profiling import device_label
+
+    archs = informative_sample(space, load_sources(source_paths), n, seed)
+    status(f"measuring {n} informative {space.name} networks on {device_label(device)} into {data_dir}")
+    return fit_few_shot(device, space, source_paths, archs, data_dir, seed, method, status)
+
+
+def fit_few_shot(device, space, source_paths: Sequence[str], archs: Sequence[Arch], data_dir, seed: int = 0,
+                 method: str = "auto", status=lambda _m: None) -> TransferPredictor:
+    """Measure ``archs`` on ``device`` into ``data_dir`` (networks already there are not measured again), then
+    fit a transfer predictor from ``source_paths`` on every network ``data_dir`` holds for the device."""
     from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from hwprof.profiling import device_label, measure_into
+    from hwprof.profiling import measure_into
 
-    sources = load_sources(source_paths)
-    archs = informative_sample(space, sources, n, seed)
-    status(f"measuring {n} informative {space.name} networks on {device_label(device)} into {data_dir}")
-    measure_into(Dataset(data_dir), device, archs, mode="e2e", reference_every_s=None if device.simulated else 2.0)
+    measure_into(Dataset(data_dir), device, list(archs), mode="e2e",
+                 reference_every_s=None if device.simulated else 2.0)
     data = load_measurements(data_dir, device=device.name, space=space.name)
-    status(f"fitting a transfer predictor ({method}) from {len(sources)} source predictors and {n} networks")
-    predictor = fit_on("transfer", data, seed=seed, sources=list(source_paths), method=method)
-    return predictor
+    status(f"fitting a transfer predictor ({method}) from {len(source_paths)} source predictors and "
+           f"{len(data.archs)} networks")
+    return fit_on("transfer", data, seed=seed, sources=list(source_paths), method=method)
 
 
 def sample_networks(space, samples: int, seed: int, select: str | None, from_paths: str | None) -> list[Arch]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -175,19 +175,32 @@ class Searcher(ABC):
             extra = self.run(evaluator, constraint, np.random.default_rng(seed)) or {}
         except BudgetExhausted:
             extra = dict(self.extra_)
-        history = evaluator.history
-        if not history:
+        if not evaluator.history:
             raise HwprofError("the search evaluated no networks", "raise --budget")
-        lat = np.array([c.latency_ms for c in history])
-        score = np.array([c.score for c in history])
-        front = [history[i] for i in pareto_indices(lat, score)]
-        feasible = [c for c in history if constraint.feasible(c.latency_ms)]
-        best = max(feasible, key=lambda c: (c.score, -c.latency_ms)) if feasible else None
-        reference = default_reference(lat, score, constraint)
-        return SearchResult(self.name, space.name, getattr(estimator, "label", "score"), constraint, history,
-                            sorted(front, key=lambda c: c.latency_ms), best,
-                            hypervolume(lat, score, reference), reference, time.perf_counter() - start,
-                            self.settings(), extra)
+        return summarised(SearchResult(self.name, space.name, getattr(estimator, "label", "score"), constraint,
+                                       evaluator.history, [], None, 0.0, (0.0, 0.0), time.perf_counter() - start,
+                                       self.settings(), extra))
+
+
+def summarised(result: SearchResult) -> SearchResult:
+    """``result`` with its front, winner, hypervolume and reference worked out from its history."""
+    history, constraint = result.history, result.constraint
+    lat = np.array([c.latency_ms for c in history])
+    score = np.array([c.score for c in history])
+    front = [history[i] for i in pareto_indices(lat, score)]
+    feasible = [c for c in history if constraint.feasible(c.latency_ms)]
+    best = max(feasible, key=lambda c: (c.score, -c.latency_ms)) if feasible else None
+    reference = default_reference(lat, score, constraint)
+    return replace(result, pareto=sorted(front, key=lambda c: c.latency_ms), best=best,
+                   hypervolume=hypervolume(lat, score, reference), reference=reference)
+
+
+def repriced(result: SearchResult, predictor) -> SearchResult:
+    """``result`` with every scored network's latency predicted again by ``predictor`` (scores kept), and its
+    front and winner chosen again."""
+    latency = np.asarray(predictor.predict([c.arch for c in result.history]), dtype=float)
+    return summarised(replace(result, history=[replace(c, latency_ms=float(ms))
+                                               for c, ms in zip(result.history, latency)]))
 
 
 def pareto_indices(latency: np.ndarray, score: np.ndarray) -> list[int]:
