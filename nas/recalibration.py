@@ -89,3 +89,19 @@ def merged(first, second):
     new = [c for c in second.history if c.arch.hash not in seen]
     later = [replace(c, step=c.step + steps, index=len(first.history) + i) for i, c in enumerate(new)]
     return summarised(replace(second, history=first.history + later, wall_s=first.wall_s + second.wall_s))
+
+
+def recalibrated_search(result, latency_ms: float, count: int,
+                        refit: Callable[[list[Arch]], tuple[object, dict[str, float]]],
+                        search: Callable[[object], object], say: Callable[[str], None] = lambda _m: None):
+    """:func:`recalibrate`, then ``search`` again with the refitted predictor, and :func:`merged` with the first.
+
+    Returns:
+        (refitted predictor, the merged result, :func:`recalibrate`'s record with how many new networks the
+        second search scored).
+    """
+    predictor, first, record = recalibrate(result, latency_ms, count, refit, say)
+    say("searching again with the recalibrated predictor")
+    both = merged(first, search(predictor))
+    record["new_networks_searched_again"] = len(both.history) - len(first.history)
+    return predictor, both, record

@@ -156,16 +156,13 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
             say(f"no recalibration: every network is predicted under the {latency_ms:g} ms target")
         elif recalibrate:
             from nas.latency_models import few_shot_refitter
-            from nas.recalibration import merged
-            from nas.recalibration import recalibrate as recalibrate_near_target
+            from nas.recalibration import recalibrated_search
 
-            latency_model, first, recalibration = recalibrate_near_target(
-                result, latency_ms, recalibrate, few_shot_refitter(dev, sp, transfer_from, out, seed, say), say)
+            latency_model, result, recalibration = recalibrated_search(
+                result, latency_ms, recalibrate, few_shot_refitter(dev, sp, transfer_from, out, seed, say),
+                lambda model: run_with_progress(search_impl, trains, sp, model, est, constraint, budget, seed, label,
+                                                err, quiet), say)
             fastest, slowest = latency_range(sp, latency_model)
-            say("searching again with the recalibrated predictor")
-            result = merged(first, run_with_progress(search_impl, trains, sp, latency_model, est, constraint, budget,
-                                                     seed, label, err, quiet))
-            recalibration["new_networks_searched_again"] = len(result.history) - len(first.history)
     finally:
         runner.close()
     summary = {
