@@ -3,8 +3,8 @@
 For each target device, the sources are the default predictors (lut with a
 kernel-rf fallback, 300 ofa networks and their blocks) of every *other*
 device. From a pool of 2000 random ofa networks measured end to end on the
-target, N are taken (random, or ``--select informative``: the D-optimal
-design of :func:`hwprof.predictors.transfer.informative_sample`), and
+target, N are taken (random, or ``--select informative``: the two-stage
+D-optimal design of :func:`hwprof.predictors.transfer.informative_sample`), and
 compared on a separate test set of random networks (500 on simulated
 devices, 200 on real ones; drift-corrected on real devices):
 
@@ -26,6 +26,10 @@ another noise seed, whose Kendall tau is the ceiling any predictor can reach. A 
 target whose ``--real-from`` training data was measured end to end only (``--mode
 e2e``: minutes instead of the hour its blocks take on OpenVINO int8) is evaluated as a
 target but is no source for the others; each target's sources are printed.
+At the end, for each target and N, it says whether informative picks beat
+random ones. Judge that with ``--seeds 20``: with 5, random picks on
+kirin-npu at N = 10 reach 91.6 % within 10 %, and with 20 seeds 79.4 % (its
+first five seeds were lucky).
 
     python -m benchmarks.bench_transfer [--targets kirin-npu,hexagon-dsp,myriad-vpu,snapdragon-cpu]
         [--real cpu[,litert-cpu:int8,...] [--real-from DIR]] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
