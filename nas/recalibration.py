@@ -81,7 +81,7 @@ def recalibrate(result, latency_ms: float, count: int,
 
 def merged(first, second):
     """One search result holding ``first``'s networks then ``second``'s new ones (both priced by the same
-    predictor), with its front and winner chosen over all of them; wall time and budget add up."""
+    predictor), with its front and winner chosen over all of them; their wall times add up."""
     from nas.searchers.base import summarised
 
     seen = {c.arch.hash for c in first.history}
