@@ -1266,9 +1266,7 @@ def search(
       nas search --space ofa --target kirin-npu --latency-ms 4
       nas search --space ofa --target kirin-npu --shrink
       nas search --space reduced.json --target kirin-npu   (from `hwprof reduce-space`)
-      nas search --space ofa --target NEW --few-shot 20 --transfer-from a.pred,b.pred --latency-ms 40
-        (a new device: 20 informative networks measured, a transfer predictor fitted, the search
-        recalibrated near 40 ms with 5 more measured networks, the winner measured)
+      nas search --target NEW --few-shot 20 --transfer-from a.pred,b.pred --latency-ms 40   (a new device)
       nas search --searcher single-path --space s3nas --target kirin-npu --latency-ms 4 --epochs 8
     """
     from nas.search_job import run_search_job
