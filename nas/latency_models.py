@@ -62,13 +62,11 @@ def few_shot_refitter(dev, sp, transfer_from: str, out: Path, seed: int, say: Ca
     returns it with the networks' measured ms by hash."""
     def refit(archs):
         from hwprof.predictors import store
-        from hwprof.predictors.data import load_measurements
         from hwprof.predictors.transfer import fit_few_shot
 
-        base = getattr(sp, "base", sp)
-        predictor = fit_few_shot(dev, base, transfer_from.split(","), archs, out / "few-shot-data", seed, status=say)
+        predictor, data = fit_few_shot(dev, getattr(sp, "base", sp), transfer_from.split(","), archs,
+                                       out / "few-shot-data", seed, status=say)
         store.save(predictor, out / "few-shot.pred")
-        data = load_measurements(out / "few-shot-data", device=dev.name, space=base.name)
         return predictor, dict(zip((a.hash for a in data.archs), map(float, data.latency_ms)))
 
     return refit

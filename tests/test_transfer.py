@@ -260,8 +260,7 @@ def test_informative_selection_chooses_for_the_kinds_after_the_mixture(block_sou
     both = informative_sample(space, block_sources, 16, candidates=pool)
     assert [a.hash for a in both[:len(first)]] == [a.hash for a in first]
     row = {a.hash: i for i, a in enumerate(pool)}
-    x = transfer._on_one_scale(transfer._source_features(block_sources, pool))
-    x = x / x[:, :len(block_sources)].mean(axis=1, keepdims=True)
+    x = transfer._mixture_design_rows(block_sources, pool)
     by_sources = [pool[i] for i in transfer._greedy_d_optimal(x, 16, [row[a.hash] for a in first])]
     kinds = sorted({label for a in pool for b in a.blocks for level, label in block_labels(b) if level == 1})
     costs = transfer._on_one_scale(transfer._kind_costs(block_sources, pool, kinds).mean(axis=0))

@@ -622,6 +622,13 @@ def _on_one_scale(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.median(np.abs(x), axis=0), 1e-12)
 
 
+def _mixture_design_rows(sources: Sequence[LatencyPredictor], candidates: Sequence[Arch]) -> np.ndarray:
+    """The mixture's columns for ``candidates`` (:func:`_source_features`), each on one scale, each row divided
+    by its mean normalised prediction: the rows as the mixture's fit on relative error weighs them."""
+    x = _on_one_scale(_source_features(sources, candidates))
+    return x / x[:, :len(sources)].mean(axis=1, keepdims=True)
+
+
 def informative_sample(space, sources: Sequence[LatencyPredictor], n: int, seed: int = 0,
                        pool: int = 2000, candidates: Sequence[Arch] | None = None) -> list[Arch]:
     """``n`` networks chosen by a two-stage greedy D-optimal design (module docstring).
@@ -656,8 +663,7 @@ def informative_sample(space, sources: Sequence[LatencyPredictor], n: int, seed:
     if candidates is None:
         rng = np.random.default_rng(seed)
         candidates = [space.sample(rng) for _ in range(max(pool, n))]
-    x = _on_one_scale(_source_features(sources, candidates))
-    x = x / x[:, :len(sources)].mean(axis=1, keepdims=True)  # the mixture's rows, weighed as its fit weighs them
+    x = _mixture_design_rows(sources, candidates)
     first = min(n, max(SOURCE_DESIGN_PICKS, x.shape[1]))
     chosen = _greedy_d_optimal(x, first)
     if n > first and all(hasattr(s, "predict_blocks") for s in sources):
@@ -679,13 +685,17 @@ def few_shot_predictor(device, space, source_paths: Sequence[str], n: int, data_
 
     archs = informative_sample(space, load_sources(source_paths), n, seed)
     status(f"measuring {n} informative {space.name} networks on {device_label(device)} into {data_dir}")
-    return fit_few_shot(device, space, source_paths, archs, data_dir, seed, method, status)
+    return fit_few_shot(device, space, source_paths, archs, data_dir, seed, method, status)[0]
 
 
 def fit_few_shot(device, space, source_paths: Sequence[str], archs: Sequence[Arch], data_dir, seed: int = 0,
-                 method: str = "auto", status=lambda _m: None) -> TransferPredictor:
+                 method: str = "auto", status=lambda _m: None):
     """Measure ``archs`` on ``device`` into ``data_dir`` (networks already there are not measured again), then
-    fit a transfer predictor from ``source_paths`` on every network ``data_dir`` holds for the device."""
+    fit a transfer predictor from ``source_paths`` on every network ``data_dir`` holds for the device.
+
+    Returns:
+        (the fitted :class:`TransferPredictor`, the measurements it was fitted on).
+    """
     from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
@@ -696,7 +706,7 @@ def fit_few_shot(device, space, source_paths: Sequence[str], archs: Sequence[Arc
     data = load_measurements(data_dir, device=device.name, space=space.name)
     status(f"fitting a transfer predictor ({method}) from {len(source_paths)} source predictors and "
            f"{len(data.archs)} networks")
-    return fit_on("transfer", data, seed=seed, sources=list(source_paths), method=method)
+    return fit_on("transfer", data, seed=seed, sources=list(source_paths), method=method), data
 
 
 def sample_networks(space, samples: int, seed: int, select: str | None, from_paths: str | None) -> list[Arch]:
