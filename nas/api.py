@@ -39,7 +39,7 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
     from hwprof.profiling import get_device
     from nas.accuracy import create_estimator
     from nas.dimensions import hold_unseen, parse_fix
-    from nas.results import check_constraint, latency_range
+    from nas.results import feasible_range
     from nas.searchers import Constraint, create_searcher
     from nas.spaces import get_space
 
@@ -51,8 +51,7 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
     predictor.use_style(graph_style)
     est = create_estimator(estimator, seed=seed, **estimator_options)
     sp, held = hold_unseen(sp, est, parse_fix([f"{k}={v}" for k, v in (fix or {}).items()], sp))
-    fastest, slowest = latency_range(sp, predictor)
-    check_constraint(latency_ms, fastest, slowest, target)
+    feasible_range(sp, predictor, latency_ms, target)
     result = create_searcher(searcher).search(sp, predictor, est, Constraint(latency_ms), budget, seed)
     result.extra["held"] = [h.to_dict() for h in held]
     return result

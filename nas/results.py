@@ -65,6 +65,14 @@ def check_constraint(latency_ms: float | None, fastest: float, slowest: float, t
                           f"{fastest:.3f} ms", f"choose --latency-ms between {fastest:.3f} and {slowest:.3f}")
 
 
+def feasible_range(space, predictor, latency_ms: float | None, target: str) -> tuple[float, float]:
+    """(fastest, slowest) predicted latency in ``space`` (:func:`latency_range`), after refusing a ``latency_ms``
+    that no network of it meets (:func:`check_constraint`)."""
+    fastest, slowest = latency_range(space, predictor)
+    check_constraint(latency_ms, fastest, slowest, target)
+    return fastest, slowest
+
+
 def smallest_network(space) -> Arch:
     """The network of ``space`` with (greedily) the fewest MACs: each choice in turn set to its cheapest option."""
     allow = space._allowed(None)

@@ -94,7 +94,7 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     from nas.accuracy import create_estimator
     from nas.dimensions import front_distribution, hold_unseen, layer_token_distribution, parse_fix
     from nas.latency_models import latency_model_for
-    from nas.results import check_constraint, latency_range, write_outputs
+    from nas.results import feasible_range, latency_range, write_outputs
     from nas.search_report import run_with_progress
     from nas.searchers import Constraint
     from nas.spaces import get_space
@@ -146,8 +146,7 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     try:
         latency_model, predictor_source = latency_model_for(dev, sp, label, predictor_path, few_shot, transfer_from,
                                                             latency_ms, graph_style, out, seed, say)
-        fastest, slowest = latency_range(sp, latency_model)
-        check_constraint(latency_ms, fastest, slowest, label)
+        fastest, slowest = feasible_range(sp, latency_model, latency_ms, label)
         constraint = Constraint(latency_ms)
         result = run_with_progress(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label,
                                    err, quiet)
