@@ -74,7 +74,10 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
                 table.add_row("post-processing", post["applied"] or "unchanged (no variant fitted and helped)")
             table.add_row("final network", b["arch_hash"])
         if "measured_latency_ms" in b:
-            error = f" (prediction {b['prediction_error']:+.1%})" if "prediction_error" in b else ""
+            notes = [f"prediction {b['prediction_error']:+.1%}"] if "prediction_error" in b else []
+            if "measured_vs_constraint" in b:
+                notes.append(f"{b['measured_vs_constraint']:+.1%} vs constraint")
+            error = f" ({'; '.join(notes)})" if notes else ""
             table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f}{error}")
         table.add_row("MACs / params", f"{b['macs'] / 1e6:.1f} M / {b['params'] / 1e6:.2f} M")
     table.add_row("wall time, s", f"{summary['wall_s']:.1f}")

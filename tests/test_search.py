@@ -191,6 +191,7 @@ def test_cli_search_writes_outputs_and_is_reproducible(npu_pred, tmp_path):
     best = first["best"]
     assert best["predicted_latency_ms"] <= 4 and best["measured_latency_ms"] <= 4 * 1.1
     assert abs(best["prediction_error"]) < 0.1
+    assert best["measured_vs_constraint"] == pytest.approx(best["measured_latency_ms"] / 4 - 1)
     for name in ("best.json", "best.onnx", "pareto.csv", "history.parquet", "pareto.png", "summary.json",
                  "convergence.png"):
         assert (tmp_path / "a" / name).stat().st_size > 0, name
