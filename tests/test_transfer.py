@@ -13,8 +13,8 @@ from hwprof.errors import HwprofError
 from hwprof.predictors import create_predictor, store
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.predictors.transfer import (LEVEL_CHOICES, TransferPredictor, block_labels, informative_sample,
-                                       load_sources)
+from hwprof.predictors.transfer import (LEVEL_CHOICES, TransferPredictor, _device_token, block_labels,
+                                       informative_sample, load_sources)
 from hwprof.profiling import get_device, measure_into
 from nas.spaces import get_space
 from tests.conftest import run_cli, samples
@@ -65,6 +65,17 @@ def test_mixture_recovers_a_combination_of_its_sources_and_saves_them_inside(sou
     finally:
         for p in paths:
             (root / (str(p) + ".moved")).rename(p)
+
+
+def test_a_source_is_recorded_by_its_device_token_with_its_dtype():
+    def fitted_for(device, simulated, dtype):
+        model = create_predictor("flops-linear")
+        model.provenance_ = {"device": device, "simulated": simulated, "settings": json.dumps({"dtype": dtype})}
+        return model
+
+    assert _device_token(fitted_for("cpu", False, "int8")) == "cpu:int8"  # not the float32 cpu's "cpu"
+    assert _device_token(fitted_for("cpu", False, "float32")) == "cpu"
+    assert _device_token(fitted_for("kirin-npu", True, "int8")) == "kirin-npu"  # a chip has its profile's one dtype
 
 
 def test_mixture_finds_a_per_layer_cost_no_source_has(sources):

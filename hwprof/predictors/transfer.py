@@ -72,6 +72,7 @@ each kind of block in each network).
 from __future__ import annotations
 
 import hashlib
+import json
 import weakref
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
@@ -105,6 +106,15 @@ def load_sources(paths: Sequence[str]) -> list[LatencyPredictor]:
 
 def _space_of(predictor: LatencyPredictor) -> str:
     return str(predictor.provenance_.get("space") or "")
+
+
+def _device_token(predictor: LatencyPredictor) -> str | None:
+    """The device a predictor was fitted for, as its ``--device`` token: ``cpu:int8`` for a real device's
+    non-float32 rows (simulated chips have one dtype, their profile's)."""
+    prov = predictor.provenance_
+    dtype = (json.loads(prov["settings"]) if prov.get("settings") else {}).get("dtype", "float32")
+    device = prov.get("device")
+    return device if device is None or prov.get("simulated") or dtype == "float32" else f"{device}:{dtype}"
 
 
 def check_space(sources: Sequence[LatencyPredictor], space_name: str, paths: Sequence[str] = ()) -> None:
@@ -506,7 +516,7 @@ class TransferPredictor(LatencyPredictor):
                 coef = LINEAR_FITS[method](x, y)
         self.method_ = method
         self.coef_ = np.asarray(coef, dtype=float)
-        self.source_info_ = [{"file": path, "device": src.provenance_.get("device"),
+        self.source_info_ = [{"file": path, "device": _device_token(src),
                               "space": _space_of(src), "predictor": src.name,
                               "sha256": hashlib.sha256(_dumps(src)).hexdigest()}
                              for path, src in zip(self.sources or [""] * len(sources), sources)]
