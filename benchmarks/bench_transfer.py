@@ -31,6 +31,14 @@ random ones. Judge that with ``--seeds 20``: with 5, random picks on
 kirin-npu at N = 10 reach 91.6 % within 10 %, and with 20 seeds 79.4 % (its
 first five seeds were lucky).
 
+Real target, 2026-12-03, an AVX-512 EPYC whose speed swings within seconds
+(``--real cpu,cpu:int8,litert-cpu,litert-cpu:int8 --evaluate litert-cpu:int8``):
+the target's test-retest is 96.5 % within 10 %, but each source's own lut
+reaches only 45-55 % on its held-out networks. Transfer from N = 20 reaches
+74 % (informative picks; 62 % random), far ahead of (b) and (c) at 20-23 %,
+and short of 90 %; even all 300 target networks give the blockwise transfer
+84 %, so the sources, not N, bound it there.
+
     python -m benchmarks.bench_transfer [--targets kirin-npu,hexagon-dsp,myriad-vpu,snapdragon-cpu]
         [--real cpu[,litert-cpu:int8,...] [--real-from DIR]] [--n 5,10,20,50] [--seeds 5] [--data-dir bench-transfer-data] [--json out.json]
         [--methods auto,mixture,blockwise,nearest] [--no-scratch]   # quicker: --methods auto --no-scratch
