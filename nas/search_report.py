@@ -77,8 +77,8 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
             notes = [f"prediction {b['prediction_error']:+.1%}"] if "prediction_error" in b else []
             if "measured_vs_constraint" in b:
                 notes.append(f"{b['measured_vs_constraint']:+.1%} vs constraint")
-            error = f" ({'; '.join(notes)})" if notes else ""
-            table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f}{error}")
+            detail = f" ({'; '.join(notes)})" if notes else ""
+            table.add_row("best latency, measured ms", f"{b['measured_latency_ms']:.3f}{detail}")
         table.add_row("MACs / params", f"{b['macs'] / 1e6:.1f} M / {b['params'] / 1e6:.2f} M")
     table.add_row("wall time, s", f"{summary['wall_s']:.1f}")
     table.add_row("outputs", str(out))
