@@ -81,6 +81,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from hwprof.arch import Arch, Block
+from hwprof.dataset import device_display_name
 from hwprof.errors import HwprofError
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.registry import PREDICTORS
@@ -112,9 +113,11 @@ def _device_token(predictor: LatencyPredictor) -> str | None:
     """The device a predictor was fitted for, as its ``--device`` token: ``cpu:int8`` for a real device's
     non-float32 rows (simulated chips have one dtype, their profile's)."""
     prov = predictor.provenance_
-    dtype = (json.loads(prov["settings"]) if prov.get("settings") else {}).get("dtype", "float32")
     device = prov.get("device")
-    return device if device is None or prov.get("simulated") or dtype == "float32" else f"{device}:{dtype}"
+    if device is None or prov.get("simulated"):
+        return device
+    return device_display_name(device, False, (json.loads(prov["settings"]) if prov.get("settings") else {})
+                               .get("dtype", "float32"))
 
 
 def check_space(sources: Sequence[LatencyPredictor], space_name: str, paths: Sequence[str] = ()) -> None:
