@@ -124,6 +124,20 @@ def measure(
     target_ci: Annotated[float, typer.Option(help="Stop when the median's 95% CI is within this fraction.")] = 0.02,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of inference to record at least per model (default 0.25 real, 0 simulated).")] = None,
     time_cap: Annotated[float, typer.Option(help="Seconds of inference at most per model.")] = 5.0,
+    protocol_name: Annotated[Optional[str], typer.Option("--protocol",
+        help="chunked (default on real devices: short interleaved chunks, disturbed ones left out; see --rounds) or "
+             "contiguous (each model in one stretch, as earlier hwprof versions did; the default for simulated devices, and "
+             "for models too large to keep --pool of them loaded).")] = None,
+    rounds: Annotated[Optional[int], typer.Option(
+        help="Time each model in this many short chunks, interleaved at random with other models and the reference "
+             "network and spread over the run; chunks taken while the machine was disturbed are left out, and a model "
+             "with too few quiet chunks gets more (up to 3x). Default 8 on real devices; simulated devices time each "
+             "model in one stretch unless given.")] = None,
+    chunk_ms: Annotated[Optional[float], typer.Option(
+        help="Milliseconds of inference per chunk (default --min-time / --rounds, about 31 ms).")] = None,
+    quiet_tol: Annotated[float, typer.Option(
+        help="A chunk within this fraction of the quiet speed counts as quiet.")] = 0.06,
+    pool: Annotated[int, typer.Option(help="Models loaded and interleaved at once (chunked protocol).")] = 12,
     drift_every: Annotated[Optional[float], typer.Option(
         help="Time a fixed reference network every this many seconds so predictors can correct for drift in "
              "machine speed (default 2 on real devices; 0 turns it off; simulated devices do not drift).")] = None,
@@ -151,7 +165,7 @@ def measure(
 
     from hwprof.dataset import Dataset
     from hwprof.io import read_archs
-    from hwprof.protocol import Protocol
+    from hwprof.protocol import measurement_protocol
     from hwprof.profiling import check_output_dir, device_label, get_device, measure_into, plan
     from nas.spaces import get_space
 
@@ -195,17 +209,16 @@ def measure(
 
         first = networks[0]
         breakdown(dev, first.proto if hasattr(first, "proto") else dev.build(first), runs=1)
-    check_output_dir(out)  # after the inputs are known good: bad input leaves nothing behind
-    dataset = Dataset(out)
-    dataset.keys()  # a corrupt dataset is reported before any work starts
-    if min_time is None:
-        min_time = 0.0 if dev.simulated else 0.25
-    protocol = Protocol(target_ci=target_ci, min_time_s=min_time, time_cap_s=time_cap)
+    protocol = measurement_protocol(dev.simulated, protocol_name, rounds, chunk_ms, min_time, time_cap, target_ci,
+                                    quiet_tol, pool)
     if drift_every is None:
         drift_every = 0.0 if dev.simulated else 2.0
     if drift_every < 0:
         raise HwprofError(f"--drift-every must be 0 (off) or a number of seconds, got {drift_every}",
                           "e.g. --drift-every 2")
+    check_output_dir(out)  # after the inputs are known good: bad input leaves nothing behind
+    dataset = Dataset(out)
+    dataset.keys()  # a corrupt dataset is reported before any work starts
     label = device_label(dev)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
@@ -241,6 +254,8 @@ def measure(
               "other_s": round(summary.other_s, 3)}
     if summary.reference_ms:
         result["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), summary.reference_ms)}
+    if summary.noise is not None:
+        result["noise"] = summary.noise.as_dict()
     if json_out:
         _print_json(result)
         _exit_if_incomplete(summary)
@@ -274,7 +289,21 @@ def measure(
     if summary.executor != "local":
         table.add_row("executor", summary.executor)
     console.print(table)
+    _print_verdict(summary.noise, dev.simulated)
     _exit_if_incomplete(summary)
+
+
+def _print_verdict(noise, simulated: bool) -> None:
+    """The run's one-line noise verdict, and a warning when rows could not be timed quiet."""
+    if simulated:
+        console.print("noise: simulated device, no machine noise (its noise is part of the simulation)",
+                      markup=False, highlight=False)
+        return
+    if noise is None:
+        return
+    console.print(f"noise: {noise.line()}", markup=False, highlight=False)
+    if noise.warning():
+        Console(stderr=True).print(f"warning: {noise.warning()}", markup=False, highlight=False)
 
 
 def _exit_if_incomplete(summary) -> None:

@@ -37,6 +37,9 @@ SCHEMA = pa.schema([
     ("host", pa.string()), ("hwprof_version", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")),
     ("ref_ms", pa.float64()),  # reference-network latency at the row's moment (real devices); null if untracked
     ("ops_json", pa.string()),  # per-kernel breakdown (hwprof.per_op) when measured with --per-op; else null
+    # how disturbed the row's measurement was (chunked protocol, hwprof.quiet); null for the contiguous one
+    ("quiet", pa.bool_()), ("chunks", pa.int32()), ("chunks_quiet", pa.int32()),
+    ("slowdown", pa.float64()), ("foreign_load", pa.float64()),
 ])
 
 
@@ -55,7 +58,10 @@ def _read_part(part: Path, columns: list[str] | None) -> pd.DataFrame:
     frame = pq.read_table(part, columns=[c for c in wanted if c in present]).to_pandas()
     for name in wanted:
         if name not in frame:
-            frame[name] = pd.Series([None] * len(frame), dtype=SCHEMA.field(name).type.to_pandas_dtype())
+            kind = SCHEMA.field(name).type
+            dtype = ("boolean" if pa.types.is_boolean(kind) else "Int64" if pa.types.is_integer(kind)
+                     else kind.to_pandas_dtype())  # nullable, so a missing flag reads as unknown, not False
+            frame[name] = pd.Series([None] * len(frame), dtype=dtype)
     return frame[wanted]
 
 

@@ -22,6 +22,7 @@ from hwprof.drift import DriftReference
 from hwprof.per_op import breakdown
 from hwprof.errors import HwprofError
 from hwprof.protocol import Measurement, Protocol, measure_session
+from hwprof.quiet import Verdict, merged
 from hwprof.registry import DEVICES
 
 MODES = ("e2e", "blocks", "both")
@@ -194,6 +195,7 @@ def _row(task: Task, m: Measurement, device: Device, protocol: Protocol, host: s
         "n": m.n, "n_rejected": m.n_rejected, "warmup": len(m.warmup_ms), "converged": m.converged,
         "samples_ms": m.samples_ms.tolist(), "warmup_ms": m.warmup_ms.tolist(), "host": host,
         "hwprof_version": hwprof.__version__, "timestamp": now, "ref_ms": None, "ops_json": None,
+        "quiet": None, "chunks": None, "chunks_quiet": None, "slowdown": None, "foreign_load": None,
     }
 
 
@@ -216,6 +218,7 @@ class RunSummary:
     failed: int = 0  # tasks an executor could not measure (a rerun retries them)
     failures: list[str] = field(default_factory=list)  # why, one line per failed batch
     executor: str = "local"
+    noise: Verdict | None = None  # how noisy the machine was (chunked protocol; see hwprof.quiet)
 
     @property
     def other_s(self) -> float:
@@ -236,6 +239,7 @@ class TaskStats:
     build_s: float = 0.0
     load_s: float = 0.0
     reference_s: float = 0.0
+    noise: Verdict | None = None
 
 
 def host_json(device: Device) -> str:
@@ -256,6 +260,8 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
     next reference timing. ``per_op_runs`` > 0 adds the per-kernel breakdown
     of each network and block (``ops_json``).
     """
+    if protocol.chunked:
+        return _measure_chunked(device, tasks, protocol, on_row, on_task, reference_every_s, per_op_runs)
     host = host_json(device)
     stats = TaskStats()
     awaiting: list[tuple[dict, float]] = []  # rows waiting for the next reference timing, with their moment
@@ -306,6 +312,62 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
         time_reference()
         stats.reference_ms = reference.spread()
         reference.close()
+    return stats
+
+
+def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_row: Callable[[dict], None],
+                     on_task: Callable[[Task], None] | None, reference_every_s: float | None,
+                     per_op_runs: int) -> TaskStats:
+    """:func:`measure_tasks` with the chunked protocol (:mod:`hwprof.interleave`).
+
+    The reference network (unless ``reference_every_s`` is None) is timed in
+    every round; each row's ``ref_ms`` is the reference's quiet latency
+    around it.
+    """
+    from hwprof.interleave import Interleaver
+
+    host = host_json(device)
+    stats = TaskStats()
+    if not tasks:
+        return stats
+    clock = time.perf_counter()
+    reference = DriftReference(device, reference_every_s or 0.0) if reference_every_s is not None else None
+    stats.reference_s += time.perf_counter() - clock
+    models: dict[int, Any] = {}
+
+    def open_task(task: Task):
+        began = time.perf_counter()
+        model = task.target.proto if isinstance(task.target, ExternalModel) else device.build(task.target)
+        built = time.perf_counter()
+        session = device.load(model)
+        stats.build_s += built - began
+        stats.load_s += time.perf_counter() - built
+        if per_op_runs:
+            models[id(task)] = model
+        return session
+
+    runner = Interleaver(protocol, open_task, reference._session if reference else None,
+                         seed=getattr(device, "seed", 0) or 0)
+    try:
+        for done in runner.run(tasks):
+            task, m = done.item, done.measurement
+            row = _row(task, m, device, protocol, host, datetime.now(timezone.utc), reference)
+            row.update(done.noise.columns(), ref_ms=done.ref_ms)
+            if per_op_runs:
+                row["ops_json"] = json.dumps(breakdown(device, models.pop(id(task)), per_op_runs))
+            on_row(row)
+            stats.measured += 1
+            stats.e2e_rows += task.is_e2e
+            stats.block_rows += not task.is_e2e
+            stats.unconverged += not m.converged
+            if on_task:
+                on_task(task)
+    finally:
+        if reference is not None:
+            reference.close()
+    stats.inference_s = runner.inference_s
+    stats.reference_ms = runner.reference_spread()
+    stats.noise = runner.verdict()
     return stats
 
 
@@ -387,6 +449,7 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         summary.build_s += stats.build_s
         summary.load_s += stats.load_s
         summary.reference_s += stats.reference_s
+    summary.noise = merged([s.noise for s in parts if s.noise is not None])
     spreads = [s.reference_ms for s in parts if s.reference_ms]
     if spreads:
         summary.reference_ms = (min(s[0] for s in spreads), float(sorted(s[1] for s in spreads)[len(spreads) // 2]),

@@ -31,6 +31,11 @@ class Protocol:
         min_time_s: Keep sampling until this much inference time is recorded.
         time_cap_s: Stop when this much inference time is recorded.
         mad_threshold: Reject samples whose robust z-score exceeds this.
+        rounds: Chunks per model in the chunked protocol (:mod:`hwprof.interleave`); 0 times
+            each model in one contiguous stretch (simulated devices, quick one-off timings).
+        chunk_s: Seconds of inference in one chunk (chunked protocol).
+        quiet_tol: A chunk within this fraction of quiet is quiet (chunked protocol).
+        pool: Models loaded and interleaved at once (chunked protocol).
     """
 
     warmup: int = 5
@@ -40,15 +45,84 @@ class Protocol:
     min_time_s: float = 0.0
     time_cap_s: float = 5.0
     mad_threshold: float = 3.5
+    rounds: int = 0
+    chunk_s: float = 0.03
+    quiet_tol: float = 0.06
+    pool: int = 12
 
     def __post_init__(self) -> None:
         if self.min_samples < 3 or self.max_samples < self.min_samples:
             raise HwprofError("need 3 <= min_samples <= max_samples")
         if not 0 < self.target_ci < 1:
             raise HwprofError(f"target CI must be between 0 and 1, got {self.target_ci}")
+        if not self.min_time_s >= 0:
+            raise HwprofError(f"--min-time must be 0 or more seconds, got {self.min_time_s}", "e.g. --min-time 0.25")
+        if not self.time_cap_s > 0:
+            raise HwprofError(f"--time-cap must be a positive number of seconds, got {self.time_cap_s}",
+                              "e.g. --time-cap 5")
+        if self.rounds < 0:
+            raise HwprofError(f"--rounds must be at least 1, got {self.rounds}", "e.g. --rounds 8")
+        if not self.chunk_s > 0:
+            raise HwprofError(f"--chunk-ms must be a positive number of milliseconds, got {self.chunk_s * 1e3:g}",
+                              "e.g. --chunk-ms 30")
+        if not 0 < self.quiet_tol < 1:
+            raise HwprofError(f"--quiet-tol must be between 0 and 1, got {self.quiet_tol}", "e.g. --quiet-tol 0.06")
+        if self.pool < 1:
+            raise HwprofError(f"--pool must be at least 1, got {self.pool}", "e.g. --pool 12")
+
+    @property
+    def chunked(self) -> bool:
+        """Whether models are timed in interleaved chunks (see :mod:`hwprof.interleave`)."""
+        return self.rounds > 0
+
+    @property
+    def min_quiet(self) -> int:
+        """Quiet chunks a model needs for a quiet latency: a third of ``rounds``, at least 1."""
+        return max(-(-self.rounds // 3), 1)
+
+    @property
+    def max_rounds(self) -> int:
+        """Most chunks a model gets while it waits for quiet windows: three times ``rounds``."""
+        return max(3 * self.rounds, 1)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        values = dict(self.__dict__)
+        if not self.chunked:  # rows of the contiguous protocol record what they always recorded
+            for name in ("rounds", "chunk_s", "quiet_tol", "pool"):
+                values.pop(name)
+        return values
+
+
+REAL_MIN_TIME_S = 0.25  # seconds of inference per model on a real device, by default
+DEFAULT_ROUNDS = 8  # chunks per model in the chunked protocol, by default
+
+
+def measurement_protocol(simulated: bool, name: str | None = None, rounds: int | None = None,
+                         chunk_ms: float | None = None, min_time_s: float | None = None, time_cap_s: float = 5.0,
+                         target_ci: float = 0.02, quiet_tol: float = 0.06, pool: int = 12) -> "Protocol":
+    """The protocol ``hwprof measure`` uses, from its options (None: the device's default).
+
+    Real devices default to the chunked protocol (``DEFAULT_ROUNDS`` chunks of
+    ``min_time_s / rounds`` each) and ``REAL_MIN_TIME_S``; simulated ones to the
+    contiguous protocol with no minimum time (their noise is drawn, not caused).
+
+    Raises:
+        HwprofError: for an unknown protocol name or an impossible setting.
+    """
+    if name not in (None, "chunked", "contiguous"):
+        raise HwprofError(f"unknown --protocol '{name}'", "use chunked or contiguous")
+    if rounds is not None and rounds < 1:
+        raise HwprofError(f"--rounds must be at least 1, got {rounds}", "e.g. --rounds 8")
+    if name == "contiguous" and rounds is not None:
+        raise HwprofError("--rounds is a setting of the chunked protocol", "leave out --rounds or --protocol contiguous")
+    if min_time_s is None:
+        min_time_s = 0.0 if simulated else REAL_MIN_TIME_S
+    chunked = name == "chunked" or (name is None and (rounds is not None or not simulated))
+    rounds = (rounds or DEFAULT_ROUNDS) if chunked else 0
+    if chunk_ms is None:
+        chunk_ms = 1e3 * min_time_s / rounds if rounds and min_time_s > 0 else 30.0
+    return Protocol(target_ci=target_ci, min_time_s=min_time_s, time_cap_s=time_cap_s, rounds=rounds,
+                    chunk_s=chunk_ms / 1e3, quiet_tol=quiet_tol, pool=pool)
 
 
 @dataclass

@@ -1,0 +1,221 @@
+"""The chunked protocol: models timed in short chunks, interleaved, spread over the run.
+
+A pool of up to ``protocol.pool`` loaded models (plus the reference network)
+is timed round after round; each round times one chunk of every member, in a
+seeded random order. A chunk is one untimed warm-up run (the first run after
+another model is cache-cold) and enough timed runs to last about
+``protocol.chunk_s``. A disturbance of the machine therefore hits several
+models and the reference alike, and each model's chunks are spread over
+several seconds, so some of them land in quiet windows.
+
+After ``protocol.rounds`` chunks a model is finished once
+:class:`hwprof.quiet.Classifier` finds enough of its chunks quiet
+(``protocol.min_quiet``) and their samples pin the median down
+(``protocol.target_ci``). A model without enough quiet chunks stays in the
+pool for more rounds, up to ``protocol.max_rounds`` chunks, while the run still
+sees quiet windows; after that it is finished from its fastest chunks and
+flagged ``quiet=False``. Its latency is the median of its quiet chunks'
+samples: the disturbed chunks are left out, never averaged in.
+
+Simulated devices keep the contiguous protocol (:func:`hwprof.protocol.measure_session`):
+their noise is drawn, not caused by a neighbour.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
+
+import numpy as np
+
+from devices.base import Session
+from hwprof.protocol import Measurement, Protocol, summarize
+from hwprof.quiet import Classifier, LoadProbe, RowNoise, Trace, Verdict, verdict
+
+T = TypeVar("T")
+PATIENCE_S = 30.0  # no quiet chunk for this long: stop giving models extra rounds (the machine is loaded)
+
+
+@dataclass
+class _Member(Generic[T]):
+    item: T
+    session: Session
+    runs: int  # timed runs per chunk
+    warmup_s: list[float]
+    chunks: list[int] = field(default_factory=list)  # indices into the trace
+    samples: list[np.ndarray] = field(default_factory=list)  # seconds, per chunk
+    spent_s: float = 0.0
+
+
+@dataclass
+class Finished(Generic[T]):
+    """A model the pool is done with.
+
+    Attributes:
+        item: What was measured (as given).
+        measurement: Statistics of its quiet chunks' samples.
+        noise: How disturbed its measurement was.
+        ref_ms: The reference network's quiet latency around it (None without a reference).
+        inference_s: Seconds of inference it took (every run, warm-ups included).
+    """
+
+    item: T
+    measurement: Measurement
+    noise: RowNoise
+    ref_ms: float | None
+    inference_s: float
+
+
+def runs_per_chunk(warmup_s: np.ndarray, protocol: Protocol) -> int:
+    """Timed runs in one chunk: about ``chunk_s`` of inference, at least 1, at most a share of ``max_samples``."""
+    per_run = float(np.median(warmup_s[1:] if len(warmup_s) > 1 else warmup_s)) if len(warmup_s) else 1e-3
+    cap = max(protocol.max_samples // protocol.max_rounds, 1)
+    return int(np.clip(round(protocol.chunk_s / max(per_run, 1e-9)), 1, cap))
+
+
+class Interleaver(Generic[T]):
+    """Runs the chunked protocol over items (models to load), yielding each as it finishes.
+
+    Args:
+        protocol: The protocol (``rounds`` > 0).
+        open_item: Loads an item; returns its session (the caller times building and loading).
+        reference: The reference network's session, timed in every round (None: no reference).
+        seed: Seed of the order within rounds.
+        classifier: Quiet/disturbed classification (default from ``protocol.quiet_tol``).
+        clock: Seconds clock (monotonic); tests pass a fake one.
+        probe: Other processes' CPU use; tests pass a fake one.
+    """
+
+    def __init__(self, protocol: Protocol, open_item: Callable[[T], Session], reference: Session | None = None,
+                 seed: int = 0, classifier: Classifier | None = None, clock: Callable[[], float] = time.monotonic,
+                 probe: LoadProbe | None = None) -> None:
+        self.protocol = protocol
+        self.open_item = open_item
+        self.reference = reference
+        self.rng = np.random.default_rng(seed)
+        self.classifier = classifier or Classifier(tol=protocol.quiet_tol)
+        self.clock = clock
+        self.probe = probe or LoadProbe()
+        self.trace = Trace()
+        self.final_quiet: dict[int, bool] = {}  # chunk index -> quiet, as classified when its member finished
+        self.rows = 0
+        self.rows_quiet = 0
+        self.inference_s = 0.0
+        self._next_id = 0
+        self._started = self.clock()
+        self._last_quiet = self._started
+
+    def _time_chunk(self, member_id: int, session: Session, runs: int, load: float) -> tuple[int, np.ndarray]:
+        start = self.clock()
+        times = session.run(runs + 1)
+        end = self.clock()
+        self.inference_s += float(times.sum())
+        timed = times[1:]
+        index = self.trace.add(member_id, start, end, float(np.median(timed)) * 1e3, load)
+        return index, timed
+
+    def _open(self, item: T) -> _Member[T]:
+        session = self.open_item(item)
+        warm = session.run(self.protocol.warmup) if self.protocol.warmup else np.empty(0)
+        self.inference_s += float(warm.sum())
+        return _Member(item, session, runs_per_chunk(warm, self.protocol), list(warm))
+
+    def run(self, items: Iterable[T]) -> Iterator[Finished[T]]:
+        """Measure every item; yields each as it finishes (not in the order given)."""
+        pending = iter(items)
+        active: dict[int, _Member[T]] = {}
+        reference_runs = 0
+        if self.reference is not None:
+            warm = self.reference.run(max(self.protocol.warmup, 2))
+            reference_runs = runs_per_chunk(warm, self.protocol)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(active) < self.protocol.pool:
+                    item = next(pending, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    active[self._next_id] = self._open(item)
+                    self._next_id += 1
+                if not active:
+                    break
+                order = list(active) + ([-1] if self.reference is not None else [])
+                before = self.probe.read()
+                timed: list[tuple[int, int, np.ndarray]] = []
+                for member_id in self.rng.permutation(order):
+                    member_id = int(member_id)
+                    if member_id < 0:
+                        timed.append((-1, *self._time_chunk(-1, self.reference, reference_runs, float("nan"))))
+                    else:
+                        member = active[member_id]
+                        timed.append((member_id, *self._time_chunk(member_id, member.session, member.runs,
+                                                                   float("nan"))))
+                load = self.probe.since(before)
+                for member_id, index, samples in timed:
+                    self.trace.load[index] = load
+                    if member_id >= 0:
+                        member = active[member_id]
+                        member.chunks.append(index)
+                        member.samples.append(samples)
+                        member.spent_s += float(samples.sum())
+                for member_id in [m for m in active if len(active[m].chunks) >= self.protocol.rounds]:
+                    finished = self._finish_if_done(member_id, active[member_id])
+                    if finished is not None:
+                        del active[member_id]
+                        yield finished
+        finally:
+            for member in active.values():
+                member.session.close()
+
+    def _finish_if_done(self, member_id: int, member: _Member[T]) -> Finished[T] | None:
+        p = self.protocol
+        classes = self.classifier.classify(self.trace, member.chunks)
+        quiet = classes.quiet
+        if quiet.any():
+            self._last_quiet = max(self._last_quiet, self.trace.end[member.chunks[int(np.flatnonzero(quiet)[-1])]])
+        enough = int(quiet.sum()) >= p.min_quiet
+        out_of_rounds = len(member.chunks) >= p.max_rounds or member.spent_s >= p.time_cap_s
+        loaded = self.clock() - self._last_quiet > PATIENCE_S
+        if enough:
+            kept = [s for s, q in zip(member.samples, quiet) if q]
+            stats = summarize(np.concatenate(kept), np.asarray(member.warmup_s), p, converged=False)
+            if stats.ci_rel > p.target_ci and not out_of_rounds:
+                return None
+        elif not (out_of_rounds or loaded):
+            return None
+        else:  # no quiet window for it: its fastest chunks, flagged
+            fast = classes.slowdown <= 1 + self.classifier.tol
+            kept = [s for s, f in zip(member.samples, fast) if f]
+            stats = summarize(np.concatenate(kept), np.asarray(member.warmup_s), p, converged=False)
+        stats.converged = stats.ci_rel <= p.target_ci
+        for index, q in zip(member.chunks, quiet):
+            self.final_quiet[index] = bool(q)
+        loads = classes.load[~np.isnan(classes.load)]
+        noise = RowNoise(quiet=enough, chunks=len(member.chunks), chunks_quiet=int(quiet.sum()),
+                         slowdown=float(np.median(classes.disturbance)),
+                         foreign_load=float(loads.mean()) if len(loads) else None)
+        middle = (self.trace.start[member.chunks[0]] + self.trace.end[member.chunks[-1]]) / 2
+        ref_ms = self.classifier.reference_level(self.trace, middle) if self.reference is not None else None
+        member.session.close()
+        self.rows += 1
+        self.rows_quiet += enough
+        inference = float(sum(member.warmup_s)) + member.spent_s
+        return Finished(member.item, stats, noise, ref_ms, inference)
+
+    def reference_spread(self) -> tuple[float, float, float] | None:
+        """(min, median, max) of the reference's chunk medians, ms (None without a reference)."""
+        ms = self.trace.by_member.get(-1)
+        if not ms:
+            return None
+        return float(np.min(ms)), float(np.median(ms)), float(np.max(ms))
+
+    def verdict(self) -> Verdict:
+        """How noisy the run was: every model chunk as classified when its model finished, plus the reference's."""
+        reference = [i for i, m in enumerate(self.trace.member) if m < 0]
+        classes = self.classifier.classify(self.trace, sorted(set(self.final_quiet) | set(reference)))
+        for k, index in enumerate(classes.index):
+            if int(index) in self.final_quiet:
+                classes.quiet[k] = self.final_quiet[int(index)]
+        return verdict(self.trace, classes, self.rows, self.rows_quiet)

@@ -1,0 +1,212 @@
+"""The chunked protocol on synthetic traces: quiet chunks found, disturbed ones left out, honest verdicts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from devices.base import Session
+from hwprof.interleave import Interleaver
+from hwprof.protocol import Protocol
+from hwprof.quiet import Classifier, Trace, Verdict, member_level, merged, verdict
+from tests.conftest import run_cli
+
+
+class Clock:
+    """A fake monotonic clock that sessions advance by the time they 'ran'."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Machine:
+    """When the machine is disturbed (windows of fake time), by how much, and what other processes use."""
+
+    def __init__(self, windows: list[tuple[float, float]], factor: float = 1.5, busy_cores: float = 0.0) -> None:
+        self.windows, self.factor, self.busy_cores = windows, factor, busy_cores
+
+    def disturbed(self, t: float) -> bool:
+        return any(a <= t < b for a, b in self.windows)
+
+
+class NoisySession(Session):
+    """A model of quiet latency ``level_s``: slower by the machine's factor while it is disturbed."""
+
+    def __init__(self, level_s: float, clock: Clock, machine: Machine, rng: np.random.Generator) -> None:
+        self.level_s, self.clock, self.machine, self.rng = level_s, clock, machine, rng
+
+    def run(self, n: int) -> np.ndarray:
+        out = np.empty(n)
+        for i in range(n):
+            slow = self.machine.factor if self.machine.disturbed(self.clock.now) else 1.0
+            out[i] = self.level_s * slow * np.exp(self.rng.normal(0, 0.01))
+            self.clock.now += out[i]
+        return out
+
+
+class FakeProbe:
+    """Other processes' CPU use as the machine says: busy while disturbed (if the neighbour is in this OS)."""
+
+    available = True
+
+    def __init__(self, clock: Clock, machine: Machine) -> None:
+        self.clock, self.machine = clock, machine
+
+    def read(self):
+        return (self.clock.now, 0.0, 0.0)
+
+    def since(self, before) -> float:
+        middle = (before[0] + self.clock.now) / 2
+        return self.machine.busy_cores if self.machine.disturbed(middle) else 0.0
+
+
+def run_pool(levels_ms, machine: Machine, protocol: Protocol, seed: int = 0, with_reference: bool = True):
+    clock = Clock()
+    rng = np.random.default_rng(seed)
+    sessions = {i: NoisySession(ms / 1e3, clock, machine, rng) for i, ms in enumerate(levels_ms)}
+    reference = NoisySession(8e-3, clock, machine, rng) if with_reference else None
+    runner = Interleaver(protocol, lambda i: sessions[i], reference, seed=seed, clock=clock,
+                         probe=FakeProbe(clock, machine))
+    finished = {f.item: f for f in runner.run(list(sessions))}
+    return finished, runner
+
+
+PROTOCOL = Protocol(rounds=8, chunk_s=0.03, pool=8, warmup=2, target_ci=0.05)
+
+
+def test_member_level_is_the_fastest_chunks_not_the_disturbed_ones():
+    medians = np.array([10.0, 15.1, 10.2, 14.8, 10.1, 15.0])
+    assert member_level(medians, 0.06) == pytest.approx(10.1)
+
+
+def test_classifier_finds_known_disturbed_windows_in_a_synthetic_trace():
+    rng = np.random.default_rng(0)
+    trace, truth, t = Trace(), [], 0.0
+    levels = rng.uniform(1, 10, 12)
+    disturbed = [(3.0, 6.0), (9.0, 9.5), (12.0, 16.0)]
+    for _ in range(10):
+        for member in [*rng.permutation(12), -1]:
+            level = 8.0 if member < 0 else levels[member]
+            hit = any(a <= t < b for a, b in disturbed)
+            ms = level * (1.4 if hit else 1.0) * np.exp(rng.normal(0, 0.01))
+            trace.add(int(member), t, t + 0.15, ms)
+            truth.append(hit)
+            t += 0.15
+    classes = Classifier(tol=0.06).classify(trace)
+    truth = np.array(truth)
+    # every disturbed chunk is left out; all but a few quiet chunks at the windows' edges are kept
+    assert not (classes.quiet & truth).any()
+    assert classes.quiet[~truth].mean() >= 0.9
+
+
+def test_a_model_whose_every_chunk_was_disturbed_is_not_called_quiet():
+    # the machine is slowed 1.5x in even rounds; model 2 only ever ran in those, so its own chunks agree
+    # with each other, but the chunks of the other models and the reference around them show the slowdown
+    trace, t = Trace(), 0.0
+    for round_ in range(8):
+        slow = 1.5 if round_ % 2 == 0 else 1.0
+        members = [(m, 1.0 + m) for m in (0, 1, 3, 4, 5, 6)] + [(-1, 8.0)] + ([(2, 5.0)] if round_ % 2 == 0 else [])
+        for member, level in members:
+            trace.add(member, t, t + 0.1, level * slow)
+            t += 0.1
+    classes = Classifier(tol=0.06).classify(trace)
+    members = np.array(trace.member)
+    assert not classes.quiet[members == 2].any()
+    assert classes.quiet[members == 0].sum() >= 3  # the quiet rounds of the others are kept
+
+
+def test_pool_recovers_quiet_latency_under_a_switching_neighbour():
+    levels = [1.0, 2.5, 4.0, 7.0, 12.0, 0.3, 0.05, 9.0, 3.3, 5.5]
+    windows = [(s, s + 1.5) for s in np.arange(0.5, 200, 3.0)]  # on 1.5 s, off 1.5 s
+    machine = Machine(windows, factor=1.5, busy_cores=1.0)
+    finished, runner = run_pool(levels, machine, PROTOCOL)
+    assert sorted(finished) == list(range(len(levels)))
+    for i, level in enumerate(levels):
+        f = finished[i]
+        assert f.noise.quiet and f.noise.chunks_quiet >= PROTOCOL.min_quiet
+        assert f.measurement.median_ms == pytest.approx(level, rel=0.02)
+        assert f.ref_ms == pytest.approx(8.0, rel=0.02)
+    v = runner.verdict()
+    assert v.state == "intermittent" and v.rows_quiet == len(levels)
+    assert 0.2 < v.quiet_share < 0.8
+    assert "disturbed" in v.line() and v.warning() is None
+
+
+def test_pool_on_a_quiet_machine_says_quiet_and_needs_no_extra_rounds():
+    finished, runner = run_pool([1.0, 3.0, 6.0], Machine([]), PROTOCOL)
+    assert all(f.noise.chunks == PROTOCOL.rounds and f.noise.quiet for f in finished.values())
+    assert runner.verdict().state == "quiet"
+    assert runner.verdict().line().startswith("machine quiet")
+
+
+def test_always_on_neighbour_is_reported_and_nothing_claims_quiet_latency():
+    machine = Machine([(0.0, 1e9)], factor=1.5, busy_cores=1.0)
+    finished, runner = run_pool([1.0, 3.0, 6.0, 2.0], machine, PROTOCOL)
+    assert not any(f.noise.quiet for f in finished.values())
+    v = runner.verdict()
+    assert v.state == "never-quiet" and v.rows_quiet == 0
+    assert "never quiet" in v.line() and "loaded machine" in v.line()
+    assert "4 of 4 rows" in v.warning()
+
+
+def test_pool_is_reproducible_for_a_seed():
+    windows = [(s, s + 1.0) for s in np.arange(0.3, 100, 2.2)]
+    a, _ = run_pool([1.0, 2.0, 5.0], Machine(windows), PROTOCOL, seed=3)
+    b, _ = run_pool([1.0, 2.0, 5.0], Machine(windows), PROTOCOL, seed=3)
+    assert [a[i].measurement.median_ms for i in a] == [b[i].measurement.median_ms for i in b]
+
+
+def test_verdicts_of_batches_merge_by_rows():
+    quiet = Verdict("quiet", 1.0, 1.0, 0.0, 10, 10)
+    loaded = Verdict("never-quiet", 0.0, 1.5, 1.0, 10, 0)
+    both = merged([quiet, loaded])
+    assert both.rows == 20 and both.rows_quiet == 10 and both.quiet_share == pytest.approx(0.5)
+    assert both.state == "intermittent"
+    assert verdict(Trace(), Classifier().classify(Trace()), 0, 0).state == "unknown"
+
+
+def test_chunked_rows_record_their_noise_fields(tmp_path):
+    out = tmp_path / "d"
+    proc = run_cli("hwprof", "measure", "--device", "cpu", "--space", "ofa", "--samples", "2", "--mode", "e2e",
+                   "--rounds", "2", "--min-time", "0.02", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["noise"]["state"] in ("quiet", "intermittent", "never-quiet")
+    assert summary["noise"]["rows"] == 2
+    df = pd.read_parquet(out)
+    assert len(df) == 2
+    for column in ("quiet", "chunks", "chunks_quiet", "slowdown", "foreign_load", "ref_ms"):
+        assert df[column].notna().all(), column
+    assert (df["chunks"] >= 2).all() and (df["chunks_quiet"] <= df["chunks"]).all()
+    protocol = json.loads(df["protocol"].iloc[0])
+    assert protocol["rounds"] == 2
+
+
+def test_simulated_rows_keep_the_contiguous_protocol_and_null_noise_fields(tmp_path):
+    out = tmp_path / "d"
+    proc = run_cli("hwprof", "measure", "--device", "kirin-npu", "--space", "ofa", "--samples", "2", "--mode", "e2e",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "simulated device, no machine noise" in proc.stdout
+    df = pd.read_parquet(out)
+    assert df["quiet"].isna().all() and "rounds" not in json.loads(df["protocol"].iloc[0])
+
+
+@pytest.mark.parametrize("option", [["--rounds", "0"], ["--rounds", "-3"], ["--chunk-ms", "-5"],
+                                    ["--chunk-ms", "0"], ["--quiet-tol", "1.5"], ["--quiet-tol", "nan"],
+                                    ["--pool", "0"], ["--protocol", "bogus"], ["--time-cap", "0"],
+                                    ["--time-cap", "-1"], ["--min-time", "-1"],
+                                    ["--protocol", "contiguous", "--rounds", "4"]])
+def test_bad_protocol_options_are_one_line_and_exit_2(tmp_path, option):
+    out = tmp_path / "never"
+    proc = run_cli("hwprof", "measure", "--device", "cpu", "--space", "ofa", "--samples", "1", "--out", str(out),
+                   *option)
+    assert proc.returncode == 2, (option, proc.stderr)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not out.exists()
