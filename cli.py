@@ -316,6 +316,60 @@ def _exit_if_incomplete(summary) -> None:
         raise typer.Exit(1)
 
 
+@hwprof_app.command("doctor")
+def doctor(
+    device: Annotated[str, typer.Option("--device", "-d", help="Device to probe (as for `hwprof measure`, e.g. cpu or litert-cpu:int8).")] = "cpu",
+    seconds: Annotated[float, typer.Option(help="How long to probe (at least 5 s; 20-30 s sees swings of a few seconds).")] = 20.0,
+    threads: Annotated[int, typer.Option(help="Intra-op threads (as you will measure with).")] = 1,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check whether this machine is quiet enough to measure on, before a long run.
+
+    Times the reference network in short chunks, back to back, and reports its
+    quiet latency, how often and by how much it ran slower, and over what time
+    scale; other processes' CPU use, time stolen by the hypervisor, the CPU
+    frequency governor, core affinity and threads; then a verdict, what
+    test-retest to expect, and advice (pin, threads, what to stop).
+
+    Example: taskset -c 0 hwprof doctor --device cpu --seconds 30
+    """
+    from hwprof.doctor import probe
+    from hwprof.profiling import device_label, get_device
+
+    dev = get_device(device, threads=threads)
+    if dev.simulated:
+        console.print(f"{device_label(dev)} is simulated: its noise is drawn by the simulation, not caused by this "
+                      "machine; nothing to probe", markup=False, highlight=False)
+        return
+    with Console(stderr=True).status(f"probing {device_label(dev)} for {seconds:g} s") as status:
+        report = probe(dev, seconds, on_progress=lambda t: status.update(f"probing {device_label(dev)}: {t:4.1f} s"))
+    if json_out:
+        _print_json(report.as_dict())
+        return
+    table = Table(title=f"hwprof doctor: {device_label(dev)}, {report.seconds:.0f} s probe")
+    table.add_column("item")
+    table.add_column("value")
+    load = "unknown (no /proc/stat)" if report.foreign_load is None else f"{report.foreign_load:.2f} cores"
+    steal = "unknown" if report.steal_share is None else f"{report.steal_share:.1%}"
+    rows = [("reference network, quiet latency", f"{report.reference_ms:.3f} ms (median {report.median_ms:.3f} ms)"),
+            ("spread of 30 ms chunks (p10-p90)", f"{report.spread:.0%}"),
+            ("time quiet (within 6%)", f"{report.quiet_share:.0%}"),
+            ("slowdown when disturbed (p90)", f"{report.slowdown_p90:.2f}x"),
+            ("quiet / disturbed stretches (median)",
+             f"{report.quiet_stretch_s:.1f} s / {report.disturbed_stretch_s:.1f} s"),
+            ("other processes' CPU use", load), ("time stolen by the hypervisor", steal),
+            ("CPU frequency governor", report.governor or "not exposed (usual in a VM)"),
+            ("this process may run on cores", ",".join(map(str, report.affinity)) or "unknown"),
+            ("intra-op threads", str(report.threads) + (f"; {report.thread_env}" if report.thread_env else "")),
+            ("expected test-retest within ±10%, one stretch per model", f"{report.expected_retest_contiguous:.0%}")]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"verdict: {report.verdict}", markup=False, highlight=False)
+    for line in report.advice:
+        console.print(f"  - {line}", markup=False, highlight=False)
+
+
 @hwprof_app.command("worker")
 def worker(
     devices: Annotated[str, typer.Option("--devices", help="Comma-separated devices this host measures on, e.g. cpu,kirin-npu.")],

@@ -120,6 +120,44 @@ def measure_rounds(sessions: list, protocol: Protocol, rounds: int) -> list[list
     return out
 
 
+def measure_models(device, models: list, protocol: Protocol, rounds: int,
+                   seed: int = 0) -> list[tuple[np.ndarray, list[float], dict | None]]:
+    """Samples, round medians and noise fields of each model, all of them interleaved on ``device``.
+
+    Real devices use the chunked protocol (:mod:`hwprof.interleave`), the one
+    ``hwprof measure`` uses: every model and the reference network are timed
+    in ``rounds`` chunks in random order, and chunks taken while the machine
+    was disturbed are left out of both the samples and the round medians. So
+    a neighbour that comes and goes during a CI job is not read as a change.
+    Simulated devices keep round-robin rounds of the contiguous protocol.
+    """
+    if device.simulated:
+        sessions = [device.load(m) for m in models]
+        try:
+            per_model = measure_rounds(sessions, protocol, rounds)
+        finally:
+            for session in sessions:
+                session.close()
+        return [(np.concatenate(r), [float(np.median(x)) for x in r], None) for r in per_model]
+    from dataclasses import replace
+
+    from hwprof.drift import DriftReference
+    from hwprof.interleave import Interleaver
+
+    chunked = replace(protocol, rounds=rounds, pool=len(models), warmup=max(protocol.warmup, 2),
+                      min_samples=3, min_time_s=protocol.min_time_s * rounds,
+                      chunk_s=max(protocol.min_time_s, 0.01),
+                      max_samples=max(protocol.max_samples * rounds, 3 * rounds))
+    reference = DriftReference(device, 0.0)
+    try:
+        runner = Interleaver(chunked, lambda i: device.load(models[i]), reference._session, seed=seed)
+        done = {f.item: f for f in runner.run(range(len(models)))}
+    finally:
+        reference.close()
+    return [(done[i].measurement.samples_ms, done[i].chunk_medians_ms,
+             {**done[i].noise.columns(), "verdict": runner.verdict().line()}) for i in range(len(models))]
+
+
 def run_suite(suite: dict[str, Any], seed: int = 0,
               on_item: Callable[[str, str], None] | None = None) -> dict[str, Any]:
     """Measure every (model, device) pair of a loaded suite; return the results document."""
@@ -148,14 +186,8 @@ def run_suites(suites: list[dict[str, Any]], seed: int = 0,
         items = [(k, m) for k, suite in enumerate(suites) for m in suite["models"]]
         if on_item:
             on_item(f"{len(items)} model(s) x {rounds} rounds", device.name)
-        sessions = [device.load(m["model"]) for _, m in items]
-        try:
-            per_model = measure_rounds(sessions, protocol, rounds)
-        finally:
-            for session in sessions:
-                session.close()
-        for (k, m), round_samples in zip(items, per_model):
-            samples = np.concatenate(round_samples)
+        measured = measure_models(device, [m["model"] for _, m in items], protocol, rounds, seed)
+        for (k, m), (samples, round_medians, noise) in zip(items, measured):
             results[k].append({
                 "model": m["name"], "source": m["source"],
                 "model_sha256": hashlib.sha256(m["model"].SerializeToString()).hexdigest()[:16],
@@ -163,7 +195,8 @@ def run_suites(suites: list[dict[str, Any]], seed: int = 0,
                 "settings_hash": device.settings_hash(), "profile_hash": device.profile_hash(),
                 "median_ms": float(np.median(samples)), "p10_ms": float(np.percentile(samples, 10)),
                 "p90_ms": float(np.percentile(samples, 90)), "n": int(len(samples)),
-                "round_medians_ms": [float(np.median(r)) for r in round_samples], "samples_ms": samples.tolist(),
+                "round_medians_ms": round_medians, "samples_ms": samples.tolist(),
+                **({"noise": noise} if noise else {}),
             })
     return [results_document(suite["name"], r, {"seed": seed, "interleaved_with": len(suites) - 1})
             for suite, r in zip(suites, results)]

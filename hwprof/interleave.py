@@ -58,6 +58,7 @@ class Finished(Generic[T]):
         noise: How disturbed its measurement was.
         ref_ms: The reference network's quiet latency around it (None without a reference).
         inference_s: Seconds of inference it took (every run, warm-ups included).
+        chunk_medians_ms: Median of each kept chunk, in the order timed.
     """
 
     item: T
@@ -65,6 +66,7 @@ class Finished(Generic[T]):
     noise: RowNoise
     ref_ms: float | None
     inference_s: float
+    chunk_medians_ms: list[float] = field(default_factory=list)
 
 
 def runs_per_chunk(warmup_s: np.ndarray, protocol: Protocol) -> int:
@@ -179,16 +181,17 @@ class Interleaver(Generic[T]):
         out_of_rounds = len(member.chunks) >= p.max_rounds or member.spent_s >= p.time_cap_s
         loaded = self.clock() - self._last_quiet > PATIENCE_S
         if enough:
-            kept = [s for s, q in zip(member.samples, quiet) if q]
-            stats = summarize(np.concatenate(kept), np.asarray(member.warmup_s), p, converged=False)
+            keep = quiet
+            stats = summarize(np.concatenate([s for s, k in zip(member.samples, keep) if k]),
+                              np.asarray(member.warmup_s), p, converged=False)
             if stats.ci_rel > p.target_ci and not out_of_rounds:
                 return None
         elif not (out_of_rounds or loaded):
             return None
         else:  # no quiet window for it: its fastest chunks, flagged
-            fast = classes.slowdown <= 1 + self.classifier.tol
-            kept = [s for s, f in zip(member.samples, fast) if f]
-            stats = summarize(np.concatenate(kept), np.asarray(member.warmup_s), p, converged=False)
+            keep = classes.slowdown <= 1 + self.classifier.tol
+            stats = summarize(np.concatenate([s for s, k in zip(member.samples, keep) if k]),
+                              np.asarray(member.warmup_s), p, converged=False)
         stats.converged = stats.ci_rel <= p.target_ci
         for index, q in zip(member.chunks, quiet):
             self.final_quiet[index] = bool(q)
@@ -202,7 +205,8 @@ class Interleaver(Generic[T]):
         self.rows += 1
         self.rows_quiet += enough
         inference = float(sum(member.warmup_s)) + member.spent_s
-        return Finished(member.item, stats, noise, ref_ms, inference)
+        kept_medians = [self.trace.median_ms[i] for i, k in zip(member.chunks, keep) if k]
+        return Finished(member.item, stats, noise, ref_ms, inference, kept_medians)
 
     def reference_spread(self) -> tuple[float, float, float] | None:
         """(min, median, max) of the reference's chunk medians, ms (None without a reference)."""

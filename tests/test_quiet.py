@@ -210,3 +210,32 @@ def test_bad_protocol_options_are_one_line_and_exit_2(tmp_path, option):
     assert proc.returncode == 2, (option, proc.stderr)
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_doctor_reports_a_verdict_and_advice(tmp_path):
+    proc = run_cli("hwprof", "doctor", "--device", "cpu", "--seconds", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["reference_ms"] > 0 and 0 <= report["quiet_share"] <= 1
+    assert report["verdict"].split(":")[0] in ("quiet", "intermittently disturbed", "never quiet")
+    assert report["advice"] and 0 <= report["expected_retest_contiguous"] <= 1
+
+
+def test_doctor_on_a_simulated_device_says_there_is_nothing_to_probe():
+    proc = run_cli("hwprof", "doctor", "--device", "kirin-npu")
+    assert proc.returncode == 0 and "simulated" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--seconds", "1"], ["--seconds", "nan"], ["--device", "no-such-chip"]])
+def test_doctor_bad_input_is_one_line_and_exit_2(args):
+    proc = run_cli("hwprof", "doctor", *args)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_expected_retest_of_a_steady_trace_is_full_and_of_a_two_level_one_is_not():
+    from hwprof.doctor import expected_retest
+
+    start = np.arange(0, 20, 0.03)
+    assert expected_retest(start, np.full(len(start), 8.0)) == 1.0
+    two_level = np.where((start // 2) % 2 == 0, 8.0, 12.0)
+    assert 0.3 < expected_retest(start, two_level) < 0.7
