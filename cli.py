@@ -7,6 +7,7 @@ entry points turn it into one line on stderr and exit code 2, in one place.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,16 +20,28 @@ from rich.table import Table
 import hwprof
 from hwprof.errors import HwprofError
 
-console = Console()
+PIPED_WIDTH = 240  # a table written to a pipe or file (a CI log) keeps its columns whole
 
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console; when the output is not a terminal, as wide as a table needs (up to PIPED_WIDTH)."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=PIPED_WIDTH)
+
+
+console = make_console()
+
+# help texts are plain text: "[[models]]" and "hwprof[litert]" must not be read as rich markup
 hwprof_app = typer.Typer(
     name="hwprof",
     help="Profile neural networks on devices, fit latency predictors, and guard against slowdowns.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 nas_app = typer.Typer(
     name="nas",
     help="Hardware-aware neural architecture search: spaces, sampling, export and search.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 @hwprof_app.callback()
@@ -42,7 +55,9 @@ def _nas_group() -> None:
 
 
 def _print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    from hwprof.io import dumps
+
+    sys.stdout.write(dumps(obj, indent=2) + "\n")
 
 
 # --- hwprof ----------------------------------------------------------------------------
@@ -68,6 +83,8 @@ def version(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
 @hwprof_app.command("devices")
 def devices(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List devices: name, kind, simulated or real, available here, and details."""
+    from rich.markup import escape
+
     from hwprof.profiling import get_device
     from hwprof.registry import DEVICES
 
@@ -94,7 +111,7 @@ def devices(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
         else:
             detail = d.get("reason", "")
         table.add_row(r["name"], r["kind"], "yes" if r["simulated"] else "no",
-                      "yes" if r["available"] else "no", detail)
+                      "yes" if r["available"] else "no", escape(detail))
     console.print(table)
 
 
@@ -120,7 +137,7 @@ def measure(
     opt_level: Annotated[str, typer.Option(help="onnxruntime graph optimisation: disable|basic|extended|all.")] = "all",
     fp16: Annotated[bool, typer.Option("--fp16", help="Same as --dtype float16.")] = False,
     dtype: Annotated[Optional[str], typer.Option(help="float32 (default), float16 (cpu, gpu) or int8 (cpu, openvino-cpu: static QDQ model; litert-cpu: full-integer model; both calibrated on 8 seeded inputs, recorded with every row). Also written as --device cpu:int8.")] = None,
-    graph_style: Annotated[str, typer.Option(help="How networks are spelled as ONNX: hwprof (our fused-op form), torch (our torch module exported by torch.onnx.export), torch-manual (activations and pooling written out, as in the OFA code base, exported by torch). Recorded with every row.")] = "hwprof",
+    graph_style: Annotated[str, typer.Option(help="How networks are spelled as ONNX: hwprof (our fused-op form), torch (our torch module exported by torch.onnx.export), torch-manual (activations and pooling written out, as in the OFA code base, exported by torch), torch-timm (SE pooling as timm writes it, x.mean((2, 3)), exported by torch). Recorded with every row.")] = "hwprof",
     target_ci: Annotated[float, typer.Option(help="Stop when the median's 95% CI is within this fraction.")] = 0.02,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of inference to record at least per model (default 0.25 real, 0 simulated).")] = None,
     time_cap: Annotated[float, typer.Option(help="Seconds of inference at most per model.")] = 5.0,
@@ -166,7 +183,8 @@ def measure(
     from hwprof.dataset import Dataset
     from hwprof.io import read_archs
     from hwprof.protocol import measurement_protocol
-    from hwprof.profiling import check_output_dir, device_label, get_device, measure_into, plan
+    from hwprof.profiling import (MeasurementInterrupted, check_output_dir, device_label, get_device, measure_into,
+                                  plan)
     from nas.spaces import get_space
 
     if samples < 1:
@@ -187,13 +205,13 @@ def measure(
         dev.require_available()  # with ray the device is on the workers, not necessarily here
     if model:
         from hwprof.api import to_model
-        from hwprof.profiling import ExternalModel
+        from hwprof.profiling import ExternalModel, try_run
 
         shape = _parse_shape(input_shape)
         networks = []
         for path in model:
             proto = to_model(path, shape, dev)
-            dev.load(proto).close()  # a model the device cannot run fails here, before any work
+            try_run(dev, proto, str(path))  # a model the device cannot load or run fails here, before any work
             networks.append(ExternalModel(str(path), proto))
         mode = "e2e"
     elif archs is not None:
@@ -202,7 +220,10 @@ def measure(
         sp = get_space(space)
         from hwprof.predictors.transfer import sample_networks
 
-        networks = sample_networks(sp, samples, seed, select, from_predictors)
+        with make_console(stderr=True).status(f"choosing {samples} networks from {space}"
+                                              + (" (informative design over --from)" if from_predictors
+                                                 or select == "informative" else "")):
+            networks = sample_networks(sp, samples, seed, select, from_predictors)
     plan(networks, mode)  # validates --mode before any work
     if per_op:  # a device that cannot break latency down fails here, before any work
         from hwprof.per_op import breakdown
@@ -219,10 +240,11 @@ def measure(
     check_output_dir(out)  # after the inputs are known good: bad input leaves nothing behind
     dataset = Dataset(out)
     dataset.keys()  # a corrupt dataset is reported before any work starts
+    dataset.hold_writer()  # one writer at a time: a second run is refused here, before any work
     label = device_label(dev)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                        console=Console(stderr=True), disable=json_out)
+                        console=make_console(stderr=True), disable=json_out)
     state = {"skipped": 0, "start": 0.0}
     with progress:
         bar = progress.add_task(f"measuring on {label}", total=None, rate="")
@@ -242,8 +264,17 @@ def measure(
                                    on_progress=on_progress, reference_every_s=drift_every or None,
                                    per_op_runs=20 if per_op else 0, executor=runner,
                                    device_options=device_options, batch_size=batch_size)
+        except MeasurementInterrupted as stop:
+            interrupted = stop
+        else:
+            interrupted = None
         finally:
             runner.close()
+    if interrupted is not None:
+        sys.stderr.write(f"interrupted: {interrupted.saved} rows saved to {out}"
+                         + (f" ({interrupted.skipped} were there already)" if interrupted.skipped else "")
+                         + "; rerun the same command to resume\n")
+        raise typer.Exit(130)
     result = {"device": dev.name, "simulated": dev.simulated, "out": str(out), "executor": summary.executor,
               "failed": summary.failed, "failures": summary.failures, "planned": summary.planned,
               "skipped_existing": summary.skipped, "measured": summary.measured,
@@ -260,13 +291,18 @@ def measure(
         _print_json(result)
         _exit_if_incomplete(summary)
         return
-    df = dataset.read(columns=["block_key", "median_ms", "device", "simulated"])
-    df = df[df["device"] == dev.name]
+    df = dataset.read(columns=["block_key", "median_ms", "device", "settings_hash"])
+    df = df[(df["device"] == dev.name) & (df["settings_hash"] == dev.settings_hash())]
     e2e = df[df["block_key"] == "e2e"]["median_ms"]
     table = Table(title=f"Measured on {label}" + (" - SIMULATED latencies" if dev.simulated else "")
                   + (f", graph style {dev.graph_style}" if not model else ""))
     table.add_column("item")
     table.add_column("value", justify="right")
+    if space:
+        chosen = select or ("informative" if from_predictors else "random")
+        table.add_row("networks chosen", f"{samples} from {space}, " + (
+            "informative: a D-optimal design over the --from predictors" if chosen == "informative"
+            else f"at random (seed {seed})"))
     table.add_row("measured now", str(summary.measured))
     table.add_row("already in dataset (skipped)", str(summary.skipped))
     table.add_row("e2e / block rows added", f"{summary.e2e_rows} / {summary.block_rows}")
@@ -285,7 +321,7 @@ def measure(
         if summary.reference_s:
             table.add_row("  of which drift reference, s", f"{summary.reference_s:.2f}")
         table.add_row("  of which everything else, s", f"{summary.other_s:.2f}")
-    table.add_row("dataset", f"{out} ({len(df)} rows for {dev.name})")
+    table.add_row("dataset", f"{out} ({len(df)} rows for {label})")
     if summary.executor != "local":
         table.add_row("executor", summary.executor)
     console.print(table)
@@ -303,7 +339,7 @@ def _print_verdict(noise, simulated: bool) -> None:
         return
     console.print(f"noise: {noise.line()}", markup=False, highlight=False)
     if noise.warning():
-        Console(stderr=True).print(f"warning: {noise.warning()}", markup=False, highlight=False)
+        make_console(stderr=True).print(f"warning: {noise.warning()}", markup=False, highlight=False)
 
 
 def _exit_if_incomplete(summary) -> None:
@@ -341,7 +377,7 @@ def doctor(
         console.print(f"{device_label(dev)} is simulated: its noise is drawn by the simulation, not caused by this "
                       "machine; nothing to probe", markup=False, highlight=False)
         return
-    with Console(stderr=True).status(f"probing {device_label(dev)} for {seconds:g} s") as status:
+    with make_console(stderr=True).status(f"probing {device_label(dev)} for {seconds:g} s") as status:
         report = probe(dev, seconds, on_progress=lambda t: status.update(f"probing {device_label(dev)}: {t:4.1f} s"))
     if json_out:
         _print_json(report.as_dict())
@@ -406,7 +442,7 @@ def worker(
         dev = get_device(name)
         dev.require_available()
         resources[device_resource(dev.name)] = float(slots or os.cpu_count() or 1) if dev.simulated else 1.0
-        Console(stderr=True).print(f"[dim]hosting {device_label(dev)}: {resources[device_resource(dev.name)]:g} "
+        make_console(stderr=True).print(f"[dim]hosting {device_label(dev)}: {resources[device_resource(dev.name)]:g} "
                                    f"slot(s)[/]")
     ray_cli = Path(sys.executable).parent / "ray"
     command = [str(ray_cli) if ray_cli.exists() else (shutil.which("ray") or "ray"), "start", "--address", address,
@@ -481,6 +517,7 @@ def fit_predictor(
     param: Annotated[Optional[list[str]], typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable), e.g. fallback=none for a strict lookup table.")] = None,
     transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Few-shot: comma-separated predictor files of other devices (same space); fits the transfer predictor from them and the few networks in --data (--param method=auto|blockwise|mixture|nearest; auto: the mixture, nearest or, where every source prices single blocks, e.g. lut, blockwise, whichever has the lowest leave-one-out error on --data. Blockwise corrections by --param levels=auto|kind+count|effect+count|effect+kind+subkind+count...: relative ones per kind, per block attribute (effect), per kind and expansion (subkind), and a fixed ms per block with an activation or SE (count); auto chooses kind+count or effect+count by leave-one-out error).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the hold-out split and the fit.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out that is not an hwprof predictor.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Fit a latency predictor to measured latencies and save it (JSON + npz / skops, no pickle).
@@ -503,8 +540,7 @@ def fit_predictor(
     from hwprof.registry import PREDICTORS
 
     params = _parse_params(param or [])
-    if out.is_dir():
-        raise HwprofError(f"--out {out} is a directory", "give a file name, e.g. --out npu.pred")
+    store.check_output(out, force)  # before any fitting: a bad --out costs nothing
     if transfer_from:
         from hwprof.predictors.transfer import load_sources
 
@@ -521,7 +557,7 @@ def fit_predictor(
         model = "kernel-rf" if len(parts) > 1 else "lut" if measured.blocks else "additive"
     if model != BEST:
         PREDICTORS.factory(model)  # unknown names fail before any work
-    status = Status(f"fitting {model} on {measured.label}", console=Console(stderr=True))
+    status = Status(f"fitting {model} on {measured.label}", console=make_console(stderr=True))
     if not json_out:
         status.start()
     try:
@@ -644,6 +680,7 @@ def advise_cmd(
     tolerance: Annotated[float, typer.Option(help="Largest output difference (max abs, seeded inputs) a rewrite may make.")] = 1e-4,
     input_shape: Annotated[Optional[list[str]], typer.Option("--input-shape", metavar="SHAPE", help=_INPUT_SHAPE_HELP)] = None,
     rounds: Annotated[int, typer.Option(help="Round-robin rounds when measuring before and after --fix.")] = 3,
+    force: Annotated[bool, typer.Option("--force", help="Let --fix overwrite an existing file that advise did not write (never the model itself).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Where a model loses time to how its graph is spelled, and the rewrite that removes it.
@@ -660,7 +697,8 @@ def advise_cmd(
     """
     from hwprof.advise import advise_model
 
-    result = advise_model(model, device, predictor_path, fix_out, tolerance, rounds, _parse_shape(input_shape))
+    result = advise_model(model, device, predictor_path, fix_out, tolerance, rounds, _parse_shape(input_shape),
+                          force)
     if json_out:
         _print_json(result)
         return
@@ -770,7 +808,7 @@ def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path]
 
 def _status_printer(quiet: bool):
     """Status lines for long work, dimmed on stderr (none with --json)."""
-    return (lambda _m: None) if quiet else (lambda m: Console(stderr=True).print(f"[dim]{m}[/]"))
+    return (lambda _m: None) if quiet else (lambda m: make_console(stderr=True).print(f"[dim]{m}[/]"))
 
 
 _PROFILE_OPTIONS_HELP = {
@@ -886,7 +924,7 @@ def reduce_space_cmd(
     Example: hwprof reduce-space --space ofa --device kirin-npu --out reduced.json
              nas search --space reduced.json --target kirin-npu --predictor npu.pred
     """
-    from hwprof.io import atomic_write_text
+    from hwprof.io import write_json
     from hwprof.profiling import device_label
     from hwprof.space_reduction import reduce_space, score_contributions
     from nas.accuracy import create_estimator
@@ -903,7 +941,7 @@ def reduce_space_cmd(
     gains, judged_by = None, "capacity: MACs and parameters added"
     if est is not None:
         if not json_out:
-            Console(stderr=True).print(f"[dim]scoring the {len(measured.archs)} profiled networks with "
+            make_console(stderr=True).print(f"[dim]scoring the {len(measured.archs)} profiled networks with "
                                        f"{est.label}[/]")
         gains = score_contributions(sp, measured.archs, est.score(measured.archs), seed)
         judged_by = f"score: additive contribution to the {est.label}"
@@ -917,7 +955,7 @@ def reduce_space_cmd(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise HwprofError(f"cannot create {out.parent}: {exc.strerror}", "choose a writable --out") from None
-    atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
+    write_json(out, doc)
     if json_out:
         _print_json(doc | {"file": str(out)})
         return
@@ -1007,18 +1045,18 @@ def bench(
     Example: hwprof bench bench.toml --out current.json --baseline ../base/bench.toml --baseline-out base.json
     """
     from hwprof.benchsuite import load_suite, run_suites
-    from hwprof.io import atomic_write_text
+    from hwprof.io import write_json
 
     if (baseline is None) != (baseline_out is None):
         raise HwprofError("--baseline and --baseline-out go together")
     suites = [load_suite(suite)] + ([load_suite(baseline)] if baseline else [])
     loaded = suites[0]
-    with Console(stderr=True).status("measuring") as status:
+    with make_console(stderr=True).status("measuring") as status:
         docs = run_suites(suites, seed=seed, on_item=lambda m, d: status.update(f"measuring {m} on {d}"))
     doc = docs[0]
-    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    write_json(out, doc, indent=1)
     if baseline_out is not None:
-        atomic_write_text(baseline_out, json.dumps(docs[1], indent=1) + "\n")
+        write_json(baseline_out, docs[1], indent=1)
     rows = [{k: r[k] for k in ("model", "device", "simulated", "median_ms", "p10_ms", "p90_ms", "n")}
             for r in doc["results"]]
     if json_out:
@@ -1115,7 +1153,12 @@ def sample(
         raise HwprofError(f"-n must be at least 1, got {n}", "ask for one or more networks")
     sp = get_space(space)
     rng = np.random.default_rng(seed)
-    archs = [sp.sample(rng) for _ in range(n)]
+    with make_console(stderr=True).status(f"sampling {n} networks from {space}") as status:
+        archs = []
+        for i in range(n):
+            archs.append(sp.sample(rng))
+            if i % 500 == 499:
+                status.update(f"sampling networks from {space}: {i + 1} of {n}")
     if out is not None:
         write_archs(out, archs)
     if json_out:
@@ -1289,7 +1332,7 @@ def cross_eval_cmd(
     from nas.cross_eval import cross_eval, parse_latency_overrides, parse_predictor_files, summary_table
 
     tokens = [t.strip() for t in targets.split(",") if t.strip()]
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     budgets, files = parse_latency_overrides(latency_ms or [], tokens), parse_predictor_files(predictor or [], tokens)
     from hwprof.executors import executor_from_options
 
@@ -1329,7 +1372,7 @@ def search(
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
     shrink: Annotated[bool, typer.Option("--shrink", help="evolutionary: progressive space shrinking (GoldenNAS): drop choices whose networks stay dominated; summary.json lists what was removed.")] = False,
     measure_best: Annotated[bool, typer.Option("--measure/--no-measure", help="Measure the best network on the target at the end.")] = True,
-    graph_style: Annotated[str, typer.Option(help="The graph form you will ship: hwprof (our fused-op ONNX), torch (our torch module exported by torch), torch-manual (activations written out, as in the OFA code). Latency is predicted and verified in this form.")] = "hwprof",
+    graph_style: Annotated[str, typer.Option(help="The graph form you will ship: hwprof (our fused-op ONNX), torch (our torch module exported by torch), torch-manual (activations written out, as in the OFA code), torch-timm (SE pooling as timm writes it). Latency is predicted and verified in this form.")] = "hwprof",
     fix: Annotated[Optional[list[str]], typer.Option("--fix", help="Hold a space variable at one value, NAME=VALUE (repeatable), e.g. resolution=224. Variables the estimator cannot judge are held anyway (resolution for the zero-cost proxies and train: at 224 on ImageNet spaces); the summary lists what was held and why.")] = None,
     few_shot: Annotated[Optional[int], typer.Option("--few-shot", help="Bring up a new target from N measured networks: measure N informative networks on it, fit a transfer predictor from --transfer-from, search, measure the winner.")] = None,
     transfer_from: Annotated[Optional[str], typer.Option("--transfer-from", help="Comma-separated predictor files of other devices (same space), for --few-shot.")] = None,
@@ -1351,6 +1394,10 @@ def search(
       nas search --space reduced.json --target kirin-npu   (from `hwprof reduce-space`)
       nas search --target NEW --few-shot 20 --transfer-from a.pred,b.pred --latency-ms 40   (a new device)
       nas search --searcher single-path --space s3nas --target kirin-npu --latency-ms 4 --epochs 8
+
+    Exit status: 0 when the search ran, also when the winner, measured on the
+    target, is over --latency-ms (a warning line on stderr says by how much, and
+    summary.json has best.meets_constraint_measured false); 2 for bad input.
     """
     from nas.search_job import run_search_job
 
@@ -1359,16 +1406,22 @@ def search(
                          epochs=epochs, scale=scale, postprocess=postprocess, seed=seed, out=out,
                          params=_parse_params(param or []), executor=executor, ray_address=ray_address,
                          shrink=shrink, measure_best=measure_best, graph_style=graph_style, fix=fix,
-                         few_shot=few_shot, transfer_from=transfer_from, recalibrate=recalibrate, console=Console(stderr=True),
-                         quiet=json_out)
+                         few_shot=few_shot, transfer_from=transfer_from, recalibrate=recalibrate,
+                         console=make_console(stderr=True), quiet=json_out)
     summary = job.summary
+    best = summary.get("best") or {}
+    over = best.get("meets_constraint_measured") is False
     if json_out:
         _print_json({**summary, "extra": {k: v for k, v in summary["extra"].items() if k != "training_curve"}})
-        return
-    from nas.search_report import search_table
+    else:
+        from nas.search_report import search_table
 
-    console.print(search_table(summary, job.result, job.space_name, job.label, job.simulated, job.predictor_name,
-                               job.predictor_source, job.out))
+        console.print(search_table(summary, job.result, job.space_name, job.label, job.simulated,
+                                   job.predictor_name, job.predictor_source, job.out))
+    if over:
+        sys.stderr.write(f"warning: the winner measured {best['measured_latency_ms']:.3f} ms on {job.label}, "
+                         f"{best['measured_vs_constraint']:+.1%} over the {latency_ms:g} ms target "
+                         "\n")
 
 
 # --- entry points ----------------------------------------------------------------------

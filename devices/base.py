@@ -182,10 +182,28 @@ def model_inputs(model: onnx.ModelProto) -> list[tuple[str, tuple[int, ...], np.
         dims = []
         for d in tensor.shape.dim:
             if not d.HasField("dim_value") or d.dim_value <= 0:
+                example = ",".join(map(str, _example_shape(tensor.shape.dim)))
                 raise HwprofError(f"input '{inp.name}' has a dynamic dimension",
-                                  f"give a static shape with --input-shape (e.g. --input-shape {inp.name}=1,128)")
+                                  f"give a static shape with --input-shape (e.g. --input-shape {inp.name}={example})")
             dims.append(d.dim_value)
         out.append((inp.name, tuple(dims), onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)))
+    return out
+
+
+def _example_shape(dims) -> list[int]:
+    """A plausible static shape for a hint: known sizes kept; batch 1; an image's channels 3 and sides 224;
+    a sequence's length 128."""
+    rank = len(dims)
+    out = []
+    for i, d in enumerate(dims):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            out.append(d.dim_value)
+        elif i == 0:
+            out.append(1)
+        elif rank == 4:
+            out.append(3 if i == 1 else 224)
+        else:
+            out.append(128)
     return out
 
 

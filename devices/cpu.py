@@ -49,7 +49,7 @@ def create_ort_session(model: onnx.ModelProto, providers: list, threads: int, op
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = OPT_LEVELS[opt_level]
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # fatal only: a failing model is reported in one line by hwprof, not logged
     if profile_prefix is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = profile_prefix

@@ -44,7 +44,7 @@ class OptionalRuntimeDevice(Device):
 
     @property
     def install(self) -> str:
-        return f"pip install 'hwprof[{self.extra}]'"
+        return f"pip install 'hwprof[{self.extra}]' (from a checkout: pip install -e '.[{self.extra}]')"
 
     def runtime_version(self) -> str | None:
         return package_version(self.distribution)

@@ -15,7 +15,9 @@ the original (max abs difference within ``tolerance`` on seeded inputs), and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,8 @@ class Finding:
         rewrite: What replaces each chain.
         count: How many chains.
         nodes_ms: Profiled time of the chains' nodes and the layout conversions around them.
-        predicted_saving_ms: Predicted latency saved by the rewrite (with a kernel-rf predictor), else None.
+        predicted_saving_ms: Predicted latency saved by the rewrite (with a kernel-rf predictor), at most
+            ``nodes_ms`` (what its nodes take as profiled), else None.
     """
 
     kind: str
@@ -134,8 +137,9 @@ def advise(model: onnx.ModelProto, device, predictor=None) -> Advice:
         if not chosen:
             continue
         saving = None
-        if predictor is not None:
+        if predictor is not None:  # a rewrite cannot save more than its nodes take: the predictor's excess is its error
             saving = advice.predicted_ms - float(predictor.predict_onnx([apply_rewrites(model, chosen)])[0])
+            saving = min(saving, attributed.get(kind, 0.0))
         advice.findings.append(Finding(kind, KINDS[kind], len(chosen), attributed.get(kind, 0.0), saving))
     return advice
 
@@ -212,8 +216,34 @@ def before_after(models: list[onnx.ModelProto], device: str, rounds: int = 3, **
     return [float(np.median(t)) for t in times]
 
 
+FIXED_STAMP = "hwprof.advise.fixed"  # metadata of models `advise --fix` wrote (they may be overwritten)
+
+
+def check_fix_target(model: Any, fix_out: Any, force: bool = False) -> None:
+    """Refuse a ``--fix`` path that is the input model, or an existing file advise did not write (unless ``force``).
+
+    Raises:
+        HwprofError: naming the file and the way out.
+    """
+    out = Path(fix_out)
+    if isinstance(model, (str, Path)) and out.exists() and out.resolve() == Path(model).resolve():
+        raise HwprofError(f"--fix {out} is the model being advised; it would be overwritten",
+                          "write the fixed model to another file")
+    if out.is_dir():
+        raise HwprofError(f"--fix {out} is a directory", "give a file path, e.g. --fix fixed.onnx")
+    if out.exists() and not force:
+        try:
+            ours = any(p.key == FIXED_STAMP for p in onnx.load(str(out), load_external_data=False).metadata_props)
+        except Exception:  # not ONNX at all
+            ours = False
+        if not ours:
+            raise HwprofError(f"--fix {out} exists and was not written by `hwprof advise --fix`",
+                              "give a new file, or add --force to overwrite it")
+
+
 def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fix_out: Any = None,
-                 tolerance: float = 1e-4, rounds: int = 3, input_shape: Any = None) -> dict[str, Any]:
+                 tolerance: float = 1e-4, rounds: int = 3, input_shape: Any = None,
+                 force: bool = False) -> dict[str, Any]:
     """What ``hwprof advise`` does, as one call: advise, and with ``fix_out`` fix, save and time before/after.
 
     Args:
@@ -224,6 +254,7 @@ def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fi
         tolerance: Largest output difference a rewrite may make.
         rounds: Round-robin rounds of the before/after timing.
         input_shape: For models with dynamic dimensions.
+        force: Overwrite an existing ``fix_out`` that advise did not write (never the input model).
 
     Returns:
         The report as a JSON-ready dict (see :class:`Advice`), with ``fix`` when fixing.
@@ -236,16 +267,26 @@ def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fi
     from hwprof.predictors import store
     from hwprof.profiling import get_device
 
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise HwprofError(f"--tolerance must be a non-negative number, got {tolerance}", "e.g. --tolerance 1e-4")
+    if rounds < 1:
+        raise HwprofError(f"--rounds must be at least 1, got {rounds}", "e.g. --rounds 3")
+    if fix_out is not None:
+        check_fix_target(model, fix_out, force)
     proto = to_onnx(model, input_shape)
     dev = get_device(device)
     dev.require_available()
     predictor = store.load(predictor_path) if predictor_path else None
+    if predictor is not None:
+        store.check_device(predictor, dev, predictor_path)
     if predictor is not None and predictor.name != "kernel-rf":
         raise HwprofError(f"--predictor must be a kernel-rf predictor, not {predictor.name}",
                           "fit one with `hwprof fit-predictor --model kernel-rf`")
     result: dict[str, Any] = {"model": str(model), **advise(proto, dev, predictor).to_dict()}
     if fix_out is not None:
         fixed = fix(proto, tolerance)
+        stamp = fixed.model.metadata_props.add()
+        stamp.key, stamp.value = FIXED_STAMP, "1"
         save_onnx(fixed.model, fix_out)
         before, after = before_after([proto, fixed.model], device, rounds) if fixed.applied else (None, None)
         result["fix"] = {"out": str(fix_out), "applied": fixed.applied, "refused": fixed.refused,

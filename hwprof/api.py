@@ -153,29 +153,22 @@ def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None =
 
     Returns:
         A dict: device, simulated, median/mean/std/p10/p90/IQR in ms, n, rejected, samples,
-        ref_ms (None on simulated devices) and, with ``per_op``, layers.
+        ref_ms (None on simulated devices), on real devices how disturbed the measurement was
+        (quiet, chunks, chunks_quiet, slowdown, foreign_load, verdict: the chunked protocol of
+        :mod:`hwprof.interleave`) and, with ``per_op``, layers.
     """
-    from hwprof.drift import DriftReference
-    from hwprof.protocol import Protocol, measure_session
+    from hwprof.interleave import measure_one
     from hwprof.profiling import get_device
 
     dev = get_device(device, seed=seed, **device_options)
     dev.require_available()
     proto = to_model(model, input_shape, dev)
-    session = dev.load(proto)
-    reference = None if dev.simulated else DriftReference(dev)
-    try:
-        before = reference.measure()[1] if reference else None
-        m = measure_session(session, Protocol(min_time_s=min_time_s if min_time_s is not None
-                                              else (0.0 if dev.simulated else 0.25)))
-        ref_ms = (before + reference.measure()[1]) / 2 if reference else None
-    finally:
-        session.close()
-        if reference:
-            reference.close()
+    one = measure_one(dev, proto, min_time_s, seed)
+    m, ref_ms = one.measurement, one.ref_ms
+    noise = {**one.noise.columns(), "verdict": one.verdict.line()} if one.noise else {}
     row = {"device": dev.name, "simulated": dev.simulated, "median_ms": m.median_ms, "mean_ms": m.mean_ms,
            "std_ms": m.std_ms, "p10_ms": m.p10_ms, "p90_ms": m.p90_ms, "iqr_ms": m.iqr_ms, "n": m.n,
-           "n_rejected": m.n_rejected, "samples_ms": m.samples_ms.tolist(), "ref_ms": ref_ms}
+           "n_rejected": m.n_rejected, "samples_ms": m.samples_ms.tolist(), "ref_ms": ref_ms, **noise}
     if per_op:
         from hwprof.per_op import breakdown
 

@@ -51,7 +51,8 @@ def _schema():
     try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:
-        raise HwprofError("LiteRT is not installed", "pip install 'hwprof[litert]'") from None
+        raise HwprofError("LiteRT is not installed",
+                          "pip install 'hwprof[litert]' (from a checkout: pip install -e '.[litert]')") from None
     return schema
 
 

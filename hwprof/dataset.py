@@ -8,17 +8,20 @@ with plain ``pandas.read_parquet(path)``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hwprof.errors import HwprofError
+from hwprof.io import current_umask
 
 KEY_COLUMNS = ("arch_hash", "block_key", "device", "settings_hash")
 
@@ -51,9 +54,20 @@ def device_display_name(device: str, simulated: bool, dtype: str = "float32") ->
     return device if dtype == "float32" else f"{device}:{dtype}"
 
 
+REQUIRED_COLUMNS = (*KEY_COLUMNS, "median_ms")  # in every part hwprof ever wrote
+
+
 def _read_part(part: Path, columns: list[str] | None) -> pd.DataFrame:
-    """One part as a DataFrame; columns added to the schema after it was written read as nulls."""
+    """One part as a DataFrame; columns added to the schema after it was written read as nulls.
+
+    Raises:
+        HwprofError: for a parquet file that is not an hwprof part (it lacks a key column or median_ms).
+    """
     present = set(pq.read_schema(part).names)
+    missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    if missing:
+        raise HwprofError(f"{part} is not an hwprof measurement part (no column {missing[0]})",
+                          "move that file out of the dataset directory and rerun")
     wanted = list(columns) if columns is not None else SCHEMA.names
     frame = pq.read_table(part, columns=[c for c in wanted if c in present]).to_pandas()
     for name in wanted:
@@ -98,6 +112,8 @@ class Dataset:
         for part in self.parts():
             try:
                 frames.append(_read_part(part, columns))
+            except HwprofError:
+                raise
             except Exception as exc:  # pyarrow raises several error types for damaged files
                 raise HwprofError(f"corrupt dataset part {part}: {str(exc).splitlines()[0]}",
                                   "move that file out of the dataset directory and rerun") from None
@@ -110,9 +126,60 @@ class Dataset:
         return df
 
     def keys(self) -> set[tuple[str, ...]]:
-        """(arch_hash, block_key, device, settings_hash) of every stored row."""
-        df = self.read(columns=list(KEY_COLUMNS))
+        """(arch_hash, block_key, device, settings_hash) of every stored row that holds a latency.
+
+        A row without ``median_ms`` (written by another tool, or damaged) is not
+        counted as measured, so measuring again repairs it.
+        """
+        df = self.read(columns=[*KEY_COLUMNS, "median_ms"])
+        df = df[df["median_ms"].notna()]
         return set(map(tuple, df[list(KEY_COLUMNS)].itertuples(index=False, name=None)))
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator["Dataset"]:
+        """Hold the dataset's writer lock while the block runs: one writer at a time.
+
+        Two ``hwprof measure`` runs into one directory would each measure what
+        the other is measuring and write it twice. The second is refused
+        instead. The lock is an advisory ``flock`` on the dataset directory
+        itself (no lock file is left behind), released by the kernel when the
+        process ends, however it ends.
+
+        Raises:
+            HwprofError: if another process holds the lock.
+        """
+        if getattr(self, "_lock", None) is not None:  # this object holds it already (hold_writer)
+            yield self
+            return
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; one writer is then the user's care
+            yield self
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise HwprofError(f"cannot create dataset directory {self.path}: {exc.strerror}",
+                              "choose a writable --out path") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise HwprofError(f"dataset {self.path} is being written by another process",
+                                  "wait for it to finish, then rerun to resume; or give another --out") from None
+            self._lock = handle
+            yield self
+        finally:
+            self._lock = None
+            os.close(handle)
+
+    def hold_writer(self) -> "Dataset":
+        """Take the writer lock (see :meth:`writer`) until this process ends: a command takes it before any
+        work, so a second writer is refused before it starts measuring."""
+        self._holder = self.writer()
+        self._holder.__enter__()
+        return self
 
     def append(self, rows: list[dict]) -> Path | None:
         """Write rows as a new part, atomically. Returns the part's path."""
@@ -129,6 +196,7 @@ class Dataset:
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp-", suffix=".parquet")
         os.close(fd)
         try:
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private; a part is as readable as any file
             pq.write_table(table, tmp)
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())

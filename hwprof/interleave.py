@@ -223,3 +223,39 @@ class Interleaver(Generic[T]):
             if int(index) in self.final_quiet:
                 classes.quiet[k] = self.final_quiet[int(index)]
         return verdict(self.trace, classes, self.rows, self.rows_quiet)
+
+
+@dataclass
+class OneModel:
+    """One model timed by :func:`measure_one`."""
+
+    measurement: Measurement
+    ref_ms: float | None = None
+    noise: RowNoise | None = None
+    verdict: Verdict | None = None
+
+
+def measure_one(device, model, min_time_s: float | None = None, seed: int = 0) -> OneModel:
+    """Time one loaded-on-demand ``model`` (ONNX, or what ``device.load`` takes) with the device's default protocol.
+
+    Real devices: the chunked protocol with the reference network in every
+    round (its quiet latency is ``ref_ms``); simulated devices: the contiguous
+    protocol. What ``hwprof.measure`` and a search's measured winner use.
+    """
+    from hwprof.drift import DriftReference
+    from hwprof.protocol import measure_session, measurement_protocol
+
+    protocol = measurement_protocol(device.simulated, min_time_s=min_time_s)
+    if not protocol.chunked:
+        session = device.load(model)
+        try:
+            return OneModel(measure_session(session, protocol))
+        finally:
+            session.close()
+    reference = DriftReference(device, 0.0)
+    try:
+        runner = Interleaver(protocol, device.load, reference._session, seed=seed)
+        done = next(iter(runner.run([model])))
+    finally:
+        reference.close()
+    return OneModel(done.measurement, done.ref_ms, done.noise, runner.verdict())

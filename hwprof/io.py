@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -26,10 +27,47 @@ def _check_parent(path: Path) -> None:
         raise HwprofError(f"cannot write {path}: it is a directory", "give a file path")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def current_umask() -> int:
+    """The process's file-creation mask (read without changing it for long)."""
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def strict(obj):
+    """``obj`` with every non-finite float (NaN, infinity) replaced by None, for strict JSON readers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if hasattr(obj, "item") and hasattr(obj, "dtype"):  # a numpy scalar
+        return strict(obj.item())
+    return obj
+
+
+def dumps(obj, **options) -> str:
+    """Strict JSON text of ``obj`` (non-finite floats become null); ``json.dumps`` options pass through."""
+    return json.dumps(strict(obj), allow_nan=False, **options)
+
+
+def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
+    """Write ``obj`` as strict JSON to ``path``, atomically."""
+    atomic_write_text(path, dumps(obj, indent=indent) + "\n")
+
+
+def probe_writable(directory: str | os.PathLike) -> None:
+    """Create ``directory`` if needed and write and remove a probe file in it.
+
+    Raises:
+        OSError: if it cannot be created or written (callers say which option is wrong).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".hwprof-probe-", dir=directory)
+    os.close(fd)
+    os.unlink(probe)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -53,7 +91,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

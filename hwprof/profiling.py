@@ -241,6 +241,13 @@ class TaskStats:
     reference_s: float = 0.0
     noise: Verdict | None = None
 
+    def count(self, task: "Task", m: Measurement) -> None:
+        """Count one measured task."""
+        self.measured += 1
+        self.e2e_rows += task.is_e2e
+        self.block_rows += not task.is_e2e
+        self.unconverged += not m.converged
+
 
 def host_json(device: Device) -> str:
     """The ``host`` column: the measuring machine and the device's description."""
@@ -279,13 +286,39 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
             on_row(row)
         awaiting.clear()
 
+    try:
+        _measure_each(device, tasks, protocol, on_row, on_task, per_op_runs, host, stats, reference, awaiting,
+                      time_reference)
+    except KeyboardInterrupt:
+        if reference is not None and awaiting and reference.history:  # hand over what was measured
+            for (row, _), ref in zip(awaiting, reference.at([moment for _, moment in awaiting])):
+                row["ref_ms"] = float(ref)
+                on_row(row)
+            awaiting.clear()
+        raise
+    if reference is not None:
+        time_reference()
+        stats.reference_ms = reference.spread()
+        reference.close()
+    return stats
+
+
+def _open_task(device: Device, task: Task, stats: TaskStats):
+    """Build ``task``'s model and load it on ``device``, adding the time of each to ``stats``; (model, session)."""
+    began = time.perf_counter()
+    model = task.target.proto if isinstance(task.target, ExternalModel) else device.build(task.target)
+    built = time.perf_counter()
+    session = device.load(model)
+    stats.build_s += built - began
+    stats.load_s += time.perf_counter() - built
+    return model, session
+
+
+def _measure_each(device, tasks, protocol, on_row, on_task, per_op_runs, host, stats, reference, awaiting,
+                  time_reference) -> None:
+    """The contiguous protocol's loop over tasks (see :func:`measure_tasks`)."""
     for task in tasks:
-        clock = time.perf_counter()
-        model = task.target.proto if isinstance(task.target, ExternalModel) else device.build(task.target)
-        built = time.perf_counter()
-        session = device.load(model)
-        stats.build_s += built - clock
-        stats.load_s += time.perf_counter() - built
+        model, session = _open_task(device, task, stats)
         try:
             if reference is not None and reference.due():
                 time_reference()
@@ -302,17 +335,9 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
             on_row(row)
         else:
             awaiting.append((row, moment))
-        stats.measured += 1
-        stats.e2e_rows += task.is_e2e
-        stats.block_rows += not task.is_e2e
-        stats.unconverged += not m.converged
+        stats.count(task, m)
         if on_task:
             on_task(task)
-    if reference is not None:
-        time_reference()
-        stats.reference_ms = reference.spread()
-        reference.close()
-    return stats
 
 
 def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_row: Callable[[dict], None],
@@ -336,12 +361,7 @@ def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_r
     models: dict[int, Any] = {}
 
     def open_task(task: Task):
-        began = time.perf_counter()
-        model = task.target.proto if isinstance(task.target, ExternalModel) else device.build(task.target)
-        built = time.perf_counter()
-        session = device.load(model)
-        stats.build_s += built - began
-        stats.load_s += time.perf_counter() - built
+        model, session = _open_task(device, task, stats)
         if per_op_runs:
             models[id(task)] = model
         return session
@@ -356,10 +376,7 @@ def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_r
             if per_op_runs:
                 row["ops_json"] = json.dumps(breakdown(device, models.pop(id(task)), per_op_runs))
             on_row(row)
-            stats.measured += 1
-            stats.e2e_rows += task.is_e2e
-            stats.block_rows += not task.is_e2e
-            stats.unconverged += not m.converged
+            stats.count(task, m)
             if on_task:
                 on_task(task)
     finally:
@@ -404,42 +421,42 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     executor_name = getattr(executor, "name", "local")
     if executor_name == "local":
         device.require_available()
-    dataset.clean_temp_files()
-    tasks = plan(archs, mode)
-    settings_hash = device.settings_hash()
-    done = dataset.keys()
-    todo = [t for t in tasks if (t.arch_hash, t.block_key, device.name, settings_hash) not in done]
-    if on_start:
-        on_start(len(tasks), len(tasks) - len(todo))
-    pending: list[dict] = []
-    last_flush = [time.monotonic()]
+    with dataset.writer():
+        dataset.clean_temp_files()
+        tasks = plan(archs, mode)
+        settings_hash = device.settings_hash()
+        done = dataset.keys()
+        todo = [t for t in tasks if (t.arch_hash, t.block_key, device.name, settings_hash) not in done]
+        if on_start:
+            on_start(len(tasks), len(tasks) - len(todo))
+        pending: list[dict] = []
+        saved = [0]
+        last_flush = [time.monotonic()]
 
-    def collect(row: dict) -> None:
-        pending.append(row)
-        if len(pending) >= flush_rows or time.monotonic() - last_flush[0] >= flush_seconds:
-            dataset.append(pending)
+        def flush() -> None:
+            rows = list(pending)
             pending.clear()
+            try:
+                dataset.append(rows)
+            except BaseException:  # not written (append removes its temp file): keep them for the next try
+                pending[:0] = rows
+                raise
+            saved[0] += len(rows)
             last_flush[0] = time.monotonic()
 
-    summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0, executor=executor_name)
-    if executor_name == "local":
-        parts = [measure_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs)]
-    else:
-        parts = []
-        for batch, outcome in executor.measure(device.name, device_options or {}, todo, protocol,
-                                               reference_every_s, per_op_runs, batch_size):
-            if isinstance(outcome, BaseException):
-                summary.failed += len(batch)
-                summary.failures.append(f"{len(batch)} task(s): {outcome}")
-                continue
-            rows, stats = outcome
-            for row in rows:
-                collect(row)
-            parts.append(stats)
-            if on_progress:
-                for task in batch:
-                    on_progress(task)
-    dataset.append(pending)
+        def collect(row: dict) -> None:
+            pending.append(row)
+            if len(pending) >= flush_rows or time.monotonic() - last_flush[0] >= flush_seconds:
+                flush()
+
+        summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0, executor=executor_name)
+        try:
+            parts = _run_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs,
+                               executor, device_options, batch_size, summary)
+        except KeyboardInterrupt:
+            flush()  # every finished row is kept; a rerun resumes after them
+            raise MeasurementInterrupted(saved[0], len(tasks) - len(todo)) from None
+        flush()
     for stats in parts:
         summary.measured += stats.measured
         summary.e2e_rows += stats.e2e_rows
@@ -458,6 +475,43 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     return summary
 
 
+def _run_tasks(device: Device, todo: list[Task], protocol: Protocol, collect: Callable[[dict], None],
+               on_progress, reference_every_s, per_op_runs, executor, device_options, batch_size,
+               summary: RunSummary) -> list[TaskStats]:
+    """Measure ``todo`` here or through ``executor``; rows go to ``collect``; failed batches into ``summary``."""
+    if getattr(executor, "name", "local") == "local":
+        return [measure_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs)]
+    parts = []
+    for batch, outcome in executor.measure(device.name, device_options or {}, todo, protocol,
+                                           reference_every_s, per_op_runs, batch_size):
+        if isinstance(outcome, BaseException):
+            summary.failed += len(batch)
+            summary.failures.append(f"{len(batch)} task(s): {outcome}")
+            continue
+        rows, stats = outcome
+        for row in rows:
+            collect(row)
+        parts.append(stats)
+        if on_progress:
+            for task in batch:
+                on_progress(task)
+    return parts
+
+
+class MeasurementInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`measure_into`, after every finished row was saved.
+
+    Attributes:
+        saved: Rows written by this run.
+        skipped: Rows that were already in the dataset.
+    """
+
+    def __init__(self, saved: int, skipped: int) -> None:
+        super().__init__(f"interrupted: {saved} rows saved")
+        self.saved = saved
+        self.skipped = skipped
+
+
 def measure_batch(device_name: str, device_options: dict, tasks: list[Task], protocol: Protocol,
                   reference_every_s: float | None = None, per_op_runs: int = 0) -> tuple[list[dict], TaskStats]:
     """Measure a batch where it runs (an executor's worker): recreate the device, return the rows and counts."""
@@ -468,22 +522,38 @@ def measure_batch(device_name: str, device_options: dict, tasks: list[Task], pro
     return rows, stats
 
 
+def try_run(device: Device, model, name: str) -> None:
+    """Load ``model`` on ``device`` and run it once, so a model that fails at run time fails before any work.
+
+    Raises:
+        HwprofError: naming the model and the runtime's first line of complaint.
+    """
+    session = device.load(model)
+    try:
+        session.run(1)
+    except HwprofError:
+        raise
+    except Exception as exc:  # runtimes raise their own exception types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise HwprofError(f"{name} fails when run on {device_label(device)}: {first[:300]}",
+                          "check --input-shape against the model's inputs, or run it in its runtime directly") \
+            from None
+    finally:
+        session.close()
+
+
 def check_output_dir(path: Path) -> None:
     """Fail early and clearly if ``path`` cannot hold a dataset: create it and write a probe file.
 
     Called before any measurement, so that minutes of measuring are never thrown
     away for an output directory that cannot be written.
     """
-    import os
-    import tempfile
+    from hwprof.io import probe_writable
 
     if path.exists() and not path.is_dir():
         raise HwprofError(f"output path {path} is a file", "give a directory for --out")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".hwprof-probe-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(path)
     except OSError as exc:
         raise HwprofError(f"output path {path} cannot be written ({exc.strerror or exc})",
                           "choose a writable --out directory") from None

@@ -87,12 +87,53 @@ class Registry(Generic[T]):
             raise HwprofError(f"unknown {self.kind} '{name}'", hint) from None
 
     def create(self, name: str, **kwargs: Any) -> T:
-        """Instantiate the plugin registered under ``name``."""
-        return self.factory(name)(**kwargs)
+        """Instantiate the plugin registered under ``name``.
+
+        Raises:
+            HwprofError: for a setting the plugin does not take, or a value of the
+                wrong kind for one whose default is a number or a flag.
+        """
+        factory = self.factory(name)
+        check_settings(factory, kwargs, f"{self.kind} '{name}'")
+        return factory(**kwargs)
 
     def __contains__(self, name: str) -> bool:
         self._load()
         return name in self._factories
+
+
+def check_settings(factory: Callable[..., Any], settings: dict[str, Any], what: str) -> None:
+    """Refuse settings ``factory`` does not take, or whose kind contradicts its default (``population=abc``).
+
+    Raises:
+        HwprofError: naming the setting and what the factory takes.
+    """
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: let it judge for itself
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    names = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for key, value in settings.items():
+        if key not in params:
+            raise HwprofError(f"{what} has no setting '{key}'", f"it takes: {', '.join(names) or 'none'}")
+        default = params[key].default
+        if default is inspect.Parameter.empty or default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and isinstance(default, int) and not isinstance(value, int):
+                ok = float(value).is_integer()
+        else:
+            continue
+        if not ok:
+            raise HwprofError(f"{what}: setting '{key}' needs a {type(default).__name__} like {default!r}, "
+                              f"got {value!r}", f"e.g. --param {key}={str(default).lower()}")
 
 
 def _broken_plugin(name: str, kind: str, exc: Exception) -> Callable[..., Any]:

@@ -259,10 +259,9 @@ def compare_profiles(profiles: dict[str, SpaceProfile], top: int = 3) -> dict[st
 def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one, sweep_one=None) -> dict[str, Any]:
     """Profile each target with ``profile_one(token)``, compare (:func:`compare_profiles`), write compare.json
     (with ``sweeps``, target -> ``sweep_one(token)``, when given and the space has sweeps)."""
-    import json
     from pathlib import Path
 
-    from hwprof.io import atomic_write_text
+    from hwprof.io import write_json
     from hwprof.profiling import get_device
 
     if len(set(tokens)) < 2:
@@ -274,7 +273,7 @@ def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one, sw
         sweeps = {t: sweep_one(t) for t in tokens}
         if any(sweeps.values()):
             result["sweeps"] = sweeps
-    atomic_write_text(Path(out) / "compare.json", json.dumps(result, indent=2))
+    write_json(Path(out) / "compare.json", result)
     return result
 
 
@@ -355,10 +354,9 @@ def _block_latencies(space, anchor: list[int], var: int, measured: dict) -> list
 
 def write_report(profile: SpaceProfile, out, top: int = 3) -> dict[str, str]:
     """Write ``blocks.csv``, ``heatmap.png``, ``report.md`` and ``profile.json`` into ``out`` (atomically)."""
-    import json
     from pathlib import Path
 
-    from hwprof.io import atomic_write_text, atomic_write_via
+    from hwprof.io import atomic_write_text, atomic_write_via, write_json
 
     out = Path(out)
     try:
@@ -383,7 +381,7 @@ def write_report(profile: SpaceProfile, out, top: int = 3) -> dict[str, str]:
              "## Placement: mean contribution per stage", "", _markdown(placement), "",
              "Files: `blocks.csv` (every position and choice), `heatmap.png` (position x choice).", ""]
     atomic_write_text(out / "report.md", "\n".join(lines))
-    atomic_write_text(out / "profile.json", json.dumps(profile.to_dict() | {"files": files}, indent=2) + "\n")
+    write_json(out / "profile.json", profile.to_dict() | {"files": files})
     return files
 
 
@@ -471,13 +469,15 @@ def sweep_tables(sweeps: dict[str, list[dict[str, Any]]]) -> list:
     tokens = list(sweeps)
     tables = []
     for k, first in enumerate(sweeps[tokens[0]] if tokens else []):
-        table = Table(title=f"{first['variable']}: median latency, everything else equal "
-                            f"({first['networks']} networks), ratio to {first['variable']}={first['options'][0]}")
+        table = Table(title=f"{first['variable']}, everything else equal ({first['networks']} networks): the median "
+                            f"of each network's latency ratio to {first['variable']}={first['options'][0]}; in "
+                            "brackets the median latency over the networks (a median of other networks, so two "
+                            "equal latencies can come with different ratios)")
         table.add_column(first["variable"], justify="right")
         for t in tokens:
             table.add_column(f"{t} (simulated)" if sweeps[t][k]["simulated"] else t, justify="right")
         for i, label in enumerate(first["options"]):
-            table.add_row(label, *[f"{sweeps[t][k]['median_ms'][i]:.3f} ms ({sweeps[t][k]['median_ratio'][i]:.2f}x)"
+            table.add_row(label, *[f"{sweeps[t][k]['median_ratio'][i]:.2f}x ({sweeps[t][k]['median_ms'][i]:.3f} ms)"
                                    for t in tokens])
         for allowance in first["largest_within"]:
             table.add_row(f"most within {allowance}", *[sweeps[t][k]["largest_within"][allowance] for t in tokens],
@@ -488,14 +488,13 @@ def sweep_tables(sweeps: dict[str, list[dict[str, Any]]]) -> list:
 
 def write_sweeps(space, device: str, out, seed: int, files: dict[str, str]) -> list[dict[str, Any]]:
     """Run the space's sweeps on ``device`` and write them to OUT/sweeps.json (listed in ``files``)."""
-    import json
     from pathlib import Path
 
-    from hwprof.io import atomic_write_text
+    from hwprof.io import write_json
 
     sweeps = profile_sweeps(space, device, out, seed)
     if sweeps:
         path = Path(out) / "sweeps.json"
-        atomic_write_text(path, json.dumps(sweeps, indent=2))
+        write_json(path, sweeps)
         files["sweeps"] = str(path)
     return sweeps

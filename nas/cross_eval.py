@@ -18,6 +18,7 @@ command skips what is done.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +28,7 @@ import pandas as pd
 
 from hwprof.arch import Arch
 from hwprof.errors import HwprofError
-from hwprof.io import atomic_write_text
+from hwprof.io import atomic_write_text, write_json
 
 RANDOM_NETWORKS = 2000
 
@@ -67,8 +68,9 @@ def parse_latency_overrides(items: list[str], targets: list[str]) -> dict[str, f
             out[key] = float(value)
         except ValueError:
             raise HwprofError(f"--latency-ms '{key}={value}' has no number of milliseconds", "e.g. cpu=4.5") from None
-        if out[key] <= 0:
-            raise HwprofError(f"--latency-ms '{key}={value}' must be positive")
+        if not (math.isfinite(out[key]) and out[key] > 0):
+            raise HwprofError(f"--latency-ms '{key}={value}' must be a positive number of milliseconds",
+                              "e.g. cpu=4.5")
     return out
 
 
@@ -144,7 +146,7 @@ def run_searches(space, setups: list[TargetSetup], searcher: str, estimator, bud
             record = {"target": setup.token, "seed": seed, "arch_json": best.arch.to_json(),
                       "arch_hash": best.arch.hash, "score": best.score, "predicted_ms": best.latency_ms,
                       "budget_ms": setup.budget_ms, "evaluated": len(result.history)}
-            atomic_write_text(path, json.dumps(record, indent=2))
+            write_json(path, record)
             winners[(setup.token, seed)] = record
     return winners
 
@@ -317,7 +319,7 @@ def cross_eval(space_name: str, targets: list[str], out: Path, budget_quantile: 
         "diagonal": diagonal_summary(matrix, targets),
         "files": {"matrix_csv": str(out / "matrix.csv"), "matrix_png": str(out / "matrix.png")},
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     return summary
 
 

@@ -17,19 +17,17 @@ from nas.scaling import ScalingResult, compound_scale
 
 
 def measured_latency(device, min_time_s: float | None = None) -> Callable[[Arch], float]:
-    """A function timing networks on ``device`` in its graph style (median ms, cached by network hash)."""
-    from hwprof.protocol import Protocol, measure_session
+    """A function timing networks on ``device`` in its graph style (median ms, cached by network hash).
+
+    Real devices use the chunked protocol (:func:`hwprof.interleave.measure_one`): the quiet latency.
+    """
+    from hwprof.interleave import measure_one
 
     cache: dict[str, float] = {}
-    protocol = Protocol(min_time_s=min_time_s if min_time_s is not None else (0.0 if device.simulated else 0.25))
 
     def latency_ms(arch: Arch) -> float:
         if arch.hash not in cache:
-            session = device.load(device.build(arch))
-            try:
-                cache[arch.hash] = measure_session(session, protocol).median_ms
-            finally:
-                session.close()
+            cache[arch.hash] = measure_one(device, device.build(arch), min_time_s).measurement.median_ms
         return cache[arch.hash]
 
     return latency_ms

@@ -20,7 +20,7 @@ import pandas as pd
 from hwprof.arch import Arch
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
-from hwprof.io import atomic_write_bytes, atomic_write_text, atomic_write_via
+from hwprof.io import atomic_write_bytes, atomic_write_text, atomic_write_via, dumps, write_json
 from nas.searchers.base import Candidate, SearchResult
 
 
@@ -175,14 +175,14 @@ def write_outputs(out: Path, result: SearchResult, summary: dict[str, Any], titl
         files["convergence_plot"] = str(out / "convergence.png")
     files["summary"] = str(out / "summary.json")
     extra = {k: v for k, v in summary.get("extra", {}).items() if k != "training_curve"}
-    atomic_write_text(out / "summary.json", json.dumps({**summary, "extra": extra, "files": files}, indent=2,
-                                                       default=str) + "\n")
+    atomic_write_text(out / "summary.json", dumps({**summary, "extra": extra, "files": files}, indent=2,
+                                                  default=str) + "\n")
     return files
 
 
 def _write_network(out: Path, stem: str, arch: Arch, info: dict[str, Any], files: dict[str, str]) -> None:
     data = {**json.loads(arch.to_json()), "hwprof_search": info}
-    atomic_write_text(out / f"{stem}.json", json.dumps(data, indent=2) + "\n")
+    write_json(out / f"{stem}.json", data)
     atomic_write_bytes(out / f"{stem}.onnx", build_onnx(arch).SerializeToString())
     files[f"{stem}_json"], files[f"{stem}_onnx"] = str(out / f"{stem}.json"), str(out / f"{stem}.onnx")
 

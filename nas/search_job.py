@@ -8,6 +8,7 @@ returns the :class:`~nas.searchers.base.SearchResult`.)
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,11 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     from nas.searchers import Constraint
     from nas.spaces import get_space
 
+    if latency_ms is not None and not (math.isfinite(latency_ms) and latency_ms > 0):
+        raise HwprofError(f"--latency-ms must be a positive number of milliseconds, got {latency_ms}",
+                          "e.g. --latency-ms 5")
+    if few_shot is not None and few_shot < 1:
+        raise HwprofError(f"--few-shot must be at least 1 network, got {few_shot}", "e.g. --few-shot 20")
     start = time.perf_counter()
     err = console or Console(stderr=True)
     say = (lambda _m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/]"))

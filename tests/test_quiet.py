@@ -198,12 +198,23 @@ def test_simulated_rows_keep_the_contiguous_protocol_and_null_noise_fields(tmp_p
     assert df["quiet"].isna().all() and "rounds" not in json.loads(df["protocol"].iloc[0])
 
 
-@pytest.mark.parametrize("option", [["--rounds", "0"], ["--rounds", "-3"], ["--chunk-ms", "-5"],
-                                    ["--chunk-ms", "0"], ["--quiet-tol", "1.5"], ["--quiet-tol", "nan"],
-                                    ["--pool", "0"], ["--protocol", "bogus"], ["--time-cap", "0"],
-                                    ["--time-cap", "-1"], ["--min-time", "-1"],
-                                    ["--protocol", "contiguous", "--rounds", "4"]])
-def test_bad_protocol_options_are_one_line_and_exit_2(tmp_path, option):
+@pytest.mark.parametrize("options, fragment", [
+    (dict(rounds=0), "--rounds"), (dict(rounds=-3), "--rounds"), (dict(chunk_ms=-5), "--chunk-ms"),
+    (dict(chunk_ms=0), "--chunk-ms"), (dict(quiet_tol=1.5), "--quiet-tol"), (dict(quiet_tol=float("nan")), "--quiet-tol"),
+    (dict(pool=0), "--pool"), (dict(name="bogus"), "--protocol"), (dict(time_cap_s=0), "--time-cap"),
+    (dict(time_cap_s=-1), "--time-cap"), (dict(min_time_s=-1), "--min-time"),
+    (dict(name="contiguous", rounds=4), "--rounds")])
+def test_bad_protocol_options_are_refused_naming_the_option(options, fragment):
+    from hwprof.errors import HwprofError
+    from hwprof.protocol import measurement_protocol
+
+    with pytest.raises(HwprofError) as caught:
+        measurement_protocol(False, **options)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("option", [["--rounds", "0"], ["--chunk-ms", "-5"]])
+def test_bad_protocol_options_on_the_command_line_are_one_line_and_exit_2(tmp_path, option):
     out = tmp_path / "never"
     proc = run_cli("hwprof", "measure", "--device", "cpu", "--space", "ofa", "--samples", "1", "--out", str(out),
                    *option)

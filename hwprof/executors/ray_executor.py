@@ -34,7 +34,7 @@ def require_ray():
         import ray
     except ImportError:
         raise HwprofError("--executor ray needs Ray, which is not installed",
-                          "install the extra: pip install 'hwprof[ray]'") from None
+                          "install the extra: pip install 'hwprof[ray]' (from a checkout: pip install -e '.[ray]')") from None
     return ray
 
 

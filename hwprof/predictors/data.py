@@ -134,6 +134,7 @@ def _read(path: Path):
     if not path.exists():
         raise HwprofError(f"dataset {path} does not exist", "run `hwprof measure --out PATH` first")
     df = Dataset(path).read(columns=_COLUMNS)
+    df = df[df.median_ms.notna() & df.device.notna()]  # a damaged row (no latency) is left out; measure repairs it
     if df.empty:
         raise HwprofError(f"dataset {path} holds no measurements", "run `hwprof measure --out PATH` first")
     return df.assign(graph_style=[styles_of(json.loads(s)) if s else "hwprof" for s in df.settings])

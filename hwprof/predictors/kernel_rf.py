@@ -134,7 +134,8 @@ class KernelRFPredictor(LatencyPredictor):
         rows = [(style, b, ms) for style, _, _, blocks in parts for b, ms in (blocks or {}).items()]
         if not rows:
             raise HwprofError("the kernel-rf predictor needs single-block measurements",
-                              "measure with `hwprof measure --mode both` (or use --model additive)")
+                              "measure with `hwprof measure --mode both` "
+                              "(or fit `hwprof fit-predictor --model additive`)")
         y = np.array([ms for _, _, ms in rows], dtype=float)
         io = np.array([block_io_elements(b) for _, b, _ in rows])
         kernel_lists = [self._kernels(b, style) for style, b, _ in rows]
@@ -225,7 +226,7 @@ class KernelRFPredictor(LatencyPredictor):
             if candidate in self.forests_:
                 return self.forests_[candidate]
         raise HwprofError(f"kernel type '{ktype}' never occurred in the training blocks",
-                          "measure blocks containing it, or use --model additive")
+                          "measure blocks containing it, or fit `hwprof fit-predictor --model additive`")
 
     def predict_blocks(self, blocks: Sequence[Block]) -> np.ndarray:
         """Predicted latency (ms) of single blocks timed alone: their kernels plus per-run overhead."""

@@ -41,7 +41,8 @@ class LUTPredictor(LatencyPredictor):
             block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0) -> LUTPredictor:
         if not block_latency_ms:
             raise HwprofError("the lut predictor needs single-block measurements",
-                              "measure with `hwprof measure --mode both` (or use --model additive)")
+                              "measure with `hwprof measure --mode both` "
+                              "(or fit `hwprof fit-predictor --model additive`)")
         self.table_ = {b.key(): float(v) for b, v in block_latency_ms.items()}
         self.fallback_ = None
         if self.fallback:

@@ -26,7 +26,7 @@ import numpy as np
 
 import hwprof
 from hwprof.errors import HwprofError
-from hwprof.io import atomic_write_bytes
+from hwprof.io import atomic_write_bytes, probe_writable
 from hwprof.predictors.base import LatencyPredictor
 
 FORMAT = "hwprof.predictor"
@@ -95,6 +95,29 @@ def load(path: str | Path) -> LatencyPredictor:
     return loads(data, str(path))
 
 
+def check_output(path: str | Path, force: bool = False) -> None:
+    """Fail before fitting if ``path`` cannot take a predictor: a directory, an unwritable place, or an
+    existing file that is not a predictor (kept unless ``force``).
+
+    Raises:
+        HwprofError: naming the path and what to do.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise HwprofError(f"--out {path} is a directory", "give a file name, e.g. --out npu.pred")
+    if path.exists() and not force:
+        try:
+            load(path)
+        except HwprofError:
+            raise HwprofError(f"--out {path} exists and is not an hwprof predictor",
+                              "give a new file name, or add --force to overwrite it") from None
+    try:
+        probe_writable(path.parent)
+    except OSError as exc:
+        raise HwprofError(f"--out {path} cannot be written ({exc.strerror or exc})",
+                          "choose a writable place for the predictor") from None
+
+
 def load_for(path: str | Path, device, space_name: str) -> LatencyPredictor:
     """:func:`load`, checked to have been fitted for ``device`` (name and settings) and ``space_name``.
 
@@ -106,17 +129,28 @@ def load_for(path: str | Path, device, space_name: str) -> LatencyPredictor:
         HwprofError: if the file cannot be loaded or was fitted for another device, settings or space.
     """
     predictor = load(path)
+    if predictor.provenance_.get("space") not in (None, space_name):
+        raise HwprofError(f"{path} was fitted for space '{predictor.provenance_['space']}', not '{space_name}'",
+                          f"fit one with `hwprof fit-predictor` on space '{space_name}'")
+    check_device(predictor, device, path)
+    return predictor
+
+
+def check_device(predictor: LatencyPredictor, device, path: str | Path) -> None:
+    """Refuse a predictor fitted for another device, or for the same device with another dtype.
+
+    Raises:
+        HwprofError: naming the device (or dtype) it was fitted for.
+    """
     prov = predictor.provenance_
-    for field, ours in (("device", device.name), ("space", space_name)):
-        if prov.get(field) not in (None, ours):
-            raise HwprofError(f"{path} was fitted for {field} '{prov[field]}', not '{ours}'",
-                              f"fit one with `hwprof fit-predictor` on {field} '{ours}'")
+    if prov.get("device") not in (None, device.name):
+        raise HwprofError(f"{path} was fitted for device '{prov['device']}', not '{device.name}'",
+                          f"fit one with `hwprof fit-predictor` on device '{device.name}'")
     fitted = json.loads(prov["settings"]) if prov.get("settings") else {}
     ours = device.settings().get("dtype")
     if fitted.get("dtype") not in (None, ours):
         raise HwprofError(f"{path} was fitted for {device.name} with dtype={fitted['dtype']}, not dtype={ours}",
                           f"fit one on data measured with {device.name}:{ours}")
-    return predictor
 
 
 def loads(data: bytes, origin: str = "the predictor") -> LatencyPredictor:

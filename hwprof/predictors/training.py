@@ -75,7 +75,7 @@ def _check_trainable(name: str, predictor: LatencyPredictor, data: MeasurementDa
     if predictor.needs_blocks and not data.blocks:
         raise HwprofError(f"the {name} predictor needs single-block measurements, and "
                           f"{data.source or 'the dataset'} has none",
-                          "measure with `hwprof measure --mode both`, or use --model additive")
+                          "measure with `hwprof measure --mode both`, or fit `hwprof fit-predictor --model additive`")
 
 
 def comparable(predictor: LatencyPredictor, data: MeasurementData) -> tuple[MeasurementData, bool]:
