@@ -275,18 +275,7 @@ def measure(
                          + (f" ({interrupted.skipped} were there already)" if interrupted.skipped else "")
                          + "; rerun the same command to resume\n")
         raise typer.Exit(130)
-    result = {"device": dev.name, "simulated": dev.simulated, "out": str(out), "executor": summary.executor,
-              "failed": summary.failed, "failures": summary.failures, "planned": summary.planned,
-              "skipped_existing": summary.skipped, "measured": summary.measured,
-              "e2e_rows": summary.e2e_rows, "block_rows": summary.block_rows,
-              "unconverged": summary.unconverged, "inference_s": round(summary.inference_s, 3),
-              "wall_s": round(summary.wall_s, 3), "build_s": round(summary.build_s, 3),
-              "load_s": round(summary.load_s, 3), "reference_s": round(summary.reference_s, 3),
-              "other_s": round(summary.other_s, 3)}
-    if summary.reference_ms:
-        result["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), summary.reference_ms)}
-    if summary.noise is not None:
-        result["noise"] = summary.noise.as_dict()
+    result = {"device": dev.name, "simulated": dev.simulated, "out": str(out), **summary.as_dict()}
     if json_out:
         _print_json(result)
         _exit_if_incomplete(summary)
@@ -331,9 +320,10 @@ def measure(
 
 def _print_verdict(noise, simulated: bool) -> None:
     """The run's one-line noise verdict, and a warning when rows could not be timed quiet."""
+    from hwprof.quiet import SIMULATED_LINE
+
     if simulated:
-        console.print("noise: simulated device, no machine noise (its noise is part of the simulation)",
-                      markup=False, highlight=False)
+        console.print(f"noise: {SIMULATED_LINE}", markup=False, highlight=False)
         return
     if noise is None:
         return
@@ -385,20 +375,7 @@ def doctor(
     table = Table(title=f"hwprof doctor: {device_label(dev)}, {report.seconds:.0f} s probe")
     table.add_column("item")
     table.add_column("value")
-    load = "unknown (no /proc/stat)" if report.foreign_load is None else f"{report.foreign_load:.2f} cores"
-    steal = "unknown" if report.steal_share is None else f"{report.steal_share:.1%}"
-    rows = [("reference network, quiet latency", f"{report.reference_ms:.3f} ms (median {report.median_ms:.3f} ms)"),
-            ("spread of 30 ms chunks (p10-p90)", f"{report.spread:.0%}"),
-            ("time quiet (within 6%)", f"{report.quiet_share:.0%}"),
-            ("slowdown when disturbed (p90)", f"{report.slowdown_p90:.2f}x"),
-            ("quiet / disturbed stretches (median)",
-             f"{report.quiet_stretch_s:.1f} s / {report.disturbed_stretch_s:.1f} s"),
-            ("other processes' CPU use", load), ("time stolen by the hypervisor", steal),
-            ("CPU frequency governor", report.governor or "not exposed (usual in a VM)"),
-            ("this process may run on cores", ",".join(map(str, report.affinity)) or "unknown"),
-            ("intra-op threads", str(report.threads) + (f"; {report.thread_env}" if report.thread_env else "")),
-            ("expected test-retest within ±10%, one stretch per model", f"{report.expected_retest_contiguous:.0%}")]
-    for name, value in rows:
+    for name, value in report.rows():
         table.add_row(name, value)
     console.print(table)
     console.print(f"verdict: {report.verdict}", markup=False, highlight=False)

@@ -141,21 +141,15 @@ def measure_models(device, models: list, protocol: Protocol, rounds: int,
         return [(np.concatenate(r), [float(np.median(x)) for x in r], None) for r in per_model]
     from dataclasses import replace
 
-    from hwprof.drift import DriftReference
-    from hwprof.interleave import Interleaver
+    from hwprof.interleave import measure_models_chunked
 
     chunked = replace(protocol, rounds=rounds, pool=len(models), warmup=max(protocol.warmup, 2),
                       min_samples=3, min_time_s=protocol.min_time_s * rounds,
                       chunk_s=max(protocol.min_time_s, 0.01),
                       max_samples=max(protocol.max_samples * rounds, 3 * rounds))
-    reference = DriftReference(device, 0.0)
-    try:
-        runner = Interleaver(chunked, lambda i: device.load(models[i]), reference._session, seed=seed)
-        done = {f.item: f for f in runner.run(range(len(models)))}
-    finally:
-        reference.close()
-    return [(done[i].measurement.samples_ms, done[i].chunk_medians_ms,
-             {**done[i].noise.columns(), "verdict": runner.verdict().line()}) for i in range(len(models))]
+    done, verdict = measure_models_chunked(device, models, chunked, seed)
+    return [(f.measurement.samples_ms, f.chunk_medians_ms, {**f.noise.columns(), "verdict": verdict.line()})
+            for f in done]
 
 
 def run_suite(suite: dict[str, Any], seed: int = 0,

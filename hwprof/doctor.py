@@ -52,6 +52,23 @@ class DoctorReport:
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(item, value) lines of the report, as ``hwprof doctor`` prints them."""
+        load = "unknown (no /proc/stat)" if self.foreign_load is None else f"{self.foreign_load:.2f} cores"
+        steal = "unknown" if self.steal_share is None else f"{self.steal_share:.1%}"
+        return [("reference network, quiet latency", f"{self.reference_ms:.3f} ms (median {self.median_ms:.3f} ms)"),
+                ("spread of 30 ms chunks (p10-p90)", f"{self.spread:.0%}"),
+                ("time quiet (within 6%)", f"{self.quiet_share:.0%}"),
+                ("slowdown when disturbed (p90)", f"{self.slowdown_p90:.2f}x"),
+                ("quiet / disturbed stretches (median)",
+                 f"{self.quiet_stretch_s:.1f} s / {self.disturbed_stretch_s:.1f} s"),
+                ("other processes' CPU use", load), ("time stolen by the hypervisor", steal),
+                ("CPU frequency governor", self.governor or "not exposed (usual in a VM)"),
+                ("this process may run on cores", ",".join(map(str, self.affinity)) or "unknown"),
+                ("intra-op threads", str(self.threads) + (f"; {self.thread_env}" if self.thread_env else "")),
+                ("expected test-retest within ±10%, one stretch per model",
+                 f"{self.expected_retest_contiguous:.0%}")]
+
 
 def _steal_and_total() -> tuple[float, float] | None:
     try:

@@ -242,7 +242,6 @@ def measure_one(device, model, min_time_s: float | None = None, seed: int = 0) -
     round (its quiet latency is ``ref_ms``); simulated devices: the contiguous
     protocol. What ``hwprof.measure`` and a search's measured winner use.
     """
-    from hwprof.drift import DriftReference
     from hwprof.protocol import measure_session, measurement_protocol
 
     protocol = measurement_protocol(device.simulated, min_time_s=min_time_s)
@@ -252,10 +251,22 @@ def measure_one(device, model, min_time_s: float | None = None, seed: int = 0) -
             return OneModel(measure_session(session, protocol))
         finally:
             session.close()
+    (done,), verdict = measure_models_chunked(device, [model], protocol, seed)
+    return OneModel(done.measurement, done.ref_ms, done.noise, verdict)
+
+
+def measure_models_chunked(device, models: list, protocol: Protocol,
+                           seed: int = 0) -> tuple[list[Finished], Verdict]:
+    """Time ``models`` (ONNX, or what ``device.load`` takes) together in one pool with the reference network.
+
+    Returns each model's :class:`Finished`, in the order given, and the run's verdict.
+    """
+    from hwprof.drift import DriftReference
+
     reference = DriftReference(device, 0.0)
     try:
-        runner = Interleaver(protocol, device.load, reference._session, seed=seed)
-        done = next(iter(runner.run([model])))
+        runner = Interleaver(protocol, lambda i: device.load(models[i]), reference._session, seed=seed)
+        done = {f.item: f for f in runner.run(range(len(models)))}
     finally:
         reference.close()
-    return OneModel(done.measurement, done.ref_ms, done.noise, runner.verdict())
+    return [done[i] for i in range(len(models))], runner.verdict()

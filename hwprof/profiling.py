@@ -220,6 +220,19 @@ class RunSummary:
     executor: str = "local"
     noise: Verdict | None = None  # how noisy the machine was (chunked protocol; see hwprof.quiet)
 
+    def as_dict(self) -> dict:
+        """What ``hwprof measure --json`` prints of the run (seconds rounded to ms)."""
+        out = {"executor": self.executor, "failed": self.failed, "failures": self.failures,
+               "planned": self.planned, "skipped_existing": self.skipped, "measured": self.measured,
+               "e2e_rows": self.e2e_rows, "block_rows": self.block_rows, "unconverged": self.unconverged,
+               **{k: round(getattr(self, k), 3) for k in ("inference_s", "wall_s", "build_s", "load_s",
+                                                           "reference_s", "other_s")}}
+        if self.reference_ms:
+            out["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), self.reference_ms)}
+        if self.noise is not None:
+            out["noise"] = self.noise.as_dict()
+        return out
+
     @property
     def other_s(self) -> float:
         """Wall time not spent timing, building, loading or on the drift reference (bookkeeping, writes)."""

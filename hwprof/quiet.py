@@ -231,7 +231,7 @@ class Verdict:
         """The one-line verdict ``hwprof measure`` ends with."""
         load = "" if self.foreign_load is None else f"; other processes used {self.foreign_load:.2f} cores"
         if self.state == "simulated":
-            return "simulated device: no machine noise (its noise is part of the simulation)"
+            return SIMULATED_LINE
         if self.state == "unknown":
             return "machine noise not tracked (contiguous protocol)"
         if self.state == "quiet":
@@ -282,6 +282,7 @@ def _state(share: float, rows: int, rows_quiet: int) -> str:
     return "intermittent"
 
 
+SIMULATED_LINE = "simulated device, no machine noise (its noise is part of the simulation)"
 QUIET_SHARE = 0.9  # at least this share of quiet time: the machine was quiet
 NEVER_QUIET_SHARE = 0.1  # below it: never quiet
 
