@@ -66,6 +66,11 @@ class DriftReference:
         self._session = self.device.load(build_onnx(self.arch))
         measure_session(self._session, self.protocol)  # first runs after loading are slow; not recorded
 
+    @property
+    def session(self) -> Session | None:
+        """The reference network's loaded session (the chunked protocol times it in every round)."""
+        return self._session
+
     def due(self) -> bool:
         """Whether the last reference timing is older than ``every_s``."""
         return not self.history or time.monotonic() - self.history[-1][0] >= self.every_s

@@ -265,7 +265,7 @@ def measure_models_chunked(device, models: list, protocol: Protocol,
 
     reference = DriftReference(device, 0.0)
     try:
-        runner = Interleaver(protocol, lambda i: device.load(models[i]), reference._session, seed=seed)
+        runner = Interleaver(protocol, lambda i: device.load(models[i]), reference.session, seed=seed)
         done = {f.item: f for f in runner.run(range(len(models)))}
     finally:
         reference.close()

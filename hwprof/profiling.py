@@ -379,7 +379,7 @@ def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_r
             models[id(task)] = model
         return session
 
-    runner = Interleaver(protocol, open_task, reference._session if reference else None,
+    runner = Interleaver(protocol, open_task, reference.session if reference else None,
                          seed=getattr(device, "seed", 0) or 0)
     try:
         for done in runner.run(tasks):
