@@ -164,10 +164,8 @@ def test_every_json_hwprof_writes_is_strict(work, tmp_path):
         _strict_load(proc.stdout)
 
 
-def test_rich_does_not_eat_brackets_in_help_or_tables():
+def test_rich_does_not_eat_brackets_in_help():
     assert "[[models]]" in run_cli("hwprof", "bench", "--help").stdout
-    devices = run_cli("hwprof", "devices").stdout
-    assert "pip install 'hwprof[" in devices or "litert-cpu" not in devices or "yes" in devices
 
 
 def test_tables_keep_their_columns_when_piped():
