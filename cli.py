@@ -517,7 +517,7 @@ def fit_predictor(
     from hwprof.registry import PREDICTORS
 
     params = _parse_params(param or [])
-    store.check_output(out, force)  # before any fitting: a bad --out costs nothing
+    store.check_output(out, force, [*data, *(transfer_from or "").split(",")])  # before any fitting
     if transfer_from:
         from hwprof.predictors.transfer import load_sources
 
@@ -594,6 +594,7 @@ def evaluate_cmd(
     data: Annotated[Path, typer.Option("--data", help="Dataset directory with end-to-end measurements to test on.")],
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write predicted-vs-measured scatter (PNG) here.")] = None,
     graph_style: Annotated[Optional[str], typer.Option(help="Graph style to score when the dataset holds several.")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_PLOT_HELP)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Score a predictor on measured networks: RMSE, MAPE, within ±5/10%, Kendall τ, Spearman ρ.
@@ -602,7 +603,7 @@ def evaluate_cmd(
     """
     from hwprof.predictors.training import evaluate_dataset
 
-    result, predictor, measured, raw_measured = evaluate_dataset(predictor_path, data, graph_style, plot)
+    result, predictor, measured, raw_measured = evaluate_dataset(predictor_path, data, graph_style, plot, force)
     metrics, prov = result["metrics"], predictor.provenance_
     if json_out:
         _print_json(result)
@@ -626,6 +627,9 @@ def evaluate_cmd(
                       "between the two runs is not corrected (remeasure with a current hwprof)")
     if plot is not None:
         console.print(f"plot written to {plot}")
+
+
+FORCE_PLOT_HELP = "Overwrite an existing --plot that hwprof did not write."
 
 
 def _parse_shape(items: Optional[list[str]]):
@@ -885,6 +889,7 @@ def reduce_space_cmd(
     estimator: Annotated[str, typer.Option(help="Estimator for --by score: the one your search will use (see `nas estimators`).")] = "synflow",
     executor: Annotated[str, typer.Option(help="Where to measure the sample: local or ray (see `hwprof measure --help`).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out that is not a reduced space.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Drop the block choices that are dominated on a device: slow for what they give.
@@ -902,6 +907,7 @@ def reduce_space_cmd(
              nas search --space reduced.json --target kirin-npu --predictor npu.pred
     """
     from hwprof.io import write_json
+    from hwprof.outputs import guard_output, is_json_records
     from hwprof.profiling import device_label
     from hwprof.space_reduction import reduce_space, score_contributions
     from nas.accuracy import create_estimator
@@ -911,6 +917,8 @@ def reduce_space_cmd(
         raise HwprofError(f"--out {out} must be a .json file", "e.g. --out reduced.json")
     if by not in ("score", "capacity"):
         raise HwprofError(f"--by must be score or capacity, got '{by}'", "e.g. --by score")
+    guard_output(out, "--out", "reduced space", lambda p: is_json_records(p, {"format", "base", "keep"}), force,
+                 [space, data])
     sp = get_space(space)
     est = create_estimator(estimator, seed=seed) if by == "score" else None  # a bad name fails before any work
     dev, profile, data_used, measured = _space_profile(sp, device, out.parent / f"{out.stem}-data", data, samples,
@@ -928,10 +936,6 @@ def reduce_space_cmd(
                           profile_data=str(data_used), profile_kendall_tau=profile.to_dict()["kendall_tau"],
                           profile_kendall_tau_choice_ranking=profile.kendall_tau_ranking,
                           profile_kendall_tau_within_positions=profile.kendall_tau_within, dropped_because=why)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise HwprofError(f"cannot create {out.parent}: {exc.strerror}", "choose a writable --out") from None
     write_json(out, doc)
     if json_out:
         _print_json(doc | {"file": str(out)})
@@ -958,6 +962,7 @@ def report(
     top: Annotated[int, typer.Option(help="How many of the most expensive layers to list per network.")] = 10,
     max_models: Annotated[int, typer.Option(help="Report at most this many networks.")] = 5,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a bar chart (PNG) of the top layers here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_PLOT_HELP)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Where the time goes: the most expensive layers (fused kernels) of measured networks.
@@ -970,10 +975,13 @@ def report(
     Example: hwprof measure --device cpu --model net.onnx --per-op --out runs/net && hwprof report runs/net --plot net.png
     """
     from hwprof.io import atomic_write_via
+    from hwprof.outputs import guard_output, is_hwprof_png
     from hwprof.report import load_breakdowns, plot_breakdowns
 
     if top < 1 or max_models < 1:
         raise HwprofError("--top and --max-models must be at least 1")
+    if plot is not None:
+        guard_output(plot, "--plot", "PNG plot", is_hwprof_png, force)
     models = load_breakdowns(run, arch)
     shown = models[:max_models]
     if plot is not None:
@@ -1012,6 +1020,7 @@ def bench(
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Baseline suite (e.g. from the base branch) to measure interleaved with SUITE.")] = None,
     baseline_out: Annotated[Optional[Path], typer.Option("--baseline-out", help="Results JSON for --baseline.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of simulated devices' noise.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out/--baseline-out that is not an hwprof results file.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results summary as JSON.")] = False,
 ) -> None:
     """Measure a benchmark suite and write a results file for `hwprof compare`.
@@ -1023,9 +1032,15 @@ def bench(
     """
     from hwprof.benchsuite import load_suite, run_suites
     from hwprof.io import write_json
+    from hwprof.outputs import guard_output, is_bench_results
 
     if (baseline is None) != (baseline_out is None):
         raise HwprofError("--baseline and --baseline-out go together")
+    if baseline_out is not None and out.absolute() == baseline_out.absolute():
+        raise HwprofError("--out and --baseline-out name the same file", "give each suite its own results file")
+    for option, path in (("--out", out), ("--baseline-out", baseline_out)):
+        if path is not None:
+            guard_output(path, option, "results file", is_bench_results, force, [suite, baseline])
     suites = [load_suite(suite)] + ([load_suite(baseline)] if baseline else [])
     loaded = suites[0]
     with make_console(stderr=True).status("measuring") as status:
@@ -1054,14 +1069,17 @@ def compare(
     baseline: Annotated[Path, typer.Argument(help="Baseline results JSON (from `hwprof bench`).")],
     current: Annotated[Path, typer.Argument(help="Current results JSON.")],
     threshold: Annotated[float, typer.Option(help="Smallest relative change of the median that counts.")] = 0.05,
-    alpha: Annotated[float, typer.Option(help="Significance level of the Mann-Whitney U test.")] = 0.01,
+    alpha: Annotated[float, typer.Option(help="Significance level of the test (Wilcoxon signed-rank for interleaved runs, else Mann-Whitney U).")] = 0.01,
     json_out: Annotated[bool, typer.Option("--json", help="Print verdicts as JSON.")] = False,
 ) -> None:
     """Tell real slowdowns from noise: exit 3 if any (model, device) regressed, else 0.
 
-    A change counts when the Mann-Whitney U test on the raw samples is
-    significant, the bootstrap 95% CI of the median ratio excludes 1, and the
-    ratio is beyond 1 ± threshold.
+    A change counts when it is significant (runs measured interleaved with
+    `hwprof bench --baseline`: a Wilcoxon signed-rank test on the ratios of
+    the two runs' medians round by round, so a neighbour that came and went
+    cancels; runs measured apart: a Mann-Whitney U test on the rounds'
+    medians), the bootstrap 95% CI of the ratio excludes 1, and the ratio is
+    beyond 1 ± threshold.
 
     Example: hwprof compare base.json current.json --threshold 0.05
     """
@@ -1075,13 +1093,13 @@ def compare(
         _print_json({"threshold": threshold, "alpha": alpha, "regressions": regressions, "pairs": rows})
     else:
         table = Table(title=f"hwprof compare (threshold {threshold:.0%}, alpha {alpha})")
-        for col in ("model", "device", "baseline ms", "current ms", "ratio", "95% CI", "p", "verdict"):
-            table.add_column(col, justify="left" if col in ("model", "device", "verdict") else "right")
+        for col in ("model", "device", "baseline ms", "current ms", "ratio", "95% CI", "p", "judged on", "verdict"):
+            table.add_column(col, justify="left" if col in ("model", "device", "judged on", "verdict") else "right")
         colours = {"regression": "red", "improvement": "green", "no change": "dim"}
         for r in rows:
             table.add_row(r["model"], r["device"] + (" (simulated)" if r["simulated"] else ""),
                           f"{r['baseline_median_ms']:.3f}", f"{r['current_median_ms']:.3f}", f"{r['ratio']:.3f}",
-                          f"{r['ci_low']:.3f}-{r['ci_high']:.3f}", f"{r['p_value']:.2g}",
+                          f"{r['ci_low']:.3f}-{r['ci_high']:.3f}", f"{r['p_value']:.2g}", r["judged_on"],
                           f"[{colours[r['verdict']]}]{r['verdict']}[/]")
         console.print(table)
         console.print(f"{regressions} regression(s) in {len(rows)} pair(s)")
@@ -1115,6 +1133,7 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--num", help="How many networks to draw (>= 1).")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same networks.")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the networks as JSON Lines.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out that is not an architecture file.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the networks as JSON Lines.")] = False,
 ) -> None:
     """Draw random networks from a search space.
@@ -1124,11 +1143,14 @@ def sample(
     import numpy as np
 
     from hwprof.io import write_archs
+    from hwprof.outputs import guard_output, is_arch_file
     from nas.spaces import get_space
 
     if n < 1:
         raise HwprofError(f"-n must be at least 1, got {n}", "ask for one or more networks")
     sp = get_space(space)
+    if out is not None:
+        guard_output(out, "--out", "architecture file", is_arch_file, force, [space])
     rng = np.random.default_rng(seed)
     with make_console(stderr=True).status(f"sampling {n} networks from {space}") as status:
         archs = []
@@ -1161,12 +1183,14 @@ def import_(
     out: Annotated[Path, typer.Option("--out", "-o", help="Architecture JSON to write.")],
     source: Annotated[str, typer.Option("--from", help="Format of the config: ofa (Once-for-All ks/e/d/r).")] = "ofa",
     width_mult: Annotated[Optional[float], typer.Option(help="OFA width multiplier (default: the config's w, else 1.0).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out that is not an architecture file.")] = False,
 ) -> None:
     """Import a network from another tool's config (Once-for-All subnet configs).
 
     Example: nas import --from ofa subnet.json --out arch.json
     """
     from hwprof.io import atomic_write_text
+    from hwprof.outputs import guard_output, is_arch_file
     from nas.interop_ofa import from_ofa_config
 
     if source != "ofa":
@@ -1178,6 +1202,7 @@ def import_(
     except (ValueError, UnicodeDecodeError) as exc:
         raise HwprofError(f"config file {config_file} is not valid JSON: {exc}") from None
     arch = from_ofa_config(config, width_mult)
+    guard_output(out, "--out", "architecture file", is_arch_file, force, [config_file])
     atomic_write_text(out, arch.to_json(indent=2) + "\n")
     console.print(f"{arch.hash}: {arch.macs / 1e6:.1f} MMACs, {arch.params / 1e6:.2f} M params, "
                   f"{arch.resolution}px -> {out}")
@@ -1191,6 +1216,7 @@ def export(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="With --format ofa: output .json (one) or .jsonl (many).")] = None,
     fp16: Annotated[bool, typer.Option("--fp16", help="Use float16 inputs and weights.")] = False,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Trained weights (.safetensors state dict of the torch module hwprof builds for this arch) to write into hwprof's graph form; one network only.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files that hwprof did not export.")] = False,
 ) -> None:
     """Export networks to ONNX (opset 17, batch 1, valid under onnx.checker) or to OFA subnet configs.
 
@@ -1205,13 +1231,16 @@ def export(
 
     from hwprof.build_onnx import build_onnx, save_onnx
     from hwprof.io import atomic_write_text, read_archs
+    from hwprof.outputs import guard_output, is_hwprof_onnx, is_json_records
 
     archs = read_archs(arch_file)
+    inputs = [arch_file, weights]
     if fmt == "ofa":
         from nas.interop_ofa import to_ofa_config
 
         if out is None:
             raise HwprofError("--format ofa needs --out FILE.json (or .jsonl for many networks)")
+        guard_output(out, "--out", "OFA config file", lambda p: is_json_records(p, {"ks", "e", "d"}), force, inputs)
         configs = [to_ofa_config(a) for a in archs]
         text = json.dumps(configs[0], indent=2) + "\n" if len(configs) == 1 and out.suffix == ".json" else \
             "".join(json.dumps(c) + "\n" for c in configs)
@@ -1229,6 +1258,7 @@ def export(
 
         if not single:
             raise HwprofError("--weights exports one network", "give a .json with one arch and --onnx FILE.onnx")
+        guard_output(onnx_out, "--onnx", "ONNX model", is_hwprof_onnx, force, inputs)
         arch = archs[0]
         export_with_weights(arch, weights, onnx_out, dtype)
         console.print(f"{arch.hash}: trained weights from {weights} -> {onnx_out} (hwprof graph form)")
@@ -1239,8 +1269,11 @@ def export(
     if not single and onnx_out.suffix == ".onnx":
         raise HwprofError(f"{arch_file} holds {len(archs)} networks but --onnx names one file",
                           "pass a directory to --onnx")
-    for arch in track(archs, description="exporting", console=console, disable=len(archs) < 5):
-        path = onnx_out if single else onnx_out / f"{arch.space or 'arch'}-{arch.hash}.onnx"
+    paths = [onnx_out if single else onnx_out / f"{arch.space or 'arch'}-{arch.hash}.onnx" for arch in archs]
+    for path in paths:  # all checked before the first is written
+        guard_output(path, "--onnx", "ONNX model", is_hwprof_onnx, force, inputs)
+    for arch, path in track(list(zip(archs, paths)), description="exporting", console=console,
+                            disable=len(archs) < 5):
         save_onnx(build_onnx(arch, dtype=dtype), path)
         if single or len(archs) < 5:
             console.print(f"{arch.hash}: {arch.macs / 1e6:.1f} MMACs, {arch.params / 1e6:.2f} M params -> {path}")
@@ -1386,8 +1419,6 @@ def search(
                          few_shot=few_shot, transfer_from=transfer_from, recalibrate=recalibrate,
                          console=make_console(stderr=True), quiet=json_out)
     summary = job.summary
-    best = summary.get("best") or {}
-    over = best.get("meets_constraint_measured") is False
     if json_out:
         _print_json({**summary, "extra": {k: v for k, v in summary["extra"].items() if k != "training_curve"}})
     else:
@@ -1395,10 +1426,11 @@ def search(
 
         console.print(search_table(summary, job.result, job.space_name, job.label, job.simulated,
                                    job.predictor_name, job.predictor_source, job.out))
-    if over:
-        sys.stderr.write(f"warning: the winner measured {best['measured_latency_ms']:.3f} ms on {job.label}, "
-                         f"{best['measured_vs_constraint']:+.1%} over the {latency_ms:g} ms target "
-                         "\n")
+    from nas.search_report import over_target_warning
+
+    warning = over_target_warning(summary, job.label)
+    if warning:
+        sys.stderr.write(warning + "\n")
 
 
 # --- entry points ----------------------------------------------------------------------

@@ -3,10 +3,12 @@
 Records ``--pairs`` pairs of runs of one ofa network on each device, each
 pair measured interleaved as ``hwprof bench --baseline`` takes them (8
 rounds: on cpu the chunked protocol with its quiet selection, on the
-simulated NPU round-robin rounds of 10 samples), and judges each pair on its round medians
-(and, for contrast, on the raw samples): A/A (target: flagged in <= 1%), current 10% slower (flagged
-in >= 95%) and 3% slower with --threshold 0.05 (not flagged). Slowdowns scale
-the recorded samples of the current run, so the noise is the device's own.
+simulated NPU round-robin rounds of 10 samples). Each pair is judged round by
+round (paired, as `hwprof compare` judges interleaved runs) and, for contrast,
+on its round medians and on its raw samples: A/A (target: flagged in <= 1%),
+current 10% slower (flagged in >= 95%) and 3% slower with --threshold 0.05
+(not flagged). Slowdowns scale the recorded times of the current run, so the
+noise is the device's own.
 
     python -m benchmarks.bench_compare [--pairs 100] [--json out.json]
     python -m benchmarks.bench_compare --neighbour stream:switching   # hwprof pinned to core 0, the neighbour on 1
@@ -20,19 +22,19 @@ import numpy as np
 
 from benchmarks.common import emit
 from hwprof.build_onnx import build_onnx
-from hwprof.benchsuite import measure_models, measure_rounds
+from hwprof.benchsuite import ModelRun, measure_models, measure_rounds
 from hwprof.protocol import Protocol
 from hwprof.profiling import get_device
-from hwprof.regression import MIN_ROUNDS, NO_CHANGE, REGRESSION, compare_samples
+from hwprof.regression import MIN_ROUNDS, NO_CHANGE, REGRESSION, compare_paired, compare_samples, paired_rounds
 from nas.spaces import get_space
 
 ROUNDS = 8
 
 
-def record(device_name: str, pairs: int) -> list[tuple[tuple, tuple]]:
+def record(device_name: str, pairs: int) -> list[tuple[ModelRun, ModelRun]]:
     """Pairs of runs of the same model, each pair measured interleaved as `hwprof bench --baseline` does.
 
-    Each run is (samples, round medians), as the results file of `hwprof bench` keeps them.
+    Each run is a :class:`~hwprof.benchsuite.ModelRun`, as the results file of `hwprof bench` keeps it.
     """
     model = build_onnx(get_space("ofa").sample(np.random.default_rng(4)))
     out = []
@@ -44,22 +46,43 @@ def record(device_name: str, pairs: int) -> list[tuple[tuple, tuple]]:
             rounds = measure_rounds(sessions, protocol, ROUNDS)
             for session in sessions:
                 session.close()
-            runs = [(np.concatenate(r), np.array([np.median(x) for x in r])) for r in rounds]
+            runs = [ModelRun(np.concatenate(r), [float(np.median(x)) for x in r],
+                             {"round": list(range(len(r))), "median_ms": [float(np.median(x)) for x in r],
+                              "quiet": [None] * len(r)}) for r in rounds]
         else:
-            measured = measure_models(device, [model, model], Protocol(warmup=3, min_time_s=0.03), ROUNDS, seed)
-            runs = [(np.asarray(samples), np.asarray(medians)) for samples, medians, _ in measured]
+            runs = measure_models(device, [model, model], Protocol(warmup=3, min_time_s=0.03), ROUNDS, seed)
         out.append((runs[0], runs[1]))
     return out
 
 
-def judge(pairs: list, on_rounds: bool) -> dict:
+def _scaled(run: ModelRun, factor: float) -> ModelRun:
+    chunks = {**run.chunks, "median_ms": [m * factor for m in run.chunks["median_ms"]]}
+    return ModelRun(np.asarray(run.samples_ms) * factor, [m * factor for m in run.round_medians_ms], chunks)
+
+
+def _verdict(base: ModelRun, cur: ModelRun, mode: str) -> str:
+    if mode == "paired":
+        paired = paired_rounds({"chunks": base.chunks}, {"chunks": cur.chunks})
+        if paired is not None:
+            return compare_paired(paired[0], paired[1]).verdict
+        mode = "rounds"
+    if mode == "rounds" and min(len(base.round_medians_ms), len(cur.round_medians_ms)) >= MIN_ROUNDS:
+        return compare_samples(np.asarray(base.round_medians_ms), np.asarray(cur.round_medians_ms)).verdict
+    return compare_samples(np.asarray(base.samples_ms), np.asarray(cur.samples_ms)).verdict
+
+
+def judge(pairs: list, mode: str) -> dict:
+    """Shares flagged: A/A, current 10% slower, current 3% slower; ``mode``: paired, rounds or raw."""
     counts = {"a_a_flagged": 0, "slow10_flagged": 0, "slow3_flagged": 0}
     for a, b in pairs:
-        base, cur = (a[1], b[1]) if on_rounds and min(len(a[1]), len(b[1])) >= MIN_ROUNDS else (a[0], b[0])
-        counts["a_a_flagged"] += compare_samples(base, cur).verdict != NO_CHANGE
-        counts["slow10_flagged"] += compare_samples(base, cur * 1.10).verdict == REGRESSION
-        counts["slow3_flagged"] += compare_samples(base, cur * 1.03).verdict != NO_CHANGE
-    return {k: v / len(pairs) for k, v in counts.items()}
+        counts["a_a_flagged"] += _verdict(a, b, mode) != NO_CHANGE
+        counts["slow10_flagged"] += _verdict(a, _scaled(b, 1.10), mode) == REGRESSION
+        counts["slow3_flagged"] += _verdict(a, _scaled(b, 1.03), mode) != NO_CHANGE
+    result = {k: v / len(pairs) for k, v in counts.items()}
+    if mode == "paired":
+        judged = [paired_rounds({"chunks": a.chunks}, {"chunks": b.chunks}) for a, b in pairs]
+        result["pairs_on_quiet_rounds_only"] = sum(bool(j and j[2]) for j in judged) / len(pairs)
+    return result
 
 
 def main() -> None:
@@ -84,11 +107,11 @@ def main() -> None:
     for device in ("cpu", "kirin-npu"):
         with neighbour if device == "cpu" else contextlib.nullcontext():
             runs = record(device, args.pairs)
-        for on_rounds in (True, False):
-            r = judge(runs, on_rounds)
-            results[f"{device} {'round medians' if on_rounds else 'raw samples'}"] = r
+        for mode in ("paired", "rounds", "raw"):
+            r = judge(runs, mode)
+            results[f"{device} {mode}"] = r
             label = device + (" (simulated)" if device != "cpu" else "")
-            print(f"{label:22} {'rounds' if on_rounds else 'raw':6} A/A flagged {r['a_a_flagged']:5.1%} "
+            print(f"{label:22} {mode:6} A/A flagged {r['a_a_flagged']:5.1%} "
                   f"(<= 1%: {ok(r['a_a_flagged'] <= 0.01)})  10% slower flagged {r['slow10_flagged']:5.1%} "
                   f"(>= 95%: {ok(r['slow10_flagged'] >= 0.95)})  3% slower flagged {r['slow3_flagged']:5.1%} "
                   f"(0%: {ok(r['slow3_flagged'] == 0)})")

@@ -225,20 +225,14 @@ def check_fix_target(model: Any, fix_out: Any, force: bool = False) -> None:
     Raises:
         HwprofError: naming the file and the way out.
     """
-    out = Path(fix_out)
-    if isinstance(model, (str, Path)) and out.exists() and out.resolve() == Path(model).resolve():
-        raise HwprofError(f"--fix {out} is the model being advised; it would be overwritten",
-                          "write the fixed model to another file")
-    if out.is_dir():
-        raise HwprofError(f"--fix {out} is a directory", "give a file path, e.g. --fix fixed.onnx")
-    if out.exists() and not force:
-        try:
-            ours = any(p.key == FIXED_STAMP for p in onnx.load(str(out), load_external_data=False).metadata_props)
-        except Exception:  # not ONNX at all
-            ours = False
-        if not ours:
-            raise HwprofError(f"--fix {out} exists and was not written by `hwprof advise --fix`",
-                              "give a new file, or add --force to overwrite it")
+    from hwprof.outputs import guard_output
+
+    guard_output(fix_out, "--fix", "fixed model (from `advise --fix`)", _is_fixed_model, force,
+                 [model] if isinstance(model, (str, Path)) else [])
+
+
+def _is_fixed_model(path: Path) -> bool:
+    return any(p.key == FIXED_STAMP for p in onnx.load(str(path), load_external_data=False).metadata_props)
 
 
 def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fix_out: Any = None,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -120,9 +121,26 @@ def measure_rounds(sessions: list, protocol: Protocol, rounds: int) -> list[list
     return out
 
 
-def measure_models(device, models: list, protocol: Protocol, rounds: int,
-                   seed: int = 0) -> list[tuple[np.ndarray, list[float], dict | None]]:
-    """Samples, round medians and noise fields of each model, all of them interleaved on ``device``.
+@dataclass
+class ModelRun:
+    """One model's part of an interleaved benchmark run.
+
+    Attributes:
+        samples_ms: The samples kept (quiet chunks' on real devices).
+        round_medians_ms: The median of each kept round (chunk).
+        chunks: Every chunk timed: ``{"round": [...], "median_ms": [...], "quiet": [...]}`` (quiet None on
+            simulated devices); models of one run share round numbers, so they can be paired round by round.
+        noise: The row's noise fields and the run's verdict line (None on simulated devices).
+    """
+
+    samples_ms: np.ndarray
+    round_medians_ms: list[float]
+    chunks: dict[str, list]
+    noise: dict | None = None
+
+
+def measure_models(device, models: list, protocol: Protocol, rounds: int, seed: int = 0) -> list[ModelRun]:
+    """Samples, round medians, chunk records and noise fields of each model, all interleaved on ``device``.
 
     Real devices use the chunked protocol (:mod:`hwprof.interleave`), the one
     ``hwprof measure`` uses: every model and the reference network are timed
@@ -138,7 +156,9 @@ def measure_models(device, models: list, protocol: Protocol, rounds: int,
         finally:
             for session in sessions:
                 session.close()
-        return [(np.concatenate(r), [float(np.median(x)) for x in r], None) for r in per_model]
+        return [ModelRun(np.concatenate(r), [float(np.median(x)) for x in r],
+                         {"round": list(range(len(r))), "median_ms": [float(np.median(x)) for x in r],
+                          "quiet": [None] * len(r)}) for r in per_model]
     from dataclasses import replace
 
     from hwprof.interleave import measure_models_chunked
@@ -148,8 +168,10 @@ def measure_models(device, models: list, protocol: Protocol, rounds: int,
                       chunk_s=max(protocol.min_time_s, 0.01),
                       max_samples=max(protocol.max_samples * rounds, 3 * rounds))
     done, verdict = measure_models_chunked(device, models, chunked, seed)
-    return [(f.measurement.samples_ms, f.chunk_medians_ms, {**f.noise.columns(), "verdict": verdict.line()})
-            for f in done]
+    return [ModelRun(f.measurement.samples_ms, f.chunk_medians_ms,
+                     {"round": [c[0] for c in f.chunk_log], "median_ms": [c[1] for c in f.chunk_log],
+                      "quiet": [c[2] for c in f.chunk_log]},
+                     {**f.noise.columns(), "verdict": verdict.line()}) for f in done]
 
 
 def run_suite(suite: dict[str, Any], seed: int = 0,
@@ -181,7 +203,8 @@ def run_suites(suites: list[dict[str, Any]], seed: int = 0,
         if on_item:
             on_item(f"{len(items)} model(s) x {rounds} rounds", device.name)
         measured = measure_models(device, [m["model"] for _, m in items], protocol, rounds, seed)
-        for (k, m), (samples, round_medians, noise) in zip(items, measured):
+        for (k, m), run in zip(items, measured):
+            samples = run.samples_ms
             results[k].append({
                 "model": m["name"], "source": m["source"],
                 "model_sha256": hashlib.sha256(m["model"].SerializeToString()).hexdigest()[:16],
@@ -189,8 +212,8 @@ def run_suites(suites: list[dict[str, Any]], seed: int = 0,
                 "settings_hash": device.settings_hash(), "profile_hash": device.profile_hash(),
                 "median_ms": float(np.median(samples)), "p10_ms": float(np.percentile(samples, 10)),
                 "p90_ms": float(np.percentile(samples, 90)), "n": int(len(samples)),
-                "round_medians_ms": round_medians, "samples_ms": samples.tolist(),
-                **({"noise": noise} if noise else {}),
+                "round_medians_ms": run.round_medians_ms, "samples_ms": samples.tolist(), "chunks": run.chunks,
+                **({"noise": run.noise} if run.noise else {}),
             })
     return [results_document(suite["name"], r, {"seed": seed, "interleaved_with": len(suites) - 1})
             for suite, r in zip(suites, results)]

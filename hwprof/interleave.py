@@ -44,6 +44,7 @@ class _Member(Generic[T]):
     runs: int  # timed runs per chunk
     warmup_s: list[float]
     chunks: list[int] = field(default_factory=list)  # indices into the trace
+    rounds: list[int] = field(default_factory=list)  # the round each chunk was timed in
     samples: list[np.ndarray] = field(default_factory=list)  # seconds, per chunk
     spent_s: float = 0.0
 
@@ -59,6 +60,8 @@ class Finished(Generic[T]):
         ref_ms: The reference network's quiet latency around it (None without a reference).
         inference_s: Seconds of inference it took (every run, warm-ups included).
         chunk_medians_ms: Median of each kept chunk, in the order timed.
+        chunk_log: Every chunk timed, kept or not: (round, median ms, quiet). Models in one pool share
+            round numbers, so two of them can be compared round by round (:mod:`hwprof.regression`).
     """
 
     item: T
@@ -67,6 +70,7 @@ class Finished(Generic[T]):
     ref_ms: float | None
     inference_s: float
     chunk_medians_ms: list[float] = field(default_factory=list)
+    chunk_log: list[tuple[int, float, bool]] = field(default_factory=list)
 
 
 def runs_per_chunk(warmup_s: np.ndarray, protocol: Protocol) -> int:
@@ -105,6 +109,7 @@ class Interleaver(Generic[T]):
         self.rows_quiet = 0
         self.inference_s = 0.0
         self._next_id = 0
+        self._round = 0
         self._started = self.clock()
         self._last_quiet = self._started
 
@@ -160,8 +165,10 @@ class Interleaver(Generic[T]):
                     if member_id >= 0:
                         member = active[member_id]
                         member.chunks.append(index)
+                        member.rounds.append(self._round)
                         member.samples.append(samples)
                         member.spent_s += float(samples.sum())
+                self._round += 1
                 for member_id in [m for m in active if len(active[m].chunks) >= self.protocol.rounds]:
                     finished = self._finish_if_done(member_id, active[member_id])
                     if finished is not None:
@@ -206,7 +213,8 @@ class Interleaver(Generic[T]):
         self.rows_quiet += enough
         inference = float(sum(member.warmup_s)) + member.spent_s
         kept_medians = [self.trace.median_ms[i] for i, k in zip(member.chunks, keep) if k]
-        return Finished(member.item, stats, noise, ref_ms, inference, kept_medians)
+        log = [(r, float(self.trace.median_ms[i]), bool(q)) for r, i, q in zip(member.rounds, member.chunks, quiet)]
+        return Finished(member.item, stats, noise, ref_ms, inference, kept_medians, log)
 
     def reference_spread(self) -> tuple[float, float, float] | None:
         """(min, median, max) of the reference's chunk medians, ms (None without a reference)."""

@@ -6,11 +6,15 @@ import json
 import math
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable
 
 from hwprof.arch import Arch
 from hwprof.errors import HwprofError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_STAMP_KEY = b"hwprof"  # tEXt keyword of PNGs hwprof wrote (so a rerun may overwrite them)
 
 
 def _check_parent(path: Path) -> None:
@@ -99,11 +103,42 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_via(path: str | os.PathLike, write: Callable[[str], None], suffix: str = "") -> None:
-    """Let ``write`` create a file at a scratch path (e.g. ``fig.savefig``), then place it at ``path`` atomically."""
+    """Let ``write`` create a file at a scratch path (e.g. ``fig.savefig``), then place it at ``path`` atomically.
+
+    A PNG is stamped as written by hwprof (:func:`stamp_png`), so a rerun may
+    overwrite it while a user's own image is kept (:mod:`hwprof.outputs`).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp) / f"staged{suffix}"
         write(str(staged))
-        atomic_write_bytes(path, staged.read_bytes())
+        atomic_write_bytes(path, stamp_png(staged.read_bytes()))
+
+
+def stamp_png(data: bytes, value: str = "written by hwprof") -> bytes:
+    """``data`` with a ``tEXt`` chunk (keyword ``hwprof``) inserted after the header; non-PNG data unchanged."""
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 33:
+        return data
+    header_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, 13 bytes, CRC
+    body = b"tEXt" + PNG_STAMP_KEY + b"\x00" + value.encode("latin-1")
+    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    return data[:header_end] + chunk + data[header_end:]
+
+
+def png_text_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (keyword, text) pairs of a PNG's ``tEXt`` chunks; empty for anything else."""
+    if not data.startswith(PNG_SIGNATURE):
+        return []
+    chunks, pos = [], 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        if kind == b"tEXt":
+            key, _, value = data[pos + 8:pos + 8 + length].partition(b"\x00")
+            chunks.append((key, value))
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return chunks
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

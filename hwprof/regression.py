@@ -10,8 +10,16 @@ a current run, a change is reported only when it is both
   (default 5%), and its CI clears ``1 ± threshold / 2``, as asv and
   pytest-benchmark require a minimum effect size.
 
-Runs measured interleaved (``hwprof bench --baseline``) are judged on their
-raw samples: the machine's drift hit both alike. Runs measured apart are
+Runs measured interleaved (``hwprof bench --baseline``) are judged **round by
+round** when both record their chunks (``chunks``: round, median, quiet): a
+baseline chunk and a current chunk of the same round were timed within a
+fraction of a second of each other, so a neighbour that came and went hit
+both alike and cancels in their ratio. The test is then the Wilcoxon
+signed-rank test on the paired log-ratios, the effect their median, its CI a
+bootstrap over the pairs (:func:`compare_paired`); pairs where both chunks
+were quiet are used when there are at least ``MIN_ROUNDS`` of them, else every
+pair. Interleaved runs without chunk records are judged on their raw samples.
+Runs measured apart are
 judged on the medians of their rounds when both have at least ``MIN_ROUNDS``
 (``hwprof bench`` measures in round-robin rounds): on a shared machine, speed
 drifts between minutes by more than samples within a burst vary. Files with
@@ -80,6 +88,12 @@ def compare_samples(baseline: np.ndarray, current: np.ndarray, threshold: float 
         p = 1.0
     else:
         p = float(stats.mannwhitneyu(current, baseline, alternative="two-sided").pvalue)
+    return _verdict(ratio, low, high, p, threshold, alpha, baseline, current)
+
+
+def _verdict(ratio: float, low: float, high: float, p: float, threshold: float, alpha: float,
+             baseline: np.ndarray, current: np.ndarray) -> Verdict:
+    """The verdict's rules, shared by the unpaired and the paired test."""
     significant = p < alpha and not (low <= 1.0 <= high)
     margin = threshold / 2  # the CI must also clear half the threshold: a change near the noise floor is not enough
     if significant and ratio > 1 + threshold and low > 1 + margin:
@@ -90,6 +104,53 @@ def compare_samples(baseline: np.ndarray, current: np.ndarray, threshold: float 
         verdict = NO_CHANGE
     return Verdict(verdict, ratio, low, high, p, float(np.median(baseline)), float(np.median(current)),
                    len(baseline), len(current))
+
+
+def compare_paired(baseline: np.ndarray, current: np.ndarray, threshold: float = 0.05, alpha: float = 0.01,
+                   seed: int = 0, n_boot: int = 2000) -> Verdict:
+    """Regression / improvement / no change from paired measurements (the same rounds of one interleaved run).
+
+    Args:
+        baseline: The baseline's median of each paired round, ms.
+        current: The current run's median of the same rounds, in the same order.
+        threshold: Minimum relative change that counts.
+        alpha: Significance level of the two-sided Wilcoxon signed-rank test on the log-ratios.
+        seed: Seed of the bootstrap.
+        n_boot: Bootstrap resamples of the pairs.
+
+    The ratio is ``exp(median(log(current / baseline)))``; the same rules as
+    :func:`compare_samples` turn it, its CI and ``p`` into a verdict.
+    """
+    baseline = np.asarray(baseline, dtype=float)
+    current = np.asarray(current, dtype=float)
+    diffs = np.log(current / baseline)
+    ratio = float(np.exp(np.median(diffs)))
+    rng = np.random.default_rng(seed)
+    boot = np.exp(np.median(rng.choice(diffs, size=(n_boot, len(diffs))), axis=1))
+    low, high = float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+    p = 1.0 if not np.any(diffs) else float(stats.wilcoxon(diffs, alternative="two-sided").pvalue)
+    return _verdict(ratio, low, high, p, threshold, alpha, baseline, current)
+
+
+def paired_rounds(baseline: dict, current: dict) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """The medians of the rounds both results timed (``chunks`` records), and whether only quiet pairs were kept.
+
+    None if either lacks chunk records or they share fewer than ``MIN_ROUNDS`` rounds.
+    """
+    if "chunks" not in baseline or "chunks" not in current:
+        return None
+
+    def by_round(chunks: dict) -> dict[int, tuple[float, bool]]:
+        return {int(r): (float(m), q is not False) for r, m, q in zip(chunks["round"], chunks["median_ms"],
+                                                                       chunks["quiet"])}
+
+    b, c = by_round(baseline["chunks"]), by_round(current["chunks"])
+    common = sorted(b.keys() & c.keys())
+    quiet = [r for r in common if b[r][1] and c[r][1]]
+    use, only_quiet = (quiet, True) if len(quiet) >= MIN_ROUNDS else (common, False)
+    if len(use) < MIN_ROUNDS:
+        return None
+    return np.array([b[r][0] for r in use]), np.array([c[r][0] for r in use]), only_quiet
 
 
 def compare_results(baseline: dict, current: dict, threshold: float = 0.05, alpha: float = 0.01,
@@ -127,9 +188,16 @@ def compare_results(baseline: dict, current: dict, threshold: float = 0.05, alph
                                   "compare runs made with the same device settings on the same kind of machine")
         rounds = min(len(b.get("round_medians_ms", [])), len(c.get("round_medians_ms", [])))
         together = bool(baseline.get("interleaved_with")) and bool(current.get("interleaved_with"))
-        # measured interleaved: drift hit both alike, raw samples are fair and give the most power;
-        # measured apart: judge the rounds' medians, which carry the drift between minutes
-        field = "round_medians_ms" if rounds >= MIN_ROUNDS and not together else "samples_ms"
-        v = compare_samples(np.asarray(b[field]), np.asarray(c[field]), threshold, alpha)
-        rows.append({"model": key[0], "device": key[1], "simulated": bool(b.get("simulated", False)), **v.as_dict()})
+        paired = paired_rounds(b, c) if together else None
+        if paired is not None:  # measured interleaved: round by round, what hit both cancels
+            v = compare_paired(paired[0], paired[1], threshold, alpha)
+            judged = f"{len(paired[0])} paired rounds" + (" (both quiet)" if paired[2] else "")
+        else:
+            # interleaved without chunk records: drift hit both alike, raw samples give the most power;
+            # measured apart: judge the rounds' medians, which carry the drift between minutes
+            field = "round_medians_ms" if rounds >= MIN_ROUNDS and not together else "samples_ms"
+            v = compare_samples(np.asarray(b[field]), np.asarray(c[field]), threshold, alpha)
+            judged = "round medians" if field == "round_medians_ms" else "raw samples"
+        rows.append({"model": key[0], "device": key[1], "simulated": bool(b.get("simulated", False)),
+                     "judged_on": judged, **v.as_dict()})
     return rows

@@ -85,6 +85,21 @@ def search_table(summary: dict, result, space: str, label: str, simulated: bool,
     return table
 
 
+def over_target_warning(summary: dict, label: str) -> str | None:
+    """The warning line for a winner that, measured on the target, is over the latency target; else None.
+
+    The search still exits 0 (it ran, and ``summary.json`` says ``meets_constraint_measured: false``):
+    the predictor under-estimated this network, and the line says by how much so a script can act on it.
+    """
+    best = summary.get("best") or {}
+    if best.get("meets_constraint_measured") is not False:
+        return None
+    target = summary["latency_constraint_ms"]
+    return (f"warning: the winner measured {best['measured_latency_ms']:.3f} ms on {label}, "
+            f"{best['measured_vs_constraint']:+.1%} over the {target:g} ms target; the predictor under-estimated "
+            "it (search with a lower --latency-ms, or refit the predictor with more data near the target)")
+
+
 def _recalibration_text(record: dict) -> str:
     """What measuring the networks near the target found, and what it did to the winner."""
     measured = record["networks"]

@@ -124,3 +124,35 @@ def test_round_medians_absorb_drift_between_runs():
     slow = [compare_samples(run(2 * i), run(2 * i + 1, 1.10)).verdict for i in range(100)]
     assert sum(v != NO_CHANGE for v in a_a) <= 1
     assert sum(v == REGRESSION for v in slow) >= 90
+
+
+def test_paired_rounds_cancel_a_disturbance_that_hits_both_runs():
+    """Rounds slowed by up to 50% for both runs alike: paired, A/A stays quiet and 10% is caught; the same
+    round medians judged unpaired miss the slowdown."""
+    from hwprof.regression import compare_paired
+
+    rng = np.random.default_rng(0)
+
+    def pair(factor: float) -> tuple[np.ndarray, np.ndarray]:
+        common = 3.0 * rng.uniform(1.0, 1.5, size=8)  # what the neighbour did to each round
+        return common * np.exp(rng.normal(0, 0.01, 8)), common * factor * np.exp(rng.normal(0, 0.01, 8))
+
+    a_a = [compare_paired(*pair(1.0)).verdict for _ in range(200)]
+    slow = [pair(1.10) for _ in range(200)]
+    assert sum(v != NO_CHANGE for v in a_a) <= 2
+    assert sum(compare_paired(b, c).verdict == REGRESSION for b, c in slow) >= 190
+    assert sum(compare_samples(b, c).verdict == REGRESSION for b, c in slow) < 100
+
+
+def test_paired_rounds_need_chunk_records_and_enough_common_rounds():
+    from hwprof.regression import MIN_ROUNDS, paired_rounds
+
+    def run(rounds, quiet):
+        return {"chunks": {"round": list(rounds), "median_ms": [1.0 + r / 100 for r in rounds], "quiet": quiet}}
+
+    assert paired_rounds({"round_medians_ms": [1.0] * 8}, run(range(8), [True] * 8)) is None
+    assert paired_rounds(run(range(8), [True] * 8), run(range(8, 16), [True] * 8)) is None  # no common round
+    base, cur, only_quiet = paired_rounds(run(range(10), [True] * 10), run(range(10), [True] * 7 + [False] * 3))
+    assert only_quiet and len(base) == 7 and np.array_equal(base, cur)
+    base, _, only_quiet = paired_rounds(run(range(8), [False] * 8), run(range(8), [None] * 8))
+    assert not only_quiet and len(base) == 8 >= MIN_ROUNDS

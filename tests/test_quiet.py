@@ -250,3 +250,21 @@ def test_expected_retest_of_a_steady_trace_is_full_and_of_a_two_level_one_is_not
     assert expected_retest(start, np.full(len(start), 8.0)) == 1.0
     two_level = np.where((start // 2) % 2 == 0, 8.0, 12.0)
     assert 0.3 < expected_retest(start, two_level) < 0.7
+
+
+def test_models_of_one_pool_share_round_numbers_and_compare_round_by_round():
+    """Two models timed in one pool under a neighbour: paired by round, a 10% slower one is caught and an equal
+    one is not, even when no round was quiet (what hit both cancels in their ratio)."""
+    from hwprof.regression import NO_CHANGE, REGRESSION, compare_paired, paired_rounds
+
+    for windows, always in (([(s, s + 1.0) for s in np.arange(0.3, 100, 2.2)], False), ([(0.0, 1e9)], True)):
+        finished, _ = run_pool([3.0, 3.0, 3.3], Machine(windows, factor=1.4, busy_cores=1.0), PROTOCOL, seed=1)
+        logs = {i: {"round": [c[0] for c in f.chunk_log], "median_ms": [c[1] for c in f.chunk_log],
+                    "quiet": [c[2] for c in f.chunk_log]} for i, f in finished.items()}
+        assert all(len(f.chunk_log) == f.noise.chunks for f in finished.values())
+        same = paired_rounds({"chunks": logs[0]}, {"chunks": logs[1]})
+        slower = paired_rounds({"chunks": logs[0]}, {"chunks": logs[2]})
+        assert same is not None and slower is not None
+        assert not (always and same[2])  # never quiet: every round paired, none called quiet
+        assert compare_paired(same[0], same[1]).verdict == NO_CHANGE
+        assert compare_paired(slower[0], slower[1]).verdict == REGRESSION

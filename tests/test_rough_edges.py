@@ -46,9 +46,32 @@ def work(tmp_path_factory) -> dict[str, Path]:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 3])],
                               [helper.make_tensor("shape", TensorProto.INT64, [2], [3, 3])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), root / "fails.onnx")
+    (root / "notes.json").write_text('{"my": "notes"}\n')
+    (root / "net.json").write_text((root / "one.json").read_text().splitlines()[0])
+    (root / "suite.toml").write_text('name = "t"\n[protocol]\nmin_samples = 20\n[[models]]\nname = "net"\n'
+                                     'arch = "net.json"\n[[devices]]\nname = "kirin-npu"\n')
+    (root / "photo.png").write_bytes(_user_png())
+    run_cli("nas", "export", str(root / "one.json"), "--format", "ofa", "--out", str(root / "ofa.json"), check=True)
     return {"root": root, "data": data, "pred": root / "npu.pred", "onnx": root / "m.onnx",
-            "notes": root / "notes.jsonl", "foreign": foreign, "mixed": mixed, "search": search_like,
-            "fails": root / "fails.onnx"}
+            "notes": root / "notes.jsonl", "notes_json": root / "notes.json", "foreign": foreign, "mixed": mixed,
+            "search": search_like, "fails": root / "fails.onnx", "one": root / "one.json",
+            "suite": root / "suite.toml", "photo": root / "photo.png", "ofa": root / "ofa.json"}
+
+
+def _user_png() -> bytes:
+    """A PNG that hwprof did not write (a user's own image)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 CASES = {
@@ -91,6 +114,26 @@ CASES = {
                             "--out", "{root}/never"], "--time-cap"),
     "measure min time negative": (["hwprof", "measure", "--device", "cpu", "--space", "ofa", "--min-time", "-1",
                                    "--out", "{root}/never"], "--min-time"),
+    "sample out foreign file": (["nas", "sample", "--space", "ofa", "--out", "{notes}"], "--force"),
+    "import out onto its input": (["nas", "import", "{ofa}", "--out", "{ofa}", "--force"], "would be overwritten"),
+    "import out foreign file": (["nas", "import", "{ofa}", "--out", "{notes}"], "--force"),
+    "export onnx onto a foreign model": (["nas", "export", "{one}", "--onnx", "{fails}"], "--force"),
+    "export ofa out onto its input": (["nas", "export", "{one}", "--format", "ofa", "--out", "{one}", "--force"],
+                                      "would be overwritten"),
+    "export ofa out foreign file": (["nas", "export", "{one}", "--format", "ofa", "--out", "{notes_json}"],
+                                    "--force"),
+    "bench out foreign file": (["hwprof", "bench", "{suite}", "--out", "{notes_json}"], "--force"),
+    "bench out onto its suite": (["hwprof", "bench", "{suite}", "--out", "{suite}", "--force"],
+                                 "would be overwritten"),
+    "bench out equals baseline out": (["hwprof", "bench", "{suite}", "--out", "{root}/r.json", "--baseline",
+                                       "{suite}", "--baseline-out", "{root}/r.json"], "same file"),
+    "evaluate plot onto a user's png": (["hwprof", "evaluate", "--predictor", "{pred}", "--data", "{data}",
+                                         "--plot", "{photo}"], "--force"),
+    "evaluate plot onto its predictor": (["hwprof", "evaluate", "--predictor", "{pred}", "--data", "{data}",
+                                          "--plot", "{pred}", "--force"], "would be overwritten"),
+    "report plot onto a foreign file": (["hwprof", "report", "{data}", "--plot", "{notes}"], "--force"),
+    "reduce-space out foreign file": (["hwprof", "reduce-space", "--space", "ofa", "--device", "kirin-npu",
+                                       "--data", "{data}", "--out", "{notes_json}"], "--force"),
 }
 
 
@@ -125,6 +168,36 @@ def test_force_lets_fit_predictor_replace_a_foreign_file(work, tmp_path):
     # and a predictor file is replaced without --force: it is an hwprof output of the same kind
     assert run_cli("hwprof", "fit-predictor", "--data", str(work["data"]), "--model", "additive", "--out",
                    str(target)).returncode == 0
+
+
+def test_outputs_of_the_same_kind_are_replaced_and_force_replaces_foreign_ones(work, tmp_path):
+    """A rerun may overwrite what hwprof wrote; a user's file only with --force."""
+    archs, onnx_file, plot = tmp_path / "a.jsonl", tmp_path / "m.onnx", tmp_path / "p.png"
+    for _ in range(2):  # the second run replaces the first run's outputs without --force
+        run_cli("nas", "sample", "--space", "ofa", "-n", "2", "--out", str(archs), check=True)
+        run_cli("nas", "export", str(work["one"]), "--onnx", str(onnx_file), check=True)
+        run_cli("hwprof", "evaluate", "--predictor", str(work["pred"]), "--data", str(work["data"]),
+                "--plot", str(plot), check=True)
+    assert len(archs.read_text().splitlines()) == 2
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(work["photo"].read_bytes())
+    run_cli("hwprof", "evaluate", "--predictor", str(work["pred"]), "--data", str(work["data"]),
+            "--plot", str(photo), "--force", check=True)
+    assert photo.read_bytes() != work["photo"].read_bytes()
+
+
+def test_png_stamp_marks_only_what_hwprof_wrote(work, tmp_path):
+    from hwprof.io import atomic_write_via, png_text_chunks, stamp_png
+    from hwprof.outputs import is_hwprof_png
+
+    user = work["photo"].read_bytes()
+    assert not is_hwprof_png(work["photo"])
+    stamped = stamp_png(user)
+    assert (b"hwprof", b"written by hwprof") in png_text_chunks(stamped)
+    assert stamped.replace(stamped[33:33 + 12 + len(b"hwprof\x00written by hwprof")], b"") == user
+    atomic_write_via(tmp_path / "x.png", lambda p: Path(p).write_bytes(user), ".png")
+    assert is_hwprof_png(tmp_path / "x.png")
+    assert stamp_png(b"not a png") == b"not a png"
 
 
 def _finite_everywhere(obj) -> bool:
@@ -166,6 +239,7 @@ def test_every_json_hwprof_writes_is_strict(work, tmp_path):
 
 def test_rich_does_not_eat_brackets_in_help():
     assert "[[models]]" in run_cli("hwprof", "bench", "--help").stdout
+    assert "torch-timm" in " ".join(run_cli("hwprof", "measure", "--help").stdout.split())
 
 
 def test_tables_keep_their_columns_when_piped():
@@ -200,3 +274,62 @@ def test_readme_quick_tour_names_only_files_it_creates():
         assert "--out " + name in tour[:first + len(name)] or "> " + name in tour[:first + len(name)] or \
             "--onnx " + name in tour[:first + len(name)], name
     assert "from hwprof.build_torch import build_torch" in text
+
+
+def test_a_winner_over_the_target_gets_a_warning_line():
+    from nas.search_report import over_target_warning
+
+    summary = {"latency_constraint_ms": 4.0,
+               "best": {"meets_constraint_measured": False, "measured_latency_ms": 4.036,
+                        "measured_vs_constraint": 0.009}}
+    line = over_target_warning(summary, "cpu")
+    assert line.startswith("warning: the winner measured 4.036 ms on cpu, +0.9% over the 4 ms target")
+    assert "\n" not in line
+    summary["best"].update(meets_constraint_measured=True, measured_latency_ms=3.9, measured_vs_constraint=-0.025)
+    assert over_target_warning(summary, "cpu") is None
+    assert over_target_warning({"latency_constraint_ms": None, "best": {"meets_constraint_measured": None}},
+                               "kirin-npu") is None
+
+
+def test_sweep_table_leads_with_the_ratio_and_says_why_equal_times_can_differ():
+    """profile-space --compare on hybrid showed equal times with different ratios and no word on why."""
+    from rich.console import Console
+
+    from hwprof.space_profile import sweep_tables
+
+    sweep = {"variable": "attention", "networks": 12, "options": ["none", "mhsa"], "simulated": True,
+             "median_ratio": [1.0, 1.31], "median_ms": [3.2, 4.1], "largest_within": {}}
+    other = dict(sweep, median_ratio=[1.0, 1.22], median_ms=[3.2, 4.1])
+    console = Console(record=True, width=400)
+    for table in sweep_tables({"kirin-npu": [sweep], "myriad-vpu": [other]}):
+        console.print(table)
+    text = console.export_text()
+    assert "1.31x (4.100 ms)" in text and "1.22x (4.100 ms)" in text
+    assert "two equal latencies can come with different ratios" in " ".join(text.split())
+
+
+def test_devices_table_keeps_bracketed_text():
+    """rich read "[profile ...]" and "[litert]" as markup and dropped them."""
+    proc = run_cli("hwprof", "devices", check=True)
+    kirin = next(line for line in proc.stdout.splitlines() if "kirin-npu" in line)
+    assert "[profile " in kirin
+
+
+def test_measure_summary_names_the_target_with_its_dtype(tmp_path):
+    """An int8 run said "rows for cpu" (the device name) instead of the target it measured."""
+    proc = run_cli("hwprof", "measure", "--device", "cpu:int8", "--space", "ofa", "-n", "1", "--mode", "e2e",
+                   "--protocol", "contiguous", "--min-time", "0.02", "--out", str(tmp_path / "d"), check=True)
+    assert "rows for cpu:int8" in proc.stdout
+
+
+def test_sampling_many_networks_shows_progress(tmp_path):
+    """Sampling 20,000 networks printed nothing for 15 s; on a terminal it now counts them."""
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "nas"
+    proc = subprocess.run([str(exe), "sample", "--space", "ofa", "-n", "1200", "--json"], capture_output=True,
+                          text=True, env={**os.environ, "TTY_COMPATIBLE": "1"}, check=True)
+    assert "sampling networks from ofa: 1000 of 1200" in proc.stderr
+    assert len(proc.stdout.splitlines()) == 1200

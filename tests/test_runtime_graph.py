@@ -378,3 +378,18 @@ def test_profiled_blocks_fix_kernel_shares_in_kernel_rf(tmp_path):
     arrays.pop("graph_overhead")  # a file fitted before whole-graph terms falls back to the block path's term
     profiled.set_state(meta, arrays, models)
     assert profiled.graph_overhead_ is None and np.all(profiled.predict_onnx(graphs) > 0)
+
+
+def test_advise_caps_a_predicted_saving_at_what_its_nodes_take():
+    """A predictor that says a rewrite saves 10 ms is capped at the rewritten nodes' profiled time."""
+    from hwprof.advise import advise
+    from hwprof.profiling import get_device
+
+    model = _manual_model()
+
+    class Overeager:  # predicts 10 ms for the model as given and 0 ms for any rewrite of it
+        def predict_onnx(self, models):
+            return np.array([10.0 if m is model else 0.0 for m in models])
+
+    findings = advise(model, get_device("cpu"), Overeager()).findings
+    assert findings and all(0 < f.predicted_saving_ms == f.nodes_ms for f in findings)

@@ -20,13 +20,13 @@ import json
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
 import hwprof
 from hwprof.errors import HwprofError
-from hwprof.io import atomic_write_bytes, probe_writable
+from hwprof.io import atomic_write_bytes
 from hwprof.predictors.base import LatencyPredictor
 
 FORMAT = "hwprof.predictor"
@@ -95,27 +95,24 @@ def load(path: str | Path) -> LatencyPredictor:
     return loads(data, str(path))
 
 
-def check_output(path: str | Path, force: bool = False) -> None:
-    """Fail before fitting if ``path`` cannot take a predictor: a directory, an unwritable place, or an
-    existing file that is not a predictor (kept unless ``force``).
+def check_output(path: str | Path, force: bool = False, inputs: Iterable[str | Path | None] = ()) -> None:
+    """Fail before fitting if ``path`` cannot take a predictor: a directory, an unwritable place, an
+    input of the command, or an existing file that is not a predictor (kept unless ``force``).
 
     Raises:
         HwprofError: naming the path and what to do.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise HwprofError(f"--out {path} is a directory", "give a file name, e.g. --out npu.pred")
-    if path.exists() and not force:
-        try:
-            load(path)
-        except HwprofError:
-            raise HwprofError(f"--out {path} exists and is not an hwprof predictor",
-                              "give a new file name, or add --force to overwrite it") from None
+    from hwprof.outputs import guard_output
+
+    guard_output(path, "--out", "predictor", _is_predictor, force, inputs)
+
+
+def _is_predictor(path: Path) -> bool:
     try:
-        probe_writable(path.parent)
-    except OSError as exc:
-        raise HwprofError(f"--out {path} cannot be written ({exc.strerror or exc})",
-                          "choose a writable place for the predictor") from None
+        load(path)
+    except HwprofError:
+        return False
+    return True
 
 
 def load_for(path: str | Path, device, space_name: str) -> LatencyPredictor:

@@ -202,7 +202,7 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
     return predictor, metrics
 
 
-def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=None):
+def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=None, force: bool = False):
     """Score a saved predictor on a measured dataset (``hwprof evaluate``).
 
     Args:
@@ -210,6 +210,7 @@ def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=
         data: Dataset directory with end-to-end measurements.
         graph_style: Graph style to score when the dataset holds several.
         plot: Where to write the predicted-vs-measured scatter (PNG), or None.
+        force: Let ``plot`` overwrite an existing file hwprof did not write (never an input).
 
     Returns:
         ``(result, predictor, measured, raw_measured)``: the JSON-ready result (metrics, with
@@ -218,8 +219,11 @@ def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=
     from hwprof.io import atomic_write_via
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
+    from hwprof.outputs import guard_output, is_hwprof_png
     from hwprof.predictors.metrics import plot_predictions
 
+    if plot is not None:
+        guard_output(plot, "--plot", "PNG plot", is_hwprof_png, force, [predictor_path])
     predictor = store.load(predictor_path)
     prov = predictor.provenance_
     raw = load_measurements(data, device=prov.get("device"), space=prov.get("space") or None, style=graph_style)
