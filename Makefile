@@ -28,6 +28,7 @@ demo: $(STAMP)
 		--latency-ms 4 --out $(DEMO)/search
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache  # the layers of pyproject.toml's [tool.importlinter]
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

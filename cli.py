@@ -233,7 +233,7 @@ def measure(
     protocol = measurement_protocol(dev.simulated, protocol_name, rounds, chunk_ms, min_time, time_cap, target_ci,
                                     quiet_tol, pool)
     if drift_every is None:
-        drift_every = 0.0 if dev.simulated else 2.0
+        drift_every = dev.reference_every_s or 0.0
     if drift_every < 0:
         raise HwprofError(f"--drift-every must be 0 (off) or a number of seconds, got {drift_every}",
                           "e.g. --drift-every 2")
@@ -909,7 +909,7 @@ def reduce_space_cmd(
     from hwprof.io import write_json
     from hwprof.outputs import guard_output, is_json_records
     from hwprof.profiling import device_label
-    from hwprof.space_reduction import reduce_space, score_contributions
+    from nas.space_reduction import reduce_space, score_contributions
     from nas.accuracy import create_estimator
     from nas.spaces import get_space
 

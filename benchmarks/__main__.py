@@ -49,7 +49,7 @@ def quick_suite(repeats: int, arms: int = 1) -> list[list[dict]]:
     pair that ``hwprof compare`` must call "no change": a noisy neighbour or a clock
     change slows both arms alike instead of failing the check.
     """
-    from devices.base import Device
+    from hwprof.device import Device
     from hwprof.build_onnx import build_onnx
     from hwprof.dataset import Dataset
     from hwprof.protocol import Protocol, measure_session
@@ -102,7 +102,7 @@ def main() -> None:
             sys.argv = [name]
             importlib.import_module(name).main()
         return
-    from devices.base import host_info
+    from hwprof.device import host_info
     from hwprof.benchsuite import results_document
     from hwprof.io import atomic_write_text
 

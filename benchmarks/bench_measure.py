@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import emit
-from devices.cpu import create_ort_session
+from devices.ort import create_ort_session
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import Dataset
 from hwprof.protocol import Protocol, measure_session

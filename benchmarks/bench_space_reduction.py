@@ -39,7 +39,7 @@ from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
 from hwprof.space_profile import profile_sample, profile_space
-from hwprof.space_reduction import reduce_space, score_contributions
+from nas.space_reduction import reduce_space, score_contributions
 from nas.accuracy.proxies import SynflowProxy
 from nas.dimensions import hold_unseen
 from nas.searchers import Constraint, create_searcher

@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from devices.base import Device, NodeTime, Session, host_info, model_input
-from devices.cpu import create_ort_session
+from devices.ort import create_ort_session, ort_op_times
 from hwprof.errors import HwprofError
 from hwprof.registry import DEVICES
 
@@ -125,8 +125,6 @@ class GPUDevice(Device):
         self.require_available()
         if self.backend() != "onnxruntime-cuda":
             return super().op_times(model, runs)
-        from devices.ort_profile import ort_op_times
-
         return ort_op_times(model, ["CUDAExecutionProvider"], self.threads, self.opt_level, runs)
 
 

@@ -124,7 +124,7 @@ def advise(model: onnx.ModelProto, device, predictor=None) -> Advice:
 
     Args:
         model: A single-input ONNX model.
-        device: A :class:`~devices.base.Device` that can break latency down per op.
+        device: A :class:`~hwprof.device.Device` that can break latency down per op.
         predictor: Optional kernel-rf predictor fitted on the device, for predicted savings.
     """
     rewrites = find_rewrites(model)

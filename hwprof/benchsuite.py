@@ -40,7 +40,7 @@ import numpy as np
 import onnx
 
 import hwprof
-from devices.base import host_info
+from hwprof.device import host_info
 from hwprof.arch import Arch
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError

@@ -138,7 +138,7 @@ class _Lowering:
         self.int8 = ranges is not None
         self.model = model
         self.graph = model.graph
-        from devices.base import model_inputs
+        from hwprof.onnx_inputs import model_inputs
 
         if len(model_inputs(model)) != 1:  # static shapes, else a clear error
             raise HwprofError(f"the LiteRT lowering takes single-input models; this one has "
@@ -346,7 +346,7 @@ class _Lowering:
 
     # ---- lowering ----------------------------------------------------------------------------
     def run(self) -> bytes:
-        from devices.base import model_input
+        from hwprof.onnx_inputs import model_input
 
         name = model_input(self.model)[0]
         rank = len(self.shapes[name])
@@ -733,25 +733,19 @@ def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 
 def _onnx_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    """Static shape of every value (from value_info, else onnx shape inference)."""
-    def read(infos) -> dict[str, list[int]]:
-        out = {}
-        for vi in infos:
-            dims = vi.type.tensor_type.shape.dim
-            if dims and all(d.HasField("dim_value") for d in dims):
-                out[vi.name] = [int(d.dim_value) for d in dims]
-        return out
+    """Static shape of every value (from value_info, else onnx shape inference).
 
-    graph = model.graph
-    known = read(list(graph.input) + list(graph.output) + list(graph.value_info))
-    produced = {o for n in graph.node for o in n.output if n.op_type != "Constant"}
-    if not produced <= set(known):
-        inferred = onnx.shape_inference.infer_shapes(model)
-        known = read(list(inferred.graph.input) + list(inferred.graph.output) + list(inferred.graph.value_info))
-        missing = sorted(produced - set(known))
-        if missing:
-            raise HwprofError(f"the shape of '{missing[0]}' is not static",
-                              "export the model with static input shapes (--input-shape)")
+    Raises:
+        HwprofError: if a computed value has no static shape.
+    """
+    from hwprof.onnx_shapes import tensor_shapes
+
+    known = tensor_shapes(model, static_only=True)
+    produced = {o for n in model.graph.node for o in n.output if n.op_type != "Constant"}
+    missing = sorted(produced - set(known))
+    if missing:
+        raise HwprofError(f"the shape of '{missing[0]}' is not static",
+                          "export the model with static input shapes (--input-shape)")
     return known
 
 

@@ -46,14 +46,6 @@ SCHEMA = pa.schema([
 ])
 
 
-def device_display_name(device: str, simulated: bool, dtype: str = "float32") -> str:
-    """A device as outputs name it: marked when simulated; a real device's non-float32 dtype as in its
-    ``--device`` token (``litert-cpu:int8``)."""
-    if simulated:
-        return f"{device} (simulated)"
-    return device if dtype == "float32" else f"{device}:{dtype}"
-
-
 REQUIRED_COLUMNS = (*KEY_COLUMNS, "median_ms")  # in every part hwprof ever wrote
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from devices.base import Device
+from hwprof.device import Device
 from hwprof.errors import HwprofError
 from hwprof.quiet import Classifier, LoadProbe, Trace, load_threshold
 

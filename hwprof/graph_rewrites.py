@@ -257,7 +257,7 @@ def max_output_difference(a: onnx.ModelProto, b: onnx.ModelProto, seeds: tuple[i
     """Largest absolute difference between the outputs of two single-input models on seeded inputs."""
     import onnxruntime as ort
 
-    from devices.base import model_input
+    from hwprof.onnx_inputs import model_input
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

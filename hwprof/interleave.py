@@ -29,7 +29,7 @@ from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from devices.base import Session
+from hwprof.device import Session
 from hwprof.protocol import Measurement, Protocol, summarize
 from hwprof.quiet import Classifier, LoadProbe, RowNoise, Trace, Verdict, verdict
 

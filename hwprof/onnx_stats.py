@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import shape_inference
+
+from hwprof.onnx_shapes import tensor_shapes
 
 # (op type, input index) slots that hold trainable tensors.
 _TRAINABLE_SLOTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (1,), "BatchNormalization": (1, 2),
                     "Gather": (0,), "LayerNormalization": (1, 2)}  # Gather of a table: an embedding
-
-
-def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
-    inferred = shape_inference.infer_shapes(model)
-    shapes: dict[str, list[int]] = {}
-    for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
-        dims = vi.type.tensor_type.shape.dim
-        shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
-    for init in model.graph.initializer:
-        shapes[init.name] = list(init.dims)
-    return shapes
 
 
 def count_params(model: onnx.ModelProto) -> int:
@@ -48,7 +38,7 @@ def count_params(model: onnx.ModelProto) -> int:
 
 def count_macs(model: onnx.ModelProto) -> int:
     """Multiply-accumulates of Conv, Gemm and MatMul nodes (batch as given in the graph)."""
-    shapes = _shapes(model)
+    shapes = tensor_shapes(model)
     total = 0
     for node in model.graph.node:
         if node.op_type == "Conv":

@@ -1,7 +1,7 @@
 """Per-layer latency breakdown: node times grouped into the kernels predictors use.
 
 A device reports time per node as its runtime ran the graph (see
-:meth:`devices.base.Device.op_times`). Runtimes rename what they fuse:
+:meth:`hwprof.device.Device.op_times`). Runtimes rename what they fuse:
 onnxruntime names a fused Conv+BN+activation after the chain's output tensor
 and appends ``_nchwc`` when it switches layout, and it inserts nodes of its own
 (``ReorderInput``/``ReorderOutput``). Each reported node is matched to the
@@ -19,7 +19,7 @@ from typing import Mapping
 
 import onnx
 
-from devices.base import Device, NodeTime
+from hwprof.device import Device, NodeTime
 from hwprof.predictors.kernels import named, node_names, onnx_kernels  # noqa: F401 (named: public here too)
 
 _RUNTIME_SUFFIX = re.compile(r"(_nchwc|_token_\d+|_fused\w*)+$")

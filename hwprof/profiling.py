@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -15,71 +14,27 @@ from typing import Any, Callable, Iterable
 import onnx
 
 import hwprof
-from devices.base import Device, host_info
+from devices.targets import resolve, split_target  # noqa: F401  (split_target re-exported)
+from hwprof.device import Device, host_info
 from hwprof.arch import Arch, Block
-from hwprof.dataset import Dataset, device_display_name
+from hwprof.dataset import Dataset
 from hwprof.drift import DriftReference
 from hwprof.per_op import breakdown
 from hwprof.errors import HwprofError
 from hwprof.protocol import Measurement, Protocol, measure_session
 from hwprof.quiet import Verdict, merged
-from hwprof.registry import DEVICES
 
 MODES = ("e2e", "blocks", "both")
 
 
-def split_target(token: str) -> tuple[str, str | None]:
-    """``"litert-cpu:int8"`` -> ``("litert-cpu", "int8")``; a name without ``:dtype`` -> ``(name, None)``."""
-    if token.endswith(".toml") or ":" not in token:
-        return token, None
-    name, dtype = token.rsplit(":", 1)
-    from hwprof.quantization import DTYPES
-
-    if dtype not in DTYPES:
-        raise HwprofError(f"unknown dtype '{dtype}' in device '{token}'",
-                          f"write DEVICE or DEVICE:DTYPE with a dtype among {', '.join(DTYPES)}")
-    return name, dtype
-
-
 def get_device(name: str, **options) -> Device:
-    """Create a device by registry name (``NAME`` or ``NAME:DTYPE``, e.g. ``litert-cpu:int8``) or profile TOML.
-
-    Options a device does not take (e.g. ``threads`` for a simulated chip) are ignored;
-    ``graph_style`` (see :mod:`hwprof.graph_styles`) is taken by every device. A
-    dtype in the name wins over a ``dtype`` option left at None.
-    """
-    from hwprof.graph_styles import DEFAULT_STYLE, check_style
-
-    style = check_style(options.pop("graph_style", None) or DEFAULT_STYLE)
-    name, token_dtype = split_target(name)
-    if token_dtype is not None:
-        if options.get("dtype") not in (None, token_dtype):
-            raise HwprofError(f"device '{name}:{token_dtype}' and --dtype {options['dtype']} disagree",
-                              "give the dtype once")
-        options["dtype"] = token_dtype
-    elif options.get("dtype") is None:
-        options.pop("dtype", None)
-    if name.endswith(".toml"):
-        from devices.simulated import SimulatedDevice
-
-        device = SimulatedDevice.from_file(name, seed=options.get("seed", 0))
-    else:
-        factory = DEVICES.factory(name)
-        params = inspect.signature(factory).parameters
-        if "dtype" in options and "dtype" not in params and options["dtype"] != "float32":
-            raise HwprofError(f"device '{name}' has no dtype setting", "leave out the dtype (it runs its own)")
-        device = factory(**{k: v for k, v in options.items() if k in params})
-    if style != DEFAULT_STYLE:
-        if getattr(device, "dtype", "float32") == "float16":
-            raise HwprofError(f"graph style '{style}' is exported by torch in float32 only",
-                              "use --graph-style hwprof with --dtype float16")
-        device.graph_style = style
-    return device
+    """The device of a target token: :func:`devices.targets.resolve` (kept under the name callers know)."""
+    return resolve(name, **options)
 
 
 def device_label(device: Device) -> str:
-    """Name for display, marking simulated devices; a real device's non-float32 dtype as in its token (``cpu:int8``)."""
-    return device_display_name(device.name, device.simulated, getattr(device, "dtype", "float32"))
+    """Name for display (:attr:`Device.label <hwprof.device.Device.label>`)."""
+    return device.label
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +78,7 @@ class ExternalModel:
         if self.space == "tflite":  # NHWC
             shape = self.proto.stats["input_shape"]
             return int(shape[1]) if len(shape) == 4 else 1
-        from devices.base import model_inputs
+        from hwprof.onnx_inputs import model_inputs
 
         shape = model_inputs(self.proto)[0][1]
         return int(shape[-1]) if len(shape) >= 3 else 1

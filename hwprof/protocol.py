@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from devices.base import Session
+from hwprof.device import REAL_MIN_TIME_S, Session
 from hwprof.errors import HwprofError
 
 
@@ -93,7 +93,6 @@ class Protocol:
         return values
 
 
-REAL_MIN_TIME_S = 0.25  # seconds of inference per model on a real device, by default
 DEFAULT_ROUNDS = 8  # chunks per model in the chunked protocol, by default
 
 

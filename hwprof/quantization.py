@@ -54,7 +54,7 @@ def quantize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
     Raises:
         HwprofError: if onnxruntime's quantizer rejects the model.
     """
-    from devices.base import model_input
+    from hwprof.onnx_inputs import model_input
 
     from hwprof import qdq
     from hwprof.graph_rewrites import apply_rewrites, find_rewrites

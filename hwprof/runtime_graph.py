@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import onnx
 
-from hwprof.errors import HwprofError
 from hwprof.predictors.kernels import (FEATURES, OnnxKernel, exact_elements, kernel_features, kernel_type,
                                       matmul_layer, named, node_names, onnx_kernels, value_geometry)
 from hwprof.layers import Layer
@@ -83,35 +80,21 @@ def runtime_for(device: str, settings: str | dict, simulated: bool) -> GraphRunt
 
 
 def optimized_model(model: onnx.ModelProto, runtime: GraphRuntime) -> onnx.ModelProto:
-    """The graph onnxruntime will execute for ``model`` (written at session creation, no inference).
+    """The graph onnxruntime will execute for ``model`` (see :func:`devices.ort.optimized_graph`).
 
     Raises:
         HwprofError: if onnxruntime cannot load or optimize the model.
     """
-    import onnxruntime as ort
+    from devices.ort import optimized_graph
 
-    from devices.cpu import OPT_LEVELS
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = OPT_LEVELS[runtime.opt_level]
-    opts.intra_op_num_threads = 1
-    opts.log_severity_level = 3
-    with tempfile.TemporaryDirectory(prefix="hwprof-opt-") as tmp:
-        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        try:
-            ort.InferenceSession(model.SerializeToString(), opts, providers=[runtime.provider])
-            return onnx.load(opts.optimized_model_filepath)
-        except Exception as exc:  # onnxruntime and onnx raise their own exception types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise HwprofError(f"onnxruntime cannot load or optimize the model: {first}",
-                              "check the model with onnx.checker, or re-export it") from None
+    return optimized_graph(model, runtime.provider, runtime.opt_level)
 
 
 def graph_kernels(model: onnx.ModelProto, runtime: GraphRuntime) -> list[OnnxKernel]:
     """Kernels of ``model`` as ``runtime`` runs them (see the module docstring)."""
     if runtime.kind == RULES:
         return onnx_kernels(model)
-    from devices.graph_cost import tensor_shapes
+    from hwprof.onnx_shapes import tensor_shapes
 
     return executed_kernels(optimized_model(model, runtime), tensor_shapes(model, static_only=True))
 

@@ -225,7 +225,7 @@ def _measure_resumably(dev, device: str, archs: list, out, mode: str, seed: int,
     dtype = split_target(device)[1]
     run = measure_into(Dataset(out), dev, archs, mode=mode, executor=executor,
                        device_options={"seed": seed, **({"dtype": dtype} if dtype else {})},
-                       reference_every_s=None if dev.simulated else 2.0)
+                       reference_every_s=dev.reference_every_s)
     if run.failed:
         raise HwprofError(f"{run.failed} measurement(s) failed ({run.failures[0]})",
                           "rerun the same command: what was measured is kept")

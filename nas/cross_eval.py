@@ -175,7 +175,7 @@ def measure_winners(setups: list[TargetSetup], winners: dict[tuple[str, int], di
         status(f"measuring {len(archs)} winners on {setup.token}")
         dataset = Dataset(out / "measurements" / _tag(setup.token))
         summary = measure_into(dataset, device, archs, mode="e2e", executor=executor, device_options=options,
-                               reference_every_s=None if device.simulated else 2.0)
+                               reference_every_s=device.reference_every_s)
         if getattr(summary, "failed", 0):
             raise HwprofError(f"{summary.failed} measurement batches failed on {setup.token}",
                               "rerun the same command to retry them")

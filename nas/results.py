@@ -110,7 +110,7 @@ def precheck_constraint(latency_ms: float | None, space, device, label: str) -> 
 
     device.require_available()
     smallest = smallest_network(space)
-    ms = measured_latency(device, min_time_s=0.0 if device.simulated else 0.05)(smallest)
+    ms = measured_latency(device, min_time_s=device.min_time_s(quick=True))(smallest)
     if latency_ms < QUICK_BOUND_MARGIN * ms:
         raise HwprofError(f"no network meets {latency_ms:g} ms on {label}: the smallest network of {space.name} "
                           f"(fewest MACs) measures {ms:.3f} ms", f"choose --latency-ms of at least about {ms:.2f}")

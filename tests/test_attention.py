@@ -210,7 +210,7 @@ def test_shape_plumbing_is_folded_as_runtimes_fold_it():
     """torch's encoder layer (its fused fast path off for export) computes the attention scale from
     x.size(): those nodes, like a transposed weight, are folded at load, so neither the simulator nor
     kernel-rf prices them, and the q/k/v projection reads as a weight product."""
-    from devices.graph_cost import constant_folded
+    from hwprof.onnx_shapes import constant_folded
 
     exported = export_module(PlainViT(heads=4), (1, 3, 64, 64))  # 4 heads: the fast path would run in eval
     _, folded = constant_folded(exported)

@@ -62,8 +62,13 @@ def _measure(tmp_path, name, device, archs, mode="e2e", every=0.0):
 
 
 def test_reference_network_is_fixed():
+    """The stored reference network is the OFA subnet REFERENCE_CONFIG, and has not changed (its hash)."""
+    from hwprof.drift import REFERENCE_CONFIG
+    from nas.interop_ofa import from_ofa_config
+
     arch = reference_arch()
-    assert arch.hash == reference_arch().hash
+    assert arch == from_ofa_config(REFERENCE_CONFIG)
+    assert arch.hash == "af79e1047715ea7f"
     assert arch.space == "ofa" and arch.resolution == 192
 
 

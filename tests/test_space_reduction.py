@@ -14,7 +14,7 @@ from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import get_device, measure_into
 from hwprof.space_profile import SpaceProfile
-from hwprof.space_reduction import capacity_deltas, dominated_options, reduce_space, score_contributions
+from nas.space_reduction import capacity_deltas, dominated_options, reduce_space, score_contributions
 from nas.accuracy.base import AccuracyEstimator
 from nas.searchers import Constraint, create_searcher
 from nas.spaces import get_space

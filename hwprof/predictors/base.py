@@ -256,19 +256,27 @@ class LatencyPredictor(ABC):
 
 
 def single_space(archs: Sequence[Arch], who: str):
-    """(name, space) of networks that must all come from one search space.
+    """The :class:`~hwprof.space_schema.SpaceSchema` of networks that must all come from one search space.
 
     Raises:
         HwprofError: if they come from several spaces or none.
     """
-    from nas.spaces import get_space
+    from hwprof.space_schema import SpaceSchema
 
     spaces = {a.space for a in archs}
     if len(spaces) != 1 or "" in spaces:
         raise HwprofError(f"the {who} predictor needs networks from one search space",
                           "measure networks sampled with `--space NAME`")
-    name = spaces.pop()
-    return name, get_space(name)
+    return SpaceSchema.registered(spaces.pop())
+
+
+def schema_from_state(meta: Mapping[str, Any]):
+    """The space schema a saved predictor carries; files saved before it did get the registered space's."""
+    from hwprof.space_schema import SpaceSchema
+
+    if "space_schema" in meta:
+        return SpaceSchema.from_dict(meta["space_schema"])
+    return SpaceSchema.registered(meta["space"])
 
 
 def _largest_option(variable) -> int:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from devices.base import Device
+from hwprof.device import Device
 from hwprof.dataset import Dataset
 from hwprof.io import cache_dir
 from hwprof.protocol import Protocol
@@ -28,7 +28,6 @@ from hwprof.profiling import measure_into
 
 SIMULATED_SAMPLES = 300
 REAL_SAMPLES = 60
-REAL_MIN_TIME_S = 0.05
 
 
 def cache_key(device: Device, space_name: str) -> str:
@@ -61,7 +60,7 @@ def cached_predictor(device: Device, space, seed: int = 0,
     archs = [full.sample(rng) for _ in range(n)]
     data_dir = root / f"{key}.data"
     status(f"no cached predictor for {key}: measuring {n} {space.name} networks and their blocks on the target")
-    protocol = Protocol(min_time_s=0.0 if device.simulated else REAL_MIN_TIME_S, time_cap_s=2.0)
+    protocol = Protocol(min_time_s=device.min_time_s(quick=True), time_cap_s=2.0)
     measure_into(Dataset(data_dir), device, archs, mode="both", protocol=protocol)
     data = load_measurements(data_dir, device=device.name, space=space.name)
     if device.simulated:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from hwprof.arch import Arch, Block
-from hwprof.dataset import Dataset, device_display_name
+from hwprof.dataset import Dataset
+from hwprof.device import device_display_name
 from hwprof.drift import corrected, smoothed
 from hwprof.errors import HwprofError
 from hwprof.graph_styles import check_style, styles_of

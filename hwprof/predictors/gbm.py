@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from hwprof.arch import Arch, Block
-from hwprof.predictors.base import LatencyPredictor, single_space
+from hwprof.predictors.base import LatencyPredictor, schema_from_state, single_space
 from hwprof.registry import PREDICTORS
 
 
@@ -46,7 +46,8 @@ class GBMPredictor(LatencyPredictor):
 
     def fit(self, archs: Sequence[Arch], latency_ms: np.ndarray,
             block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0) -> GBMPredictor:
-        self.space_, space = single_space(archs, "gbm")
+        self.schema_ = space = single_space(archs, "gbm")
+        self.space_ = space.name
         categorical = [len(v.options) <= 255 and v.kind == "layer" for v in space.variables] + [False] * 3
         model = HistGradientBoostingRegressor(
             max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
@@ -65,17 +66,17 @@ class GBMPredictor(LatencyPredictor):
         return np.array([[a.macs / 1e6, a.params / 1e6, 1.0] for a in archs], dtype=float).reshape(-1, 3)
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        from nas.spaces import get_space
-
         self._check_fitted()
         baseline = np.maximum(self._design(archs) @ self.baseline_, self.floor_ms_)
-        return baseline * np.exp(self.model_.predict(self._features(get_space(self.space_), archs)))
+        return baseline * np.exp(self.model_.predict(self._features(self.schema_, archs)))
 
     def get_state(self):
-        return {"space": self.space_, "floor_ms": self.floor_ms_}, {"baseline": self.baseline_}, {"model": self.model_}
+        return ({"space": self.space_, "space_schema": self.schema_.to_dict(), "floor_ms": self.floor_ms_},
+                {"baseline": self.baseline_}, {"model": self.model_})
 
     def set_state(self, meta, arrays, models) -> None:
         self.space_ = meta["space"]
+        self.schema_ = schema_from_state(meta)
         self.floor_ms_ = float(meta["floor_ms"])
         self.baseline_ = np.asarray(arrays["baseline"], dtype=float)
         self.model_ = models["model"]

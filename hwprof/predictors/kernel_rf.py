@@ -270,7 +270,7 @@ class KernelRFPredictor(LatencyPredictor):
 
     def _onnx_features(self, model) -> list[float]:
         """A whole ONNX model's kernels (as its runtime runs them) summed, its I/O and its weights (millions)."""
-        from devices.base import model_inputs
+        from hwprof.onnx_inputs import model_inputs
 
         total = float(self.kernel_latencies(self.onnx_kernels(model)).sum())
         in_shape = (1, sum(int(np.prod(shape[1:])) for _, shape, _ in model_inputs(model)))  # every input

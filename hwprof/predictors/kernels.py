@@ -181,7 +181,7 @@ def onnx_kernels(model, fuse_decomposed: bool = False) -> list[OnnxKernel]:
         what :func:`block_kernels` gives for hwprof's own blocks.
     """
 
-    from devices.graph_cost import constant_folded, tensor_shapes
+    from hwprof.onnx_shapes import constant_folded, tensor_shapes
 
     shapes = tensor_shapes(model)
     inits = {i.name: i for i in model.graph.initializer}

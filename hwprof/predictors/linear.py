@@ -9,7 +9,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
 from hwprof.arch import Arch, Block
-from hwprof.predictors.base import LatencyPredictor, single_space
+from hwprof.predictors.base import LatencyPredictor, schema_from_state, single_space
 from hwprof.registry import PREDICTORS
 
 
@@ -90,8 +90,9 @@ class AdditivePredictor(LatencyPredictor):
 
     def fit(self, archs: Sequence[Arch], latency_ms: np.ndarray,
             block_latency_ms: Mapping[Block, float] | None = None, seed: int = 0) -> AdditivePredictor:
-        self.space_, space = single_space(archs, "additive")
-        x = self._design(space, archs)
+        self.schema_ = single_space(archs, "additive")
+        self.space_ = self.schema_.name
+        x = self._design(self.schema_, archs)
         y = np.asarray(latency_ms, dtype=float)
         model = RidgeCV(alphas=np.array(self.alphas), cv=KFold(5, shuffle=True, random_state=seed)).fit(
             x, y, sample_weight=_relative_weights(y))
@@ -126,14 +127,14 @@ class AdditivePredictor(LatencyPredictor):
         return np.hstack(blocks)
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
-        from nas.spaces import get_space
-
         self._check_fitted()
-        return self._design(get_space(self.space_), archs) @ self.coef_ + self.intercept_
+        return self._design(self.schema_, archs) @ self.coef_ + self.intercept_
 
     def get_state(self):
-        return {"space": self.space_, "alpha": self.alpha_, "intercept": self.intercept_}, {"coef": self.coef_}, {}
+        return ({"space": self.space_, "space_schema": self.schema_.to_dict(), "alpha": self.alpha_,
+                 "intercept": self.intercept_}, {"coef": self.coef_}, {})
 
     def set_state(self, meta, arrays, models) -> None:
         self.space_, self.alpha_, self.intercept_ = meta["space"], meta["alpha"], meta["intercept"]
+        self.schema_ = schema_from_state(meta)
         self.coef_ = arrays["coef"]

@@ -70,7 +70,7 @@ def select_predictor(data: MeasurementData, candidates: tuple[str, ...] = CANDID
     Raises:
         HwprofError: if there are too few networks for ``folds`` folds, or no candidate can be fitted.
     """
-    from hwprof.predictors.training import evaluate, fit_on  # training chooses through here: import late
+    from hwprof.predictors.fitting import evaluate, fit_on
     from hwprof.registry import PREDICTORS
 
     n = len(data.archs)

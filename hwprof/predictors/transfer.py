@@ -81,7 +81,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from hwprof.arch import Arch, Block
-from hwprof.dataset import device_display_name
+from hwprof.device import device_display_name
 from hwprof.errors import HwprofError
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.registry import PREDICTORS
@@ -715,7 +715,7 @@ def fit_few_shot(device, space, source_paths: Sequence[str], archs: Sequence[Arc
     from hwprof.profiling import measure_into
 
     measure_into(Dataset(data_dir), device, list(archs), mode="e2e",
-                 reference_every_s=None if device.simulated else 2.0)
+                 reference_every_s=device.reference_every_s)
     data = load_measurements(data_dir, device=device.name, space=space.name)
     status(f"fitting a transfer predictor ({method}) from {len(source_paths)} source predictors and "
            f"{len(data.archs)} networks")

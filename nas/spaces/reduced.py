@@ -117,7 +117,7 @@ def load_reduced_space(path: str | Path) -> ReducedSpace:
         HwprofError: if the file is missing, not JSON, of another format, or
             names options its base space does not have.
     """
-    from nas.spaces import get_space
+    from nas.spaces.factory import create_space
 
     path = Path(path)
     fix = "write one with `hwprof reduce-space --space SPACE --device DEVICE --out reduced.json`"
@@ -135,7 +135,7 @@ def load_reduced_space(path: str | Path) -> ReducedSpace:
     base_name = doc.get("base")
     if not isinstance(base_name, str) or is_space_file(base_name):
         raise HwprofError(f"{path} does not name its base space", fix)
-    base = get_space(base_name, **(doc.get("base_params") or {}))
+    base = create_space(base_name, **(doc.get("base_params") or {}))
     keep = doc.get("keep") or {}
     if not isinstance(keep, dict):
         raise HwprofError(f"{path}: 'keep' must map variable names to option labels", fix)

@@ -115,6 +115,6 @@ def reduce_space(space, profile: SpaceProfile,
     why = {name: [d for d in drops if space.variables[index[name]].labels.index(d["dropped"]) not in mask[index[name]]]
            for name, drops in why.items()}
     why = {name: drops for name, drops in why.items() if drops}
-    from nas.spaces.reduced import ReducedSpace  # the space object decides; no import at module level
+    from nas.spaces.reduced import ReducedSpace
 
     return ReducedSpace(getattr(space, "base", space), mask), why
