@@ -333,3 +333,19 @@ def test_sampling_many_networks_shows_progress(tmp_path):
                           text=True, env={**os.environ, "TTY_COMPATIBLE": "1"}, check=True)
     assert "sampling networks from ofa: 1000 of 1200" in proc.stderr
     assert len(proc.stdout.splitlines()) == 1200
+
+
+def test_a_damaged_predictor_file_is_refused_in_one_line_wherever_it_is_damaged(work):
+    """A byte flipped anywhere (zip headers, the manifest, a compressed member) is an HwprofError."""
+    from hwprof.errors import HwprofError
+    from hwprof.predictors import store
+
+    raw = work["pred"].read_bytes()
+    for position in range(0, len(raw), max(len(raw) // 97, 1)):
+        damaged = bytearray(raw)
+        damaged[position] ^= 0xFF
+        try:
+            store.loads(bytes(damaged), "damaged.pred")
+        except HwprofError:
+            continue
+        # a flip the format does not need (zip padding, an unused field) may leave a loadable predictor

@@ -157,8 +157,8 @@ def loads(data: bytes, origin: str = "the predictor") -> LatencyPredictor:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             manifest = json.loads(zf.read("manifest.json"))
             members = {name: zf.read(name) for name in manifest.get("members", {})}
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise HwprofError(f"{bad} ({exc})", "refit it with `hwprof fit-predictor`") from None
+    except Exception as exc:  # a damaged zip raises many kinds (BadZipFile, zlib.error, NotImplementedError, ...)
+        raise HwprofError(f"{bad} ({type(exc).__name__}: {exc})", "refit it with `hwprof fit-predictor`") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise HwprofError(bad, "refit it with `hwprof fit-predictor`")
     if manifest.get("version", 0) > VERSION:
