@@ -180,74 +180,28 @@ def measure(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from hwprof.dataset import Dataset
-    from hwprof.io import read_archs
-    from hwprof.protocol import measurement_protocol
-    from hwprof.profiling import (MeasurementInterrupted, check_output_dir, device_label, get_device, measure_into,
-                                  plan)
+    from hwprof.measure_job import prepare_measure_job, run_measure_job
+    from hwprof.profiling import MeasurementInterrupted
     from nas.spaces import get_space
 
-    if samples < 1:
-        raise HwprofError(f"--samples must be at least 1, got {samples}", "ask for one or more networks")
-    if sum(x is not None and x != [] for x in (space, archs, model)) != 1:
-        raise HwprofError("give exactly one of --space, --archs or --model", "e.g. --space ofa --samples 100")
     if fp16 and dtype not in (None, "float16"):
         raise HwprofError(f"--fp16 and --dtype {dtype} disagree", "give one of them")
-    device_options = {"seed": seed, "threads": threads, "opt_level": opt_level,
-                      "dtype": "float16" if fp16 else dtype, "graph_style": graph_style}
-    dev = get_device(device, **dict(device_options))
-    if batch_size is not None and batch_size < 1:
-        raise HwprofError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 16")
-    from hwprof.executors import executor_from_options
-
-    runner = executor_from_options(executor, ray_address)
-    if runner.name == "local":
-        dev.require_available()  # with ray the device is on the workers, not necessarily here
-    if model:
-        from hwprof.api import to_model
-        from hwprof.profiling import ExternalModel, try_run
-
-        shape = _parse_shape(input_shape)
-        networks = []
-        for path in model:
-            proto = to_model(path, shape, dev)
-            try_run(dev, proto, str(path))  # a model the device cannot load or run fails here, before any work
-            networks.append(ExternalModel(str(path), proto))
-        mode = "e2e"
-    elif archs is not None:
-        networks = read_archs(archs)
-    else:
-        sp = get_space(space)
-        from hwprof.predictors.transfer import sample_networks
-
-        with make_console(stderr=True).status(f"choosing {samples} networks from {space}"
-                                              + (" (informative design over --from)" if from_predictors
-                                                 or select == "informative" else "")):
-            networks = sample_networks(sp, samples, seed, select, from_predictors)
-    plan(networks, mode)  # validates --mode before any work
-    if per_op:  # a device that cannot break latency down fails here, before any work
-        from hwprof.per_op import breakdown
-
-        first = networks[0]
-        breakdown(dev, first.proto if hasattr(first, "proto") else dev.build(first), runs=1)
-    protocol = measurement_protocol(dev.simulated, protocol_name, rounds, chunk_ms, min_time, time_cap, target_ci,
-                                    quiet_tol, pool)
-    if drift_every is None:
-        drift_every = dev.reference_every_s or 0.0
-    if drift_every < 0:
-        raise HwprofError(f"--drift-every must be 0 (off) or a number of seconds, got {drift_every}",
-                          "e.g. --drift-every 2")
-    check_output_dir(out)  # after the inputs are known good: bad input leaves nothing behind
-    dataset = Dataset(out)
-    dataset.keys()  # a corrupt dataset is reported before any work starts
-    dataset.hold_writer()  # one writer at a time: a second run is refused here, before any work
-    label = device_label(dev)
+    job = prepare_measure_job(
+        device, out, space=get_space(space) if space else None, samples=samples, seed=seed, select=select,
+        from_predictors=from_predictors, archs=archs, models=model or (), input_shape=_parse_shape(input_shape),
+        mode=mode, device_options={"seed": seed, "threads": threads, "opt_level": opt_level,
+                                   "dtype": "float16" if fp16 else dtype, "graph_style": graph_style},
+        protocol_name=protocol_name, rounds=rounds, chunk_ms=chunk_ms, min_time_s=min_time, time_cap_s=time_cap,
+        target_ci=target_ci, quiet_tol=quiet_tol, pool=pool, drift_every_s=drift_every, per_op=per_op,
+        executor=executor, ray_address=ray_address, batch_size=batch_size,
+        status=make_console(stderr=True).status)
+    dev = job.device
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                         console=make_console(stderr=True), disable=json_out)
     state = {"skipped": 0, "start": 0.0}
     with progress:
-        bar = progress.add_task(f"measuring on {label}", total=None, rate="")
+        bar = progress.add_task(f"measuring on {dev.label}", total=None, rate="")
 
         def on_start(total: int, skipped: int) -> None:
             state.update(skipped=skipped, start=time.perf_counter())
@@ -260,62 +214,27 @@ def measure(
             progress.update(bar, rate=f"{rate:6.1f}/s")
 
         try:
-            summary = measure_into(dataset, dev, networks, mode, protocol, on_start=on_start,
-                                   on_progress=on_progress, reference_every_s=drift_every or None,
-                                   per_op_runs=20 if per_op else 0, executor=runner,
-                                   device_options=device_options, batch_size=batch_size)
-        except MeasurementInterrupted as stop:
-            interrupted = stop
-        else:
-            interrupted = None
-        finally:
-            runner.close()
-    if interrupted is not None:
-        sys.stderr.write(f"interrupted: {interrupted.saved} rows saved to {out}"
-                         + (f" ({interrupted.skipped} were there already)" if interrupted.skipped else "")
+            report, stop = run_measure_job(job, on_start, on_progress), None
+        except MeasurementInterrupted as interrupted:
+            report, stop = None, interrupted
+    if stop is not None:
+        sys.stderr.write(f"interrupted: {stop.saved} rows saved to {out}"
+                         + (f" ({stop.skipped} were there already)" if stop.skipped else "")
                          + "; rerun the same command to resume\n")
         raise typer.Exit(130)
-    result = {"device": dev.name, "simulated": dev.simulated, "out": str(out), **summary.as_dict()}
     if json_out:
-        _print_json(result)
-        _exit_if_incomplete(summary)
+        _print_json(report.as_dict())
+        _exit_if_incomplete(report.summary)
         return
-    df = dataset.read(columns=["block_key", "median_ms", "device", "settings_hash"])
-    df = df[(df["device"] == dev.name) & (df["settings_hash"] == dev.settings_hash())]
-    e2e = df[df["block_key"] == "e2e"]["median_ms"]
-    table = Table(title=f"Measured on {label}" + (" - SIMULATED latencies" if dev.simulated else "")
+    table = Table(title=f"Measured on {dev.label}" + (" - SIMULATED latencies" if dev.simulated else "")
                   + (f", graph style {dev.graph_style}" if not model else ""))
     table.add_column("item")
     table.add_column("value", justify="right")
-    if space:
-        chosen = select or ("informative" if from_predictors else "random")
-        table.add_row("networks chosen", f"{samples} from {space}, " + (
-            "informative: a D-optimal design over the --from predictors" if chosen == "informative"
-            else f"at random (seed {seed})"))
-    table.add_row("measured now", str(summary.measured))
-    table.add_row("already in dataset (skipped)", str(summary.skipped))
-    table.add_row("e2e / block rows added", f"{summary.e2e_rows} / {summary.block_rows}")
-    table.add_row("not converged to target CI", str(summary.unconverged))
-    if len(e2e):
-        table.add_row("e2e median latency, ms (min / median / max)",
-                      f"{e2e.min():.2f} / {e2e.median():.2f} / {e2e.max():.2f}")
-    if summary.reference_ms:
-        low, mid, high = summary.reference_ms
-        table.add_row("reference network, ms (min / median / max)",
-                      f"{low:.2f} / {mid:.2f} / {high:.2f} (speed varied {(high - low) / mid:.0%})")
-    table.add_row("inference time recorded, s", f"{summary.inference_s:.2f}")
-    table.add_row("wall time, s", f"{summary.wall_s:.2f}")
-    if not dev.simulated and summary.wall_s > 0:
-        table.add_row("  of which building / loading models, s", f"{summary.build_s:.2f} / {summary.load_s:.2f}")
-        if summary.reference_s:
-            table.add_row("  of which drift reference, s", f"{summary.reference_s:.2f}")
-        table.add_row("  of which everything else, s", f"{summary.other_s:.2f}")
-    table.add_row("dataset", f"{out} ({len(df)} rows for {label})")
-    if summary.executor != "local":
-        table.add_row("executor", summary.executor)
+    for item, value in report.table_rows():
+        table.add_row(item, value)
     console.print(table)
-    _print_verdict(summary.noise, dev.simulated)
-    _exit_if_incomplete(summary)
+    _print_verdict(report.summary.noise, dev.simulated)
+    _exit_if_incomplete(report.summary)
 
 
 def _print_verdict(noise, simulated: bool) -> None:
@@ -511,48 +430,21 @@ def fit_predictor(
     """
     from rich.status import Status
 
-    from hwprof.predictors import store
-    from hwprof.predictors.data import load_measurements, load_styles
-    from hwprof.predictors.training import BEST, fit_and_test
-    from hwprof.registry import PREDICTORS
+    from hwprof.predictors.training import fit_predictor_job
 
-    params = _parse_params(param or [])
-    store.check_output(out, force, [*data, *(transfer_from or "").split(",")])  # before any fitting
-    if transfer_from:
-        from hwprof.predictors.transfer import load_sources
-
-        if model not in ("auto", "transfer"):
-            raise HwprofError(f"--transfer-from fits the transfer predictor, not {model}", "drop --model")
-        model, params["sources"] = "transfer", [p.strip() for p in transfer_from.split(",") if p.strip()]
-        load_sources(params["sources"])  # a missing or tampered source fails before any work
-    if graph_style is not None or (len(data) == 1 and model not in ("auto", "kernel-rf")):
-        parts = [load_measurements(path, device=device, space=space, style=graph_style) for path in data]
-    else:
-        parts = load_styles(data, device=device, space=space)
-    measured = parts[0]
-    if model == "auto":
-        model = "kernel-rf" if len(parts) > 1 else "lut" if measured.blocks else "additive"
-    if model != BEST:
-        PREDICTORS.factory(model)  # unknown names fail before any work
-    status = Status(f"fitting {model} on {measured.label}", console=make_console(stderr=True))
+    status = Status("fitting", console=make_console(stderr=True))
     if not json_out:
         status.start()
     try:
-        predictor, metrics = fit_and_test(model, parts, test_fraction, refit, seed, params, status.update)
+        job = fit_predictor_job(data, out, model, test_fraction=test_fraction, refit=refit, device=device,
+                                space=space, graph_style=graph_style, params=_parse_params(param or []),
+                                transfer_from=transfer_from, seed=seed, force=force, status=status.update)
     finally:
         status.stop()
-    selection = predictor.provenance_.get("selection")
-    model = predictor.name
-    store.save(predictor, out)
-    styles = [p.graph_style for p in parts]
-    n_archs, n_blocks = sum(len(p.archs) for p in parts), sum(len(p.blocks) for p in parts)
-    result = {"predictor": model, "params": predictor.get_params(), "out": str(out), "device": measured.device,
-              "simulated": measured.simulated, "space": measured.space, "graph_styles": styles,
-              "kernel_source": predictor.provenance_.get("kernel_source"), "networks": n_archs,
-              "blocks": n_blocks, "test_metrics": metrics, "selection": selection}
-    if model == "transfer":
-        result["transfer"] = {"method": predictor.method_, "levels": predictor.levels_,
-                              "leave_one_out_mape": predictor.loo_mape_}
+    predictor, result, measured = job.predictor, job.result, job.measured
+    model, selection, metrics, styles = result["predictor"], result["selection"], result["test_metrics"], \
+        result["graph_styles"]
+    n_archs, n_blocks = result["networks"], result["blocks"]
     if json_out:
         _print_json(result)
         return
@@ -906,42 +798,18 @@ def reduce_space_cmd(
     Example: hwprof reduce-space --space ofa --device kirin-npu --out reduced.json
              nas search --space reduced.json --target kirin-npu --predictor npu.pred
     """
-    from hwprof.io import write_json
-    from hwprof.outputs import guard_output, is_json_records
-    from hwprof.profiling import device_label
-    from nas.space_reduction import reduce_space, score_contributions
-    from nas.accuracy import create_estimator
-    from nas.spaces import get_space
+    from nas.space_reduction import reduce_space_job
 
-    if out.suffix != ".json":
-        raise HwprofError(f"--out {out} must be a .json file", "e.g. --out reduced.json")
-    if by not in ("score", "capacity"):
-        raise HwprofError(f"--by must be score or capacity, got '{by}'", "e.g. --by score")
-    guard_output(out, "--out", "reduced space", lambda p: is_json_records(p, {"format", "base", "keep"}), force,
-                 [space, data])
-    sp = get_space(space)
-    est = create_estimator(estimator, seed=seed) if by == "score" else None  # a bad name fails before any work
-    dev, profile, data_used, measured = _space_profile(sp, device, out.parent / f"{out.stem}-data", data, samples,
-                                                       bootstrap, seed, json_out, executor, ray_address)
-    gains, judged_by = None, "capacity: MACs and parameters added"
-    if est is not None:
-        if not json_out:
-            make_console(stderr=True).print(f"[dim]scoring the {len(measured.archs)} profiled networks with "
-                                       f"{est.label}[/]")
-        gains = score_contributions(sp, measured.archs, est.score(measured.archs), seed)
-        judged_by = f"score: additive contribution to the {est.label}"
-    reduced, why = reduce_space(sp, profile, gains)
-    doc = reduced.to_dict(device=dev.name, simulated=dev.simulated, judged_by=judged_by,
-                          profile_networks=profile.networks,
-                          profile_data=str(data_used), profile_kendall_tau=profile.to_dict()["kendall_tau"],
-                          profile_kendall_tau_choice_ranking=profile.kendall_tau_ranking,
-                          profile_kendall_tau_within_positions=profile.kendall_tau_within, dropped_because=why)
-    write_json(out, doc)
+    job = reduce_space_job(space, device, out, data=data, samples=samples, bootstrap=bootstrap, seed=seed, by=by,
+                           estimator=estimator, executor=executor, ray_address=ray_address, force=force,
+                           status=_status_printer(json_out))
+    doc, dev, sp, profile, reduced, why = job.doc, job.device, job.space, job.profile, job.reduced, job.dropped
+    judged_by = doc["judged_by"]
     if json_out:
         _print_json(doc | {"file": str(out)})
         return
     sim = " - SIMULATED device" if dev.simulated else ""
-    table = Table(title=f"{sp.name} reduced for {device_label(dev)}{sim} ({profile.networks} networks profiled; "
+    table = Table(title=f"{sp.name} reduced for {dev.label}{sim} ({profile.networks} networks profiled; "
                         f"gain judged by {judged_by.split(':')[0]})")
     for col in ("position", "kept", "dropped (dominated by)"):
         table.add_column(col)

@@ -2,12 +2,15 @@
 
 Profile devices, fit latency predictors, and search networks that are both
 accurate and fast on a target chip. Python API: :func:`hwprof.measure`,
-:func:`hwprof.load_predictor` (and :func:`nas.search`).
+:func:`hwprof.load_predictor`, :func:`hwprof.prepare_measure_job` and
+:func:`hwprof.run_measure_job` (what ``hwprof measure`` runs), and
+:func:`nas.search`.
 """
 
 __version__ = "0.1.0"
 
-_API = {"measure": "hwprof.api", "load_predictor": "hwprof.api", "to_onnx": "hwprof.api"}
+_API = {"measure": "hwprof.api", "load_predictor": "hwprof.api", "to_onnx": "hwprof.api",
+        "prepare_measure_job": "hwprof.measure_job", "run_measure_job": "hwprof.measure_job"}
 
 
 def __getattr__(name: str):

@@ -21,11 +21,13 @@ stage keep one shared set.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from hwprof.arch import SKIP, Arch
+from hwprof.errors import HwprofError
 from hwprof.space_profile import SpaceProfile, profile_anchor
 
 
@@ -118,3 +120,85 @@ def reduce_space(space, profile: SpaceProfile,
     from nas.spaces.reduced import ReducedSpace
 
     return ReducedSpace(getattr(space, "base", space), mask), why
+
+
+@dataclass
+class ReduceJob:
+    """What :func:`reduce_space_job` did.
+
+    Attributes:
+        doc: The reduced-space JSON document it wrote.
+        device: The target.
+        space: The space it reduced.
+        profile: The design-space profile the reduction is based on.
+        reduced: The reduced space.
+        dropped: Position -> the choices dropped there and what dominates each.
+    """
+
+    doc: dict[str, Any]
+    device: Any
+    space: Any
+    profile: SpaceProfile
+    reduced: Any
+    dropped: dict[str, list[dict[str, str]]]
+
+
+def reduce_space_job(space: str, device: str, out, data=None, samples: int | None = None, bootstrap: int = 30,
+                     seed: int = 0, by: str = "score", estimator: str = "synflow", executor: str = "local",
+                     ray_address: str | None = None, force: bool = False,
+                     status: Callable[[str], Any] = lambda _m: None) -> ReduceJob:
+    """What ``hwprof reduce-space`` does, as one call: profile the space on the device (measuring a sample
+    unless ``data`` is given), judge each choice's gain, drop the dominated choices, write ``out``.
+
+    Args:
+        space: The space (``--space``).
+        device: The target token.
+        out: The reduced-space ``.json`` to write (checked before any work; kept if foreign unless ``force``).
+        data: A dataset to profile from instead of measuring (into OUT's name without .json + ``-data``).
+        samples: Networks to measure when ``data`` is not given.
+        bootstrap: Bootstrap refits for the profile's intervals.
+        seed: Seed of the sample, the bootstrap and the estimator.
+        by: ``score`` (each choice's additive contribution to ``estimator``'s score) or ``capacity`` (MACs and
+            parameters added).
+        estimator: The estimator your search will use.
+        executor, ray_address: Where to measure.
+        force: Overwrite a foreign ``out``.
+        status: Called with a line of progress.
+
+    Raises:
+        HwprofError: for bad input, before any work.
+    """
+    from pathlib import Path
+
+    from hwprof.io import write_json
+    from hwprof.outputs import guard_output, is_json_records
+    from hwprof.space_profile import profile_with_executor
+    from nas.accuracy import create_estimator
+    from nas.spaces import get_space
+
+    out = Path(out)
+    if out.suffix != ".json":
+        raise HwprofError(f"--out {out} must be a .json file", "e.g. --out reduced.json")
+    if by not in ("score", "capacity"):
+        raise HwprofError(f"--by must be score or capacity, got '{by}'", "e.g. --by score")
+    guard_output(out, "--out", "reduced space", lambda p: is_json_records(p, {"format", "base", "keep"}), force,
+                 [space, data])
+    sp = get_space(space)
+    est = create_estimator(estimator, seed=seed) if by == "score" else None  # a bad name fails before any work
+    dev, profile, data_used, measured = profile_with_executor(sp, device, out.parent / f"{out.stem}-data", data,
+                                                              samples, bootstrap, seed, executor, ray_address,
+                                                              status=status)
+    gains, judged_by = None, "capacity: MACs and parameters added"
+    if est is not None:
+        status(f"scoring the {len(measured.archs)} profiled networks with {est.label}")
+        gains = score_contributions(sp, measured.archs, est.score(measured.archs), seed)
+        judged_by = f"score: additive contribution to the {est.label}"
+    reduced, why = reduce_space(sp, profile, gains)
+    doc = reduced.to_dict(device=dev.name, simulated=dev.simulated, judged_by=judged_by,
+                          profile_networks=profile.networks,
+                          profile_data=str(data_used), profile_kendall_tau=profile.to_dict()["kendall_tau"],
+                          profile_kendall_tau_choice_ranking=profile.kendall_tau_ranking,
+                          profile_kendall_tau_within_positions=profile.kendall_tau_within, dropped_because=why)
+    write_json(out, doc)
+    return ReduceJob(doc, dev, sp, profile, reduced, why)
+

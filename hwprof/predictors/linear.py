@@ -9,6 +9,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
 from hwprof.arch import Arch, Block
+from hwprof.errors import HwprofError
 from hwprof.predictors.base import LatencyPredictor, schema_from_state, single_space
 from hwprof.registry import PREDICTORS
 
@@ -94,7 +95,13 @@ class AdditivePredictor(LatencyPredictor):
         self.space_ = self.schema_.name
         x = self._design(self.schema_, archs)
         y = np.asarray(latency_ms, dtype=float)
-        model = RidgeCV(alphas=np.array(self.alphas), cv=KFold(5, shuffle=True, random_state=seed)).fit(
+        if len(y) < 3:
+            raise HwprofError(f"the additive predictor needs at least 3 measured networks, got {len(y)}",
+                              "measure more networks (hwprof measure --samples N)")
+        # 5-fold cross-validation chooses the penalty; below 10 networks a fold would hold one network (whose R^2
+        # is undefined), so the penalty is chosen by efficient leave-one-out (generalised cross-validation)
+        folds = KFold(5, shuffle=True, random_state=seed) if len(y) >= 10 else None
+        model = RidgeCV(alphas=np.array(self.alphas), cv=folds).fit(
             x, y, sample_weight=_relative_weights(y))
         self.coef_ = model.coef_
         self.intercept_ = float(model.intercept_)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -79,6 +81,84 @@ def fit_and_test(name: str, parts: list[MeasurementData], test_fraction: float =
         predictor.provenance_["test_fraction"] = test_fraction
     predictor.provenance_["refit_on_all"] = bool(refit or test_fraction <= 0)
     return predictor, metrics
+
+
+@dataclass
+class FitJob:
+    """What :func:`fit_predictor_job` did.
+
+    Attributes:
+        predictor: The fitted (and saved) predictor.
+        result: JSON-ready summary (``hwprof fit-predictor --json`` prints it).
+        measured: The first part of the training data (its device, label, space).
+    """
+
+    predictor: LatencyPredictor
+    result: dict[str, Any]
+    measured: MeasurementData
+
+
+def fit_predictor_job(data: Sequence[str | Path], out: str | Path, model: str = "auto", test_fraction: float = 0.2,
+                      refit: bool = True, device: str | None = None, space: str | None = None,
+                      graph_style: str | None = None, params: dict[str, Any] | None = None,
+                      transfer_from: str | None = None, seed: int = 0, force: bool = False,
+                      status: Callable[[str], Any] = lambda _message: None) -> FitJob:
+    """What ``hwprof fit-predictor`` does, as one call: check the output, load the data, fit, test, save.
+
+    Args:
+        data: Dataset directories (one per graph style, or one holding several).
+        out: Predictor file to write; refused before any fitting if it is an input, a directory, not
+            writable, or an existing file that is not a predictor (unless ``force``).
+        model: A registered predictor, ``auto`` (lut with blocks, kernel-rf for several graph styles,
+            else additive) or ``best`` (chosen by cross-validation).
+        test_fraction: Share of networks held out for the test metrics.
+        refit: Refit on every network for the saved predictor.
+        device, space, graph_style: Select within datasets that hold several.
+        params: Predictor parameters.
+        transfer_from: Comma-separated source predictor files: fits the transfer predictor.
+        seed: Seed of the split and the fit.
+        force: Overwrite a foreign ``out``.
+        status: Called with a line of progress.
+
+    Raises:
+        HwprofError: for bad input, before any fitting where it can be told.
+    """
+    from hwprof.predictors import store
+    from hwprof.predictors.data import load_measurements, load_styles
+    from hwprof.registry import PREDICTORS
+
+    params = dict(params or {})
+    data = list(data)
+    store.check_output(out, force, [*data, *(transfer_from or "").split(",")])  # before any fitting
+    if transfer_from:
+        from hwprof.predictors.transfer import load_sources
+
+        if model not in ("auto", "transfer"):
+            raise HwprofError(f"--transfer-from fits the transfer predictor, not {model}", "drop --model")
+        model, params["sources"] = "transfer", [p.strip() for p in transfer_from.split(",") if p.strip()]
+        load_sources(params["sources"])  # a missing or tampered source fails before any work
+    if graph_style is not None or (len(data) == 1 and model not in ("auto", "kernel-rf")):
+        parts = [load_measurements(path, device=device, space=space, style=graph_style) for path in data]
+    else:
+        parts = load_styles(data, device=device, space=space)
+    measured = parts[0]
+    if model == "auto":
+        model = "kernel-rf" if len(parts) > 1 else "lut" if measured.blocks else "additive"
+    if model != BEST:
+        PREDICTORS.factory(model)  # unknown names fail before any work
+    status(f"fitting {model} on {measured.label}")
+    predictor, metrics = fit_and_test(model, parts, test_fraction, refit, seed, params, status)
+    store.save(predictor, out)
+    result = {"predictor": predictor.name, "params": predictor.get_params(), "out": str(out),
+              "device": measured.device, "simulated": measured.simulated, "space": measured.space,
+              "graph_styles": [p.graph_style for p in parts],
+              "kernel_source": predictor.provenance_.get("kernel_source"),
+              "networks": sum(len(p.archs) for p in parts), "blocks": sum(len(p.blocks) for p in parts),
+              "test_metrics": metrics, "selection": predictor.provenance_.get("selection")}
+    if predictor.name == "transfer":
+        result["transfer"] = {"method": predictor.method_, "levels": predictor.levels_,
+                              "leave_one_out_mape": predictor.loo_mape_}
+    return FitJob(predictor, result, measured)
 
 
 def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=None, force: bool = False):
