@@ -23,7 +23,7 @@ from hwprof.predictors import store
 from hwprof.predictors.base import LatencyPredictor
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.selection import select_predictor
-from hwprof.predictors.training import fit_on
+from hwprof.predictors.fitting import fit_on
 from hwprof.profiling import measure_into
 
 SIMULATED_SAMPLES = 300

@@ -711,7 +711,7 @@ def fit_few_shot(device, space, source_paths: Sequence[str], archs: Sequence[Arc
     """
     from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
-    from hwprof.predictors.training import fit_on
+    from hwprof.predictors.fitting import fit_on
     from hwprof.profiling import measure_into
 
     measure_into(Dataset(data_dir), device, list(archs), mode="e2e",
