@@ -17,8 +17,8 @@ fraction of a second of each other, so a neighbour that came and went hit
 both alike and cancels in their ratio. The test is then the Wilcoxon
 signed-rank test on the paired log-ratios, the effect their median, its CI a
 bootstrap over the pairs (:func:`compare_paired`); pairs where both chunks
-were quiet are used when there are at least ``MIN_ROUNDS`` of them, else every
-pair. Interleaved runs without chunk records are judged on their raw samples.
+were quiet are used when there are enough of them for the test to reach
+``alpha`` (:func:`min_pairs`: 8 at 0.01), else every pair. Interleaved runs without chunk records are judged on their raw samples.
 Runs measured apart are
 judged on the medians of their rounds when both have at least ``MIN_ROUNDS``
 (``hwprof bench`` measures in round-robin rounds): on a shared machine, speed
@@ -132,10 +132,21 @@ def compare_paired(baseline: np.ndarray, current: np.ndarray, threshold: float =
     return _verdict(ratio, low, high, p, threshold, alpha, baseline, current)
 
 
-def paired_rounds(baseline: dict, current: dict) -> tuple[np.ndarray, np.ndarray, bool] | None:
+def min_pairs(alpha: float = 0.01) -> int:
+    """The fewest pairs with which the two-sided signed-rank test can reach ``alpha`` (all pairs agreeing)."""
+    n = 1
+    while 2 * 0.5 ** n >= alpha:
+        n += 1
+    return n
+
+
+def paired_rounds(baseline: dict, current: dict,
+                  alpha: float = 0.01) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """The medians of the rounds both results timed (``chunks`` records), and whether only quiet pairs were kept.
 
-    None if either lacks chunk records or they share fewer than ``MIN_ROUNDS`` rounds.
+    Only pairs where both chunks were quiet are kept when there are enough of them for the test to reach
+    ``alpha`` (8 at 0.01: with 5 to 7 pairs it never could, and a real change would be missed); else every
+    pair. None if either lacks chunk records or they share fewer than ``MIN_ROUNDS`` rounds.
     """
     if "chunks" not in baseline or "chunks" not in current:
         return None
@@ -147,7 +158,7 @@ def paired_rounds(baseline: dict, current: dict) -> tuple[np.ndarray, np.ndarray
     b, c = by_round(baseline["chunks"]), by_round(current["chunks"])
     common = sorted(b.keys() & c.keys())
     quiet = [r for r in common if b[r][1] and c[r][1]]
-    use, only_quiet = (quiet, True) if len(quiet) >= MIN_ROUNDS else (common, False)
+    use, only_quiet = (quiet, True) if len(quiet) >= max(MIN_ROUNDS, min_pairs(alpha)) else (common, False)
     if len(use) < MIN_ROUNDS:
         return None
     return np.array([b[r][0] for r in use]), np.array([c[r][0] for r in use]), only_quiet
@@ -188,7 +199,7 @@ def compare_results(baseline: dict, current: dict, threshold: float = 0.05, alph
                                   "compare runs made with the same device settings on the same kind of machine")
         rounds = min(len(b.get("round_medians_ms", [])), len(c.get("round_medians_ms", [])))
         together = bool(baseline.get("interleaved_with")) and bool(current.get("interleaved_with"))
-        paired = paired_rounds(b, c) if together else None
+        paired = paired_rounds(b, c, alpha) if together else None
         if paired is not None:  # measured interleaved: round by round, what hit both cancels
             v = compare_paired(paired[0], paired[1], threshold, alpha)
             judged = f"{len(paired[0])} paired rounds" + (" (both quiet)" if paired[2] else "")

@@ -152,7 +152,10 @@ def test_paired_rounds_need_chunk_records_and_enough_common_rounds():
 
     assert paired_rounds({"round_medians_ms": [1.0] * 8}, run(range(8), [True] * 8)) is None
     assert paired_rounds(run(range(8), [True] * 8), run(range(8, 16), [True] * 8)) is None  # no common round
-    base, cur, only_quiet = paired_rounds(run(range(10), [True] * 10), run(range(10), [True] * 7 + [False] * 3))
-    assert only_quiet and len(base) == 7 and np.array_equal(base, cur)
+    base, cur, only_quiet = paired_rounds(run(range(12), [True] * 12), run(range(12), [True] * 9 + [False] * 3))
+    assert only_quiet and len(base) == 9 and np.array_equal(base, cur)
+    # 7 quiet pairs could never reach p < 0.01 (all 7 agreeing gives p = 0.016): every pair is used instead
+    base, _, only_quiet = paired_rounds(run(range(10), [True] * 10), run(range(10), [True] * 7 + [False] * 3))
+    assert not only_quiet and len(base) == 10
     base, _, only_quiet = paired_rounds(run(range(8), [False] * 8), run(range(8), [None] * 8))
     assert not only_quiet and len(base) == 8 >= MIN_ROUNDS
