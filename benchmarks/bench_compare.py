@@ -46,9 +46,7 @@ def record(device_name: str, pairs: int) -> list[tuple[ModelRun, ModelRun]]:
             rounds = measure_rounds(sessions, protocol, ROUNDS)
             for session in sessions:
                 session.close()
-            runs = [ModelRun(np.concatenate(r), [float(np.median(x)) for x in r],
-                             {"round": list(range(len(r))), "median_ms": [float(np.median(x)) for x in r],
-                              "quiet": [None] * len(r)}) for r in rounds]
+            runs = [ModelRun.from_rounds(r) for r in rounds]
         else:
             runs = measure_models(device, [model, model], Protocol(warmup=3, min_time_s=0.03), ROUNDS, seed)
         out.append((runs[0], runs[1]))

@@ -138,6 +138,13 @@ class ModelRun:
     chunks: dict[str, list]
     noise: dict | None = None
 
+    @classmethod
+    def from_rounds(cls, rounds: list[np.ndarray]) -> ModelRun:
+        """The run of round-robin rounds of the contiguous protocol (simulated devices): every round kept."""
+        medians = [float(np.median(r)) for r in rounds]
+        return cls(np.concatenate(rounds), medians,
+                   {"round": list(range(len(rounds))), "median_ms": medians, "quiet": [None] * len(rounds)})
+
 
 def measure_models(device, models: list, protocol: Protocol, rounds: int, seed: int = 0) -> list[ModelRun]:
     """Samples, round medians, chunk records and noise fields of each model, all interleaved on ``device``.
@@ -156,9 +163,7 @@ def measure_models(device, models: list, protocol: Protocol, rounds: int, seed: 
         finally:
             for session in sessions:
                 session.close()
-        return [ModelRun(np.concatenate(r), [float(np.median(x)) for x in r],
-                         {"round": list(range(len(r))), "median_ms": [float(np.median(x)) for x in r],
-                          "quiet": [None] * len(r)}) for r in per_model]
+        return [ModelRun.from_rounds(r) for r in per_model]
     from dataclasses import replace
 
     from hwprof.interleave import measure_models_chunked

@@ -11,6 +11,7 @@ measures (resumably) and returns a :class:`MeasureReport` the command prints.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -82,9 +83,9 @@ class MeasureReport:
                  ("e2e / block rows added", f"{s.e2e_rows} / {s.block_rows}"),
                  ("not converged to target CI", str(s.unconverged))]
         if self.e2e_ms:
-            e2e = sorted(self.e2e_ms)
-            middle = (e2e[(len(e2e) - 1) // 2] + e2e[len(e2e) // 2]) / 2
-            rows.append(("e2e median latency, ms (min / median / max)", f"{e2e[0]:.2f} / {middle:.2f} / {e2e[-1]:.2f}"))
+            e2e = self.e2e_ms
+            rows.append(("e2e median latency, ms (min / median / max)",
+                         f"{min(e2e):.2f} / {statistics.median(e2e):.2f} / {max(e2e):.2f}"))
         if s.reference_ms:
             low, mid, high = s.reference_ms
             rows.append(("reference network, ms (min / median / max)",

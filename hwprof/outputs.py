@@ -74,14 +74,14 @@ def _accepts(is_ours: Callable[[Path], bool], path: Path) -> bool:
 # --- recognisers -------------------------------------------------------------------------
 
 
+# A recogniser may raise on a file it cannot read: guard_output takes that as "not ours".
+
+
 def is_arch_file(path: Path) -> bool:
     """An architecture file (``.json`` or ``.jsonl``) that hwprof can read."""
     from hwprof.io import read_archs
 
-    try:
-        return bool(read_archs(path))
-    except HwprofError:
-        return False
+    return bool(read_archs(path))
 
 
 def is_json_records(path: Path, keys: set[str]) -> bool:
@@ -106,11 +106,7 @@ def is_bench_results(path: Path) -> bool:
     """A results file of ``hwprof bench``."""
     from hwprof.benchsuite import load_results
 
-    try:
-        load_results(path)
-    except HwprofError:
-        return False
-    return True
+    return load_results(path) is not None
 
 
 def is_hwprof_png(path: Path) -> bool:

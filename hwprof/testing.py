@@ -82,8 +82,8 @@ def _strict_json(value: Any) -> bool:
 
 
 def _make(factory: Any, **kwargs: Any) -> Any:
-    """An instance: ``factory`` itself if it is not callable as a class or function, else ``factory(**kwargs)``."""
-    return factory(**kwargs) if isinstance(factory, type) or callable(factory) else factory
+    """An instance: ``factory(**kwargs)`` for a class or function, else ``factory`` itself."""
+    return factory(**kwargs) if callable(factory) else factory
 
 
 @lru_cache(maxsize=4)
@@ -116,7 +116,7 @@ def check_device(factory: Any, arch: Arch | None = None, **kwargs: Any) -> Contr
     from hwprof.device import Device, NodeTime, Session
 
     def make(seed: int) -> Device:
-        if not (isinstance(factory, type) or callable(factory)):
+        if not callable(factory):
             return factory
         takes_seed = "seed" in inspect.signature(factory).parameters
         return factory(**({"seed": seed} if takes_seed else {}), **kwargs)

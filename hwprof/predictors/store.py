@@ -104,15 +104,7 @@ def check_output(path: str | Path, force: bool = False, inputs: Iterable[str | P
     """
     from hwprof.outputs import guard_output
 
-    guard_output(path, "--out", "predictor", _is_predictor, force, inputs)
-
-
-def _is_predictor(path: Path) -> bool:
-    try:
-        load(path)
-    except HwprofError:
-        return False
-    return True
+    guard_output(path, "--out", "predictor", lambda p: load(p) is not None, force, inputs)  # loads: a predictor
 
 
 def load_for(path: str | Path, device, space_name: str) -> LatencyPredictor:
