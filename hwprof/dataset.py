@@ -43,6 +43,7 @@ SCHEMA = pa.schema([
     # how disturbed the row's measurement was (chunked protocol, hwprof.quiet); null for the contiguous one
     ("quiet", pa.bool_()), ("chunks", pa.int32()), ("chunks_quiet", pa.int32()),
     ("slowdown", pa.float64()), ("foreign_load", pa.float64()),
+    ("estimate", pa.string()),  # quiet | reference-corrected | fastest-chunks (see hwprof.interleave)
 ])
 
 

@@ -13,9 +13,17 @@ After ``protocol.rounds`` chunks a model is finished once
 (``protocol.min_quiet``) and their samples pin the median down
 (``protocol.target_ci``). A model without enough quiet chunks stays in the
 pool for more rounds, up to ``protocol.max_rounds`` chunks, while the run still
-sees quiet windows; after that it is finished from its fastest chunks and
-flagged ``quiet=False``. Its latency is the median of its quiet chunks'
+sees quiet windows. A model's latency is the median of its quiet chunks'
 samples: the disturbed chunks are left out, never averaged in.
+
+A model that found no quiet window is flagged ``quiet=False`` and estimated
+from every chunk, each scaled by how much slower the reference network ran in
+the same round (its chunk there over its quiet level around it): the pair was
+timed within a fraction of a second, so what slowed one slowed the other. Its
+``estimate`` says so (``reference-corrected``); without a reference it is the
+median of its fastest chunks (``fastest-chunks``). Measured on this project's
+2-core VM beside a switching memory-streaming neighbour, the correction took
+these rows' test-retest from 93% to 100% within +-10% (benchmarks/bench_noise.py).
 
 Simulated devices keep the contiguous protocol (:func:`hwprof.protocol.measure_session`):
 their noise is drawn, not caused by a neighbour.
@@ -107,9 +115,11 @@ class Interleaver(Generic[T]):
         self.final_quiet: dict[int, bool] = {}  # chunk index -> quiet, as classified when its member finished
         self.rows = 0
         self.rows_quiet = 0
+        self.rows_corrected = 0
         self.inference_s = 0.0
         self._next_id = 0
         self._round = 0
+        self._reference_chunk: dict[int, int] = {}  # round -> the reference's chunk (trace index) in it
         self._started = self.clock()
         self._last_quiet = self._started
 
@@ -155,6 +165,7 @@ class Interleaver(Generic[T]):
                     member_id = int(member_id)
                     if member_id < 0:
                         timed.append((-1, *self._time_chunk(-1, self.reference, reference_runs, float("nan"))))
+                        self._reference_chunk[self._round] = timed[-1][1]
                     else:
                         member = active[member_id]
                         timed.append((member_id, *self._time_chunk(member_id, member.session, member.runs,
@@ -185,6 +196,7 @@ class Interleaver(Generic[T]):
         if quiet.any():
             self._last_quiet = max(self._last_quiet, self.trace.end[member.chunks[int(np.flatnonzero(quiet)[-1])]])
         enough = int(quiet.sum()) >= p.min_quiet
+        estimate = "quiet"
         out_of_rounds = len(member.chunks) >= p.max_rounds or member.spent_s >= p.time_cap_s
         loaded = self.clock() - self._last_quiet > PATIENCE_S
         if enough:
@@ -195,26 +207,46 @@ class Interleaver(Generic[T]):
                 return None
         elif not (out_of_rounds or loaded):
             return None
-        else:  # no quiet window for it: its fastest chunks, flagged
+        else:  # no quiet window for it: flagged, and corrected by the reference beside each chunk
             keep = classes.slowdown <= 1 + self.classifier.tol
-            stats = summarize(np.concatenate([s for s, k in zip(member.samples, keep) if k]),
-                              np.asarray(member.warmup_s), p, converged=False)
+            samples = self._reference_corrected(member)
+            estimate = "fastest-chunks" if samples is None else "reference-corrected"
+            if samples is None:
+                samples = [s for s, k in zip(member.samples, keep) if k]
+            stats = summarize(np.concatenate(samples), np.asarray(member.warmup_s), p, converged=False)
         stats.converged = stats.ci_rel <= p.target_ci
         for index, q in zip(member.chunks, quiet):
             self.final_quiet[index] = bool(q)
         loads = classes.load[~np.isnan(classes.load)]
         noise = RowNoise(quiet=enough, chunks=len(member.chunks), chunks_quiet=int(quiet.sum()),
                          slowdown=float(np.median(classes.disturbance)),
-                         foreign_load=float(loads.mean()) if len(loads) else None)
+                         foreign_load=float(loads.mean()) if len(loads) else None,
+                         estimate=estimate)
         middle = (self.trace.start[member.chunks[0]] + self.trace.end[member.chunks[-1]]) / 2
         ref_ms = self.classifier.reference_level(self.trace, middle) if self.reference is not None else None
         member.session.close()
         self.rows += 1
         self.rows_quiet += enough
+        self.rows_corrected += estimate == "reference-corrected"
         inference = float(sum(member.warmup_s)) + member.spent_s
         kept_medians = [self.trace.median_ms[i] for i, k in zip(member.chunks, keep) if k]
         log = [(r, float(self.trace.median_ms[i]), bool(q)) for r, i, q in zip(member.rounds, member.chunks, quiet)]
         return Finished(member.item, stats, noise, ref_ms, inference, kept_medians, log)
+
+    def _reference_corrected(self, member: _Member[T]) -> list[np.ndarray] | None:
+        """Each chunk's samples over the reference's slowdown in the same round (None without a reference).
+
+        The reference's slowdown in a round is its chunk's median over its quiet
+        level around that moment (:meth:`hwprof.quiet.Classifier.reference_level`).
+        """
+        if self.reference is None or any(r not in self._reference_chunk for r in member.rounds):
+            return None
+        corrected = []
+        for r, samples in zip(member.rounds, member.samples):
+            index = self._reference_chunk[r]
+            level = self.classifier.reference_level(self.trace, self.trace.start[index])
+            corrected.append(samples * (level / self.trace.median_ms[index]) if level else samples)
+        return corrected
 
     def reference_spread(self) -> tuple[float, float, float] | None:
         """(min, median, max) of the reference's chunk medians, ms (None without a reference)."""
@@ -230,7 +262,7 @@ class Interleaver(Generic[T]):
         for k, index in enumerate(classes.index):
             if int(index) in self.final_quiet:
                 classes.quiet[k] = self.final_quiet[int(index)]
-        return verdict(self.trace, classes, self.rows, self.rows_quiet)
+        return verdict(self.trace, classes, self.rows, self.rows_quiet, self.rows_corrected)
 
 
 @dataclass

@@ -151,6 +151,7 @@ def _row(task: Task, m: Measurement, device: Device, protocol: Protocol, host: s
         "samples_ms": m.samples_ms.tolist(), "warmup_ms": m.warmup_ms.tolist(), "host": host,
         "hwprof_version": hwprof.__version__, "timestamp": now, "ref_ms": None, "ops_json": None,
         "quiet": None, "chunks": None, "chunks_quiet": None, "slowdown": None, "foreign_load": None,
+        "estimate": None,
     }
 
 

@@ -188,6 +188,9 @@ class RowNoise:
         chunks_quiet: Chunks kept (quiet).
         slowdown: How much slower the machine ran during its chunks than when quiet (median; 1.0 = quiet).
         foreign_load: Other processes' CPU use during its chunks, in cores (None if unknown).
+        estimate: How its latency was estimated: ``quiet`` (its quiet chunks), ``reference-corrected``
+            (no quiet window: every chunk scaled by the reference network's slowdown in the same round)
+            or ``fastest-chunks`` (no quiet window and no reference).
     """
 
     quiet: bool
@@ -195,12 +198,14 @@ class RowNoise:
     chunks_quiet: int
     slowdown: float
     foreign_load: float | None
+    estimate: str = "quiet"
 
     def columns(self) -> dict:
         """The dataset columns of a row."""
         return {"quiet": self.quiet, "chunks": self.chunks, "chunks_quiet": self.chunks_quiet,
                 "slowdown": round(self.slowdown, 4),
-                "foreign_load": None if self.foreign_load is None else round(self.foreign_load, 3)}
+                "foreign_load": None if self.foreign_load is None else round(self.foreign_load, 3),
+                "estimate": self.estimate}
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,7 @@ class Verdict:
         foreign_load: Mean CPU use of other processes, cores (None if unknown).
         rows: Rows measured.
         rows_quiet: Rows timed in quiet windows.
+        rows_corrected: Rows with no quiet window, scaled by the reference network timed beside them.
     """
 
     state: str
@@ -222,6 +228,7 @@ class Verdict:
     foreign_load: float | None
     rows: int
     rows_quiet: int
+    rows_corrected: int = 0
 
     @property
     def rows_noisy(self) -> int:
@@ -250,14 +257,22 @@ class Verdict:
         """A warning when rows could not be timed quiet (None when all were)."""
         if self.state in ("simulated", "unknown") or not self.rows or self.rows_noisy == 0:
             return None
+        if self.rows_corrected == self.rows_noisy:
+            how = "each chunk was scaled by the reference network timed beside it (column estimate)"
+        elif self.rows_corrected:
+            how = (f"{self.rows_corrected} were scaled by the reference network timed beside them, the others "
+                   "include the disturbance (column estimate)")
+        else:
+            how = "their latencies include the disturbance"
         return (f"{self.rows_noisy} of {self.rows} rows ({self.rows_noisy / self.rows:.0%}) could not be timed in a "
-                f"quiet window (column quiet=false): their latencies include the disturbance")
+                f"quiet window (column quiet=false): {how}")
 
     def as_dict(self) -> dict:
         return {"state": self.state, "quiet_share": round(self.quiet_share, 4),
                 "slowdown_p90": round(self.slowdown_p90, 4),
                 "foreign_load": None if self.foreign_load is None else round(self.foreign_load, 3),
-                "rows": self.rows, "rows_quiet": self.rows_quiet, "line": self.line()}
+                "rows": self.rows, "rows_quiet": self.rows_quiet, "rows_corrected": self.rows_corrected,
+                "line": self.line()}
 
 
 def merged(verdicts: list[Verdict]) -> Verdict | None:
@@ -271,7 +286,7 @@ def merged(verdicts: list[Verdict]) -> Verdict | None:
     load = float(np.average([x for x, _ in loads], weights=[w for _, w in loads])) if loads else None
     rows, rows_quiet = sum(v.rows for v in known), sum(v.rows_quiet for v in known)
     return Verdict(_state(share, rows, rows_quiet), share, max(v.slowdown_p90 for v in known), load, rows,
-                   rows_quiet)
+                   rows_quiet, sum(v.rows_corrected for v in known))
 
 
 def _state(share: float, rows: int, rows_quiet: int) -> str:
@@ -287,16 +302,16 @@ QUIET_SHARE = 0.9  # at least this share of quiet time: the machine was quiet
 NEVER_QUIET_SHARE = 0.1  # below it: never quiet
 
 
-def verdict(trace: Trace, classes: Classes, rows: int, rows_quiet: int) -> Verdict:
+def verdict(trace: Trace, classes: Classes, rows: int, rows_quiet: int, rows_corrected: int = 0) -> Verdict:
     """The run's :class:`Verdict` from its classified chunks (time-weighted) and its rows' flags."""
     if not len(classes.index):
-        return Verdict("unknown", 0.0, 1.0, None, rows, rows_quiet)
+        return Verdict("unknown", 0.0, 1.0, None, rows, rows_quiet, rows_corrected)
     duration = np.array([trace.end[i] - trace.start[i] for i in classes.index])
     share = float((duration * classes.quiet).sum() / max(duration.sum(), 1e-12))
     loads = classes.load[~np.isnan(classes.load)]
     load = float(loads.mean()) if len(loads) else None
     slowdown_p90 = float(np.percentile(classes.disturbance, 90))
-    return Verdict(_state(share, rows, rows_quiet), share, slowdown_p90, load, rows, rows_quiet)
+    return Verdict(_state(share, rows, rows_quiet), share, slowdown_p90, load, rows, rows_quiet, rows_corrected)
 
 
 class LoadProbe:

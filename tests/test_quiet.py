@@ -138,6 +138,35 @@ def test_pool_recovers_quiet_latency_under_a_switching_neighbour():
     assert "disturbed" in v.line() and v.warning() is None
 
 
+def test_a_model_with_no_quiet_window_is_corrected_by_the_reference_beside_each_chunk():
+    # quiet for the first 2 s, then slowed 1.5x for good: the models that enter the pool late never see a quiet
+    # chunk, but the reference timed in every round was quiet within its window, so it knows by how much
+    levels = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    machine = Machine([(2.0, 1e9)], factor=1.5)
+    protocol = Protocol(rounds=8, chunk_s=0.03, pool=2, warmup=2, target_ci=0.05)
+    finished, runner = run_pool(levels, machine, protocol)
+    late = [f for f in finished.values() if not f.noise.quiet]
+    assert late and len(late) < len(levels)
+    for f in late:
+        assert f.noise.estimate == "reference-corrected" and f.noise.chunks_quiet < protocol.min_quiet
+        assert f.measurement.median_ms == pytest.approx(levels[f.item], rel=0.03)  # not 1.5x
+    for f in finished.values():
+        if f.noise.quiet:
+            assert f.noise.estimate == "quiet"
+    v = runner.verdict()
+    assert v.rows_corrected == len(late) and v.rows_quiet == len(levels) - len(late)
+    assert "scaled by the reference network" in v.warning()
+
+
+def test_without_a_reference_a_model_with_no_quiet_window_keeps_its_fastest_chunks():
+    machine = Machine([(0.0, 1e9)], factor=1.5, busy_cores=1.0)
+    finished, runner = run_pool([1.0, 3.0], machine, PROTOCOL, with_reference=False)
+    for f in finished.values():
+        assert not f.noise.quiet and f.noise.estimate == "fastest-chunks"
+    assert runner.verdict().rows_corrected == 0
+    assert "include the disturbance" in runner.verdict().warning()
+
+
 def test_pool_on_a_quiet_machine_says_quiet_and_needs_no_extra_rounds():
     finished, runner = run_pool([1.0, 3.0, 6.0], Machine([]), PROTOCOL)
     assert all(f.noise.chunks == PROTOCOL.rounds and f.noise.quiet for f in finished.values())
@@ -153,6 +182,9 @@ def test_always_on_neighbour_is_reported_and_nothing_claims_quiet_latency():
     assert v.state == "never-quiet" and v.rows_quiet == 0
     assert "never quiet" in v.line() and "loaded machine" in v.line()
     assert "4 of 4 rows" in v.warning()
+    # the reference was never quiet either: its correction cannot turn loaded latencies into quiet ones
+    for i, level in enumerate([1.0, 3.0, 6.0, 2.0]):
+        assert finished[i].measurement.median_ms == pytest.approx(1.5 * level, rel=0.03)
 
 
 def test_pool_is_reproducible_for_a_seed():
@@ -181,9 +213,11 @@ def test_chunked_rows_record_their_noise_fields(tmp_path):
     assert summary["noise"]["rows"] == 2
     df = pd.read_parquet(out)
     assert len(df) == 2
-    for column in ("quiet", "chunks", "chunks_quiet", "slowdown", "foreign_load", "ref_ms"):
+    for column in ("quiet", "chunks", "chunks_quiet", "slowdown", "foreign_load", "ref_ms", "estimate"):
         assert df[column].notna().all(), column
     assert (df["chunks"] >= 2).all() and (df["chunks_quiet"] <= df["chunks"]).all()
+    assert set(df["estimate"]) <= {"quiet", "reference-corrected"}
+    assert (df["quiet"] == (df["estimate"] == "quiet")).all()
     protocol = json.loads(df["protocol"].iloc[0])
     assert protocol["rounds"] == 2
 
