@@ -13,17 +13,20 @@ After ``protocol.rounds`` chunks a model is finished once
 (``protocol.min_quiet``) and their samples pin the median down
 (``protocol.target_ci``). A model without enough quiet chunks stays in the
 pool for more rounds, up to ``protocol.max_rounds`` chunks, while the run still
-sees quiet windows. A model's latency is the median of its quiet chunks'
-samples: the disturbed chunks are left out, never averaged in.
+sees quiet windows.
+
+A model's latency is the median of its quiet chunks' samples (the disturbed
+chunks are left out, never averaged in), each chunk *paired* with the
+reference network's chunk of the same round: scaled by the reference's quiet
+level around the model (``ref_ms``) over that chunk. The two were timed within
+a fraction of a second, so what slowed or sped up one did the same to the
+other; a machine whose quiet speed itself shifts (another VM on the host)
+then moves every row and its ``ref_ms`` together, which is what drift
+correction (:mod:`hwprof.drift`) needs.
 
 A model that found no quiet window is flagged ``quiet=False`` and estimated
-from every chunk, each scaled by how much slower the reference network ran in
-the same round (its chunk there over its quiet level around it): the pair was
-timed within a fraction of a second, so what slowed one slowed the other. Its
-``estimate`` says so (``reference-corrected``); without a reference it is the
-median of its fastest chunks (``fastest-chunks``). Measured on this project's
-2-core VM beside a switching memory-streaming neighbour, the correction took
-these rows' test-retest from 93% to 100% within +-10% (benchmarks/bench_noise.py).
+the same way from every chunk (``estimate``: ``reference-corrected``); without
+a reference, from its fastest chunks (``fastest-chunks``).
 
 Simulated devices keep the contiguous protocol (:func:`hwprof.protocol.measure_session`):
 their noise is drawn, not caused by a neighbour.
@@ -196,24 +199,22 @@ class Interleaver(Generic[T]):
         if quiet.any():
             self._last_quiet = max(self._last_quiet, self.trace.end[member.chunks[int(np.flatnonzero(quiet)[-1])]])
         enough = int(quiet.sum()) >= p.min_quiet
-        estimate = "quiet"
         out_of_rounds = len(member.chunks) >= p.max_rounds or member.spent_s >= p.time_cap_s
         loaded = self.clock() - self._last_quiet > PATIENCE_S
-        if enough:
-            keep = quiet
-            stats = summarize(np.concatenate([s for s, k in zip(member.samples, keep) if k]),
-                              np.asarray(member.warmup_s), p, converged=False)
-            if stats.ci_rel > p.target_ci and not out_of_rounds:
-                return None
-        elif not (out_of_rounds or loaded):
+        if not (enough or out_of_rounds or loaded):
             return None
-        else:  # no quiet window for it: flagged, and corrected by the reference beside each chunk
-            keep = classes.slowdown <= 1 + self.classifier.tol
-            samples = self._reference_corrected(member)
-            estimate = "fastest-chunks" if samples is None else "reference-corrected"
-            if samples is None:
-                samples = [s for s, k in zip(member.samples, keep) if k]
-            stats = summarize(np.concatenate(samples), np.asarray(member.warmup_s), p, converged=False)
+        middle = (self.trace.start[member.chunks[0]] + self.trace.end[member.chunks[-1]]) / 2
+        ref_ms = self.classifier.reference_level(self.trace, middle) if self.reference is not None else None
+        if enough:
+            keep, estimate = quiet, "quiet"
+        elif ref_ms:  # no quiet window for it: every chunk, flagged (each is paired with the reference below)
+            keep, estimate = np.ones(len(quiet), dtype=bool), "reference-corrected"
+        else:
+            keep, estimate = classes.slowdown <= 1 + self.classifier.tol, "fastest-chunks"
+        stats = summarize(np.concatenate(self._kept_samples(member, keep, ref_ms)), np.asarray(member.warmup_s), p,
+                          converged=False)
+        if enough and stats.ci_rel > p.target_ci and not out_of_rounds:
+            return None
         stats.converged = stats.ci_rel <= p.target_ci
         for index, q in zip(member.chunks, quiet):
             self.final_quiet[index] = bool(q)
@@ -222,8 +223,6 @@ class Interleaver(Generic[T]):
                          slowdown=float(np.median(classes.disturbance)),
                          foreign_load=float(loads.mean()) if len(loads) else None,
                          estimate=estimate)
-        middle = (self.trace.start[member.chunks[0]] + self.trace.end[member.chunks[-1]]) / 2
-        ref_ms = self.classifier.reference_level(self.trace, middle) if self.reference is not None else None
         member.session.close()
         self.rows += 1
         self.rows_quiet += enough
@@ -233,20 +232,19 @@ class Interleaver(Generic[T]):
         log = [(r, float(self.trace.median_ms[i]), bool(q)) for r, i, q in zip(member.rounds, member.chunks, quiet)]
         return Finished(member.item, stats, noise, ref_ms, inference, kept_medians, log)
 
-    def _reference_corrected(self, member: _Member[T]) -> list[np.ndarray] | None:
-        """Each chunk's samples over the reference's slowdown in the same round (None without a reference).
+    def _kept_samples(self, member: _Member[T], keep: np.ndarray, ref_ms: float | None) -> list[np.ndarray]:
+        """The samples of the kept chunks, each paired with the reference chunk of its round.
 
-        The reference's slowdown in a round is its chunk's median over its quiet
-        level around that moment (:meth:`hwprof.quiet.Classifier.reference_level`).
+        With a reference, a chunk's samples are scaled by ``ref_ms`` (the reference's
+        quiet level around the row) over the reference's chunk in the same round:
+        the two were timed within a fraction of a second, so whatever slowed or sped
+        up one did the same to the other, and the row's latency over ``ref_ms`` is
+        its latency over the reference's, chunk by chunk.
         """
-        if self.reference is None or any(r not in self._reference_chunk for r in member.rounds):
-            return None
-        corrected = []
-        for r, samples in zip(member.rounds, member.samples):
-            index = self._reference_chunk[r]
-            level = self.classifier.reference_level(self.trace, self.trace.start[index])
-            corrected.append(samples * (level / self.trace.median_ms[index]) if level else samples)
-        return corrected
+        kept = [(r, s) for r, s, k in zip(member.rounds, member.samples, keep) if k]
+        if not ref_ms:
+            return [s for _, s in kept]
+        return [s * (ref_ms / self.trace.median_ms[self._reference_chunk[r]]) for r, s in kept]
 
     def reference_spread(self) -> tuple[float, float, float] | None:
         """(min, median, max) of the reference's chunk medians, ms (None without a reference)."""

@@ -158,6 +158,22 @@ def test_a_model_with_no_quiet_window_is_corrected_by_the_reference_beside_each_
     assert "scaled by the reference network" in v.warning()
 
 
+def test_every_chunk_is_paired_with_the_reference_so_a_shift_of_the_machines_speed_cancels():
+    # the whole machine runs 12% slower after 3 s (another VM on the host), on no neighbour's account: the models
+    # that enter the pool late see only that speed, agree with each other and look quiet, but each chunk is paired
+    # with the reference chunk of its round, so their latency is their quiet one, in step with ref_ms
+    levels = [1.0 + 0.5 * i for i in range(18)]
+    machine = Machine([(3.0, 1e9)], factor=1.12)
+    protocol = Protocol(rounds=8, chunk_s=0.03, pool=6, warmup=2, target_ci=0.05)
+    finished, _ = run_pool(levels, machine, protocol)
+    late = [i for i in finished if finished[i].noise.quiet and finished[i].noise.slowdown < 1.06 and i >= 12]
+    assert late  # timed only at the slower speed, and called quiet
+    for i, level in enumerate(levels):
+        f = finished[i]
+        assert f.measurement.median_ms == pytest.approx(level, rel=0.02)
+        assert f.measurement.median_ms / f.ref_ms == pytest.approx(level / 8.0, rel=0.02)
+
+
 def test_without_a_reference_a_model_with_no_quiet_window_keeps_its_fastest_chunks():
     machine = Machine([(0.0, 1e9)], factor=1.5, busy_cores=1.0)
     finished, runner = run_pool([1.0, 3.0], machine, PROTOCOL, with_reference=False)
