@@ -193,8 +193,8 @@ def doctor(
 
     Example: taskset -c 0 hwprof doctor --device cpu --seconds 30
     """
-    from hwprof.doctor import probe
     from devices import resolve
+    from hwprof.doctor import probe
 
     dev = resolve(device, threads=threads)
     if dev.simulated:

@@ -49,13 +49,13 @@ def quick_suite(repeats: int, arms: int = 1) -> list[list[dict]]:
     pair that ``hwprof compare`` must call "no change": a noisy neighbour or a clock
     change slows both arms alike instead of failing the check.
     """
+    from devices import resolve
     from hwprof.device import Device
     from hwprof.build_onnx import build_onnx
     from hwprof.dataset import Dataset
     from hwprof.protocol import Protocol, measure_session
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from devices import resolve
     from hwprof.profiling import measure_into
     from nas.accuracy.proxies import SynflowProxy
     from nas.searchers import Constraint, create_searcher

@@ -40,10 +40,10 @@ from torch import nn
 
 from benchmarks.bench_byom import timed
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import comparable, fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 from hwprof.torch_export import export_module

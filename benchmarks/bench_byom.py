@@ -57,13 +57,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.advise import before_after, fix
 from hwprof.api import measure
 from hwprof.dataset import Dataset
 from hwprof.graph_styles import build_model
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 from hwprof.torch_export import export_module

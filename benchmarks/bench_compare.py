@@ -21,10 +21,10 @@ import argparse
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.benchsuite import ModelRun, measure_models, measure_rounds
 from hwprof.protocol import Protocol
-from devices import resolve
 from hwprof.regression import MIN_ROUNDS, NO_CHANGE, REGRESSION, compare_paired, compare_samples, paired_rounds
 from nas.spaces import get_space
 

@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from nas.accuracy.proxies import SynflowProxy
 from nas.dimensions import hold_unseen

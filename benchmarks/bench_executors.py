@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
-from hwprof.dataset import Dataset
 from devices import resolve
+from hwprof.dataset import Dataset
 from hwprof.profiling import measure_into, plan
 from nas.spaces import get_space
 

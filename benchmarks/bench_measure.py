@@ -29,10 +29,10 @@ import pandas as pd
 
 from benchmarks.common import emit
 from devices.ort import create_ort_session
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import Dataset
 from hwprof.protocol import Protocol, measure_session
-from devices import resolve
 from hwprof.profiling import measure_into
 from nas.spaces import get_space
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.protocol import Protocol
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import evaluate, fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from nas.spaces import get_space
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import emit
-from hwprof.predictors.cache import cached_predictor
 from devices import resolve
+from hwprof.predictors.cache import cached_predictor
 from nas.results import latency_range
 from nas.spaces import get_space
 

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit, feasible_points, shared_reference_hypervolumes
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.space_profile import profile_sample, profile_space
 from nas.space_reduction import reduce_space, score_contributions

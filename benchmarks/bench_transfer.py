@@ -54,12 +54,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.training import fit_on
 from hwprof.predictors.transfer import METHODS, TransferPredictor, informative_sample
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 from nas.spaces import get_space

@@ -256,10 +256,10 @@ def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fi
     Raises:
         HwprofError: for bad input (unreadable model, unknown device, a predictor that is not kernel-rf).
     """
+    from devices import resolve
     from hwprof.api import to_onnx
     from hwprof.build_onnx import save_onnx
     from hwprof.predictors import store
-    from devices import resolve
 
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise HwprofError(f"--tolerance must be a non-negative number, got {tolerance}", "e.g. --tolerance 1e-4")

@@ -157,8 +157,8 @@ def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None =
         (quiet, chunks, chunks_quiet, slowdown, foreign_load, verdict: the chunked protocol of
         :mod:`hwprof.interleave`) and, with ``per_op``, layers.
     """
-    from hwprof.interleave import measure_one
     from devices import resolve
+    from hwprof.interleave import measure_one
 
     dev = resolve(device, seed=seed, **device_options)
     dev.require_available()

@@ -139,9 +139,9 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
     """
     import contextlib
 
+    from devices import resolve
     from hwprof.executors import executor_from_options
     from hwprof.io import read_archs
-    from devices import resolve
     from hwprof.profiling import check_output_dir, plan
     from hwprof.protocol import measurement_protocol
 

@@ -170,8 +170,8 @@ def profile_device(space, device: str, measure_into_dir, data=None, samples: int
     Returns:
         (device, :class:`SpaceProfile`, the data directory used, its :class:`MeasurementData`).
     """
-    from hwprof.predictors.data import load_measurements
     from devices import resolve
+    from hwprof.predictors.data import load_measurements
 
     dev = resolve(device, seed=seed)
     if data is None:
@@ -258,8 +258,8 @@ def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one, sw
     (with ``sweeps``, target -> ``sweep_one(token)``, when given and the space has sweeps)."""
     from pathlib import Path
 
-    from hwprof.io import write_json
     from devices import resolve
+    from hwprof.io import write_json
 
     if len(set(tokens)) < 2:
         raise HwprofError("--compare needs two or more different targets", "e.g. --compare cpu,litert-cpu:int8")
@@ -425,8 +425,8 @@ def sweep_variable(space, device: str, variable: str, out_dir, networks: int = 2
         then the median) per option, ``largest_within`` (allowance such as ``"+10%"`` -> the largest
         option whose median ratio stays within it), ``networks``, ``device``, ``simulated``.
     """
-    from hwprof.predictors.data import load_measurements
     from devices import resolve
+    from hwprof.predictors.data import load_measurements
 
     names = [v.name for v in space.variables]
     if variable not in names:

@@ -190,9 +190,9 @@ def contract_data():
     """40 ofa networks and their blocks, measured on the simulated kirin-npu (seeded, a few seconds)."""
     import tempfile
 
+    from devices import resolve
     from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
-    from devices import resolve
     from hwprof.profiling import measure_into
 
     with tempfile.TemporaryDirectory(prefix="hwprof-contract-") as tmp:

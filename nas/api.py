@@ -34,9 +34,9 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
     Raises:
         HwprofError: for an impossible constraint or bad input.
     """
+    from devices import resolve
     from hwprof.predictors import store
     from hwprof.predictors.cache import cached_predictor
-    from devices import resolve
     from nas.accuracy import create_estimator
     from nas.dimensions import hold_unseen, parse_fix
     from nas.results import feasible_range

@@ -82,9 +82,9 @@ def parse_predictor_files(items: list[str], targets: list[str]) -> dict[str, Pat
 def setup_targets(space, targets: list[str], quantile: float, latency_ms: dict[str, float], seed: int,
                   status: Callable[[str], None], predictor_files: dict[str, Path] | None = None) -> list[TargetSetup]:
     """Device, predictor (a given file, else cached, built if missing) and budget of each target."""
+    from devices import resolve
     from hwprof.predictors import store
     from hwprof.predictors.cache import cached_predictor
-    from devices import resolve
 
     if not 0 < quantile < 1:
         raise HwprofError(f"--budget-quantile must be between 0 and 1, got {quantile}", "e.g. 0.3")
@@ -162,9 +162,9 @@ def measure_winners(setups: list[TargetSetup], winners: dict[tuple[str, int], di
                     executor=None, status: Callable[[str], None] = lambda _m: None) -> dict[str, pd.DataFrame]:
     """Every distinct winner measured on every target (resumable datasets), drift-corrected to the speed of
     that target's predictor (:func:`nominal_speed`)."""
+    from devices import resolve
     from hwprof.dataset import Dataset
     from hwprof.drift import corrected
-    from devices import resolve
     from hwprof.profiling import measure_into
 
     archs = list({w["arch_hash"]: Arch.from_json(w["arch_json"]) for w in winners.values()}.values())

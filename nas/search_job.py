@@ -102,8 +102,8 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     Raises:
         HwprofError: for bad input (an unknown name, an impossible constraint, options that do not go together).
     """
-    from hwprof.executors import executor_from_options
     from devices import resolve
+    from hwprof.executors import executor_from_options
     from hwprof.registry import SEARCHERS
     from nas.accuracy import create_estimator
     from nas.dimensions import front_distribution, hold_unseen, layer_token_distribution, parse_fix

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from devices import resolve
 from hwprof.arch import Block
 from hwprof.build_onnx import build_onnx
 from hwprof.build_torch import build_torch, count_torch_params
@@ -20,7 +21,6 @@ from hwprof.onnx_stats import count_macs, count_params
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.kernels import onnx_kernels
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.torch_export import export_module
 from hwprof.weights import apply_weights

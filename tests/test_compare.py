@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.protocol import Protocol, measure_session
-from devices import resolve
 from hwprof.regression import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_samples
 from tests.conftest import run_cli, samples
 

@@ -82,11 +82,11 @@ def _fitted(tmp_path, device: str, name: str):
     """A flops-linear predictor file fitted on 30 proxyless networks measured on a simulated ``device``."""
     import numpy as np
 
+    from devices import resolve
     from hwprof.dataset import Dataset
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from devices import resolve
     from hwprof.profiling import measure_into
     from nas.spaces import get_space
 
@@ -126,9 +126,9 @@ def test_cross_eval_uses_a_given_predictor_and_refuses_one_for_another_target(tm
 
 
 def test_a_predictor_of_another_dtype_is_refused(tmp_path):
+    from devices import resolve
     from hwprof.errors import HwprofError
     from hwprof.predictors import store
-    from devices import resolve
 
     predictor, _ = _fitted(tmp_path, "kirin-npu", "kirin")
     int8 = resolve("cpu:int8")

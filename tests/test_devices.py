@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.arch import Arch, Block
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
-from devices import resolve
 from tests.conftest import samples
 
 SIMULATED = ["kirin-npu", "hexagon-dsp", "myriad-vpu", "snapdragon-cpu"]

@@ -9,12 +9,12 @@ import pytest
 
 from conftest import samples
 from devices.base import Device, Session
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import SCHEMA, Dataset
 from hwprof.drift import corrected, reference_arch, smoothed
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import evaluate, fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hwprof.executors import device_resource, get_executor
 from devices import resolve
+from hwprof.executors import device_resource, get_executor
 from hwprof.profiling import Task, plan
 from hwprof.protocol import Protocol
 from tests.conftest import samples

@@ -133,9 +133,9 @@ def test_measure_bad_inputs(tmp_path):
 
 def test_same_seed_same_dataset_order_and_same_predictor(tmp_path):
     """Rows come back in measured order whatever the parts are called, so the same seed fits the same predictor."""
+    from devices import resolve
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from devices import resolve
     from hwprof.profiling import measure_into
     from tests.conftest import samples
 

@@ -8,11 +8,11 @@ import pytest
 
 from conftest import run_cli, samples
 from devices.base import NodeTime
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
 from hwprof.per_op import breakdown, group_by_kernel, named
 from hwprof.predictors.kernels import onnx_kernels
-from devices import resolve
 
 
 @pytest.mark.parametrize("device", ["kirin-npu", "hexagon-dsp"])

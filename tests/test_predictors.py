@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors import predictor_names, store
@@ -15,7 +16,6 @@ from hwprof.predictors.data import load_measurements
 from hwprof.predictors.kernels import block_kernels
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.training import check_compatible, evaluate, fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from nas.spaces import get_space
 from tests.conftest import measured_dir, run_cli, samples

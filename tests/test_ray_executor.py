@@ -200,10 +200,10 @@ def test_cli_ray_errors_are_clear(tmp_path):
 def test_search_scores_candidates_on_the_cluster_with_the_local_result(cluster, tmp_path):
     import numpy as np
 
+    from devices import resolve
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from devices import resolve
     from hwprof.profiling import measure_into
     from nas.spaces import get_space
 

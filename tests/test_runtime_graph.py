@@ -13,6 +13,7 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
+from devices import resolve
 from hwprof.arch import Block
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
@@ -21,7 +22,6 @@ from hwprof.graph_styles import build_model
 from hwprof.predictors.data import dataset_styles, load_measurements, load_styles
 from hwprof.predictors.kernels import FEATURES
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.runtime_graph import ONNXRUNTIME, GraphRuntime, graph_kernels, runtime_for, target_kernels
 from hwprof.torch_export import export_module
@@ -383,8 +383,8 @@ def test_profiled_blocks_fix_kernel_shares_in_kernel_rf(tmp_path):
 
 def test_advise_caps_a_predicted_saving_at_what_its_nodes_take():
     """A predictor that says a rewrite saves 10 ms is capped at the rewritten nodes' profiled time."""
-    from hwprof.advise import advise
     from devices import resolve
+    from hwprof.advise import advise
 
     model = _manual_model()
 

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli, samples
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
 from hwprof.graph_styles import build_model
-from devices import resolve
 from devices.targets import split_target
 
 litert = pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors import store
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from nas.accuracy import create_estimator
 from nas.accuracy.base import ScoreCache

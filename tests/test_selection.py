@@ -7,13 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.selection import fold_indices, select_predictor
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from tests.conftest import measured_dir, run_cli, samples
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from nas.datasets import digits
 from nas.postprocess import postprocess, with_hswish, with_se

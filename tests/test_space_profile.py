@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.space_profile import profile_space, write_report
 from nas.spaces import get_space

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from devices import resolve
 from hwprof.profiling import measure_into
 from hwprof.space_profile import SpaceProfile
 from nas.space_reduction import capacity_deltas, dominated_options, reduce_space, score_contributions

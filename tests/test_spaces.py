@@ -21,8 +21,8 @@ def test_unknown_space_is_a_clear_error():
 
 
 def test_space_arguments_are_read_from_the_name_and_keep_predictor_caches_apart():
-    from hwprof.predictors.cache import cache_path
     from devices import resolve
+    from hwprof.predictors.cache import cache_path
 
     space = get_space("ofa:width_mult=1.25")
     assert space.params == {"width_mult": 1.25} and space.spec == "ofa:width_mult=1.25"
