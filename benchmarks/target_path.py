@@ -7,20 +7,23 @@ its token as a string (``"kirin-npu"``), or the Device object resolved from it
 (as an argument or as ``self``). From that sequence of calls it prints:
 
 - files: distinct files that handled the target;
-- stops: calls that moved the target into another file than the previous call's;
-- returns: stops into a file the target had already left once;
-- climbs: stops from a lower layer into a higher one (layers as in pyproject's
+- moves: distinct (file, next file) pairs of consecutive calls (a loop makes the
+  same move many times; a reader follows it once);
+- climbs: moves from a lower layer into a higher one (layers as in pyproject's
   import-linter contract: nas > hwprof workflows > devices > hwprof core).
 
-    python -m benchmarks.target_path --target kirin-npu
+    python -m benchmarks.target_path --target kirin-npu          # the predictor already cached
+    python -m benchmarks.target_path --target kirin-npu --cold   # a first search: measure, fit, search
 
-Issue 41 counted 38 files, 79 stops, 41 returns and 8 climbs before the
-target was resolved once into one Device object.
+Issue 41 counted, by reading the code, 38 files, 79 stops, 41 returns and 8
+climbs before the target was resolved once into one Device object; run this on
+that commit (``--layers-from`` this checkout's pyproject) for the same count as here.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import tomllib
@@ -30,9 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 OURS = ("cli.py", "hwprof/", "nas/", "devices/")
 
 
+LAYERS_FROM = Path(__file__).resolve().parents[1] / "pyproject.toml"  # set by --layers-from
+
+
 def _layers() -> list[set[str] | str]:
     """The import-linter layers, top first: a package name, or a set of module names."""
-    doc = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    doc = tomllib.loads(LAYERS_FROM.read_text())
     layers = doc["tool"]["importlinter"]["contracts"][0]["layers"]
     return [{m.strip() for m in layer.replace("\n", " ").split(":") if m.strip()} if ":" in layer else layer
             for layer in layers]
@@ -58,34 +64,44 @@ def _module(path: str) -> str:
     return ".".join(parts)
 
 
-def trace(target: str, out: Path) -> list[str]:
-    """Files (relative paths) of the calls that received the target, in call order."""
-    from hwprof.device import Device
+def trace(target: str, out: Path, cold: bool = False) -> list[str]:
+    """Files (relative paths) of the calls that received the target, in call order.
+
+    ``cold``: the predictor cache is empty, so the search also measures a sample and fits
+    its predictor (a new user's first search); else that is done before tracing.
+    """
+    from devices.base import Device  # where every hwprof version has it
     from nas.search_job import run_search_job
 
     token = target
     calls: list[str] = []
+    ours: dict[str, str | None] = {}  # file name -> path in the repository (None: not ours)
+
+    def relative(path: str) -> str | None:
+        if path not in ours:
+            try:
+                rel = str(Path(path).resolve().relative_to(ROOT))
+                ours[path] = rel if rel.startswith(OURS) else None
+            except ValueError:
+                ours[path] = None
+        return ours[path]
 
     def carries(value) -> bool:
-        if isinstance(value, Device):
-            return True
-        return isinstance(value, str) and value == token
+        return isinstance(value, Device) or (isinstance(value, str) and value == token)
 
     def hook(frame, event, _arg):
         if event != "call":
             return
-        path = frame.f_code.co_filename
-        try:
-            rel = str(Path(path).resolve().relative_to(ROOT))
-        except ValueError:
-            return
-        if not rel.startswith(OURS):
+        rel = relative(frame.f_code.co_filename)
+        if rel is None:
             return
         code = frame.f_code
         names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
         if any(carries(frame.f_locals.get(n)) for n in names):
             calls.append(rel)
 
+    if not cold:  # the predictor is cached by now: what is traced is the search, not building it
+        run_search_job(target, "ofa", latency_ms=4.0, budget=20, seed=0, out=out.with_name("warm-up"), quiet=True)
     sys.setprofile(hook)
     try:
         run_search_job(target, "ofa", latency_ms=4.0, budget=20, seed=0, out=out, quiet=True)
@@ -95,32 +111,35 @@ def trace(target: str, out: Path) -> list[str]:
 
 
 def summarize(calls: list[str]) -> dict:
+    """Files, and the distinct moves between them (a loop that measures 300 rows moves the same way 300
+    times: distinct moves are what a reader follows), and how many of those climb a layer."""
     layers = _layers()
-    stops, returns, climbs, left = 0, 0, 0, set()
-    previous = None
-    for rel in calls:
-        if rel == previous:
-            continue
-        if previous is not None:
-            stops += 1
-            left.add(previous)
-            returns += rel in left
-            climbs += layer_of(_module(rel), layers) < layer_of(_module(previous), layers)
-        previous = rel
-    return {"files": len(set(calls)), "stops": stops, "returns": returns, "climbs": climbs,
+    moves = {(a, b) for a, b in zip(calls, calls[1:]) if a != b}
+    climbs = {(a, b) for a, b in moves if layer_of(_module(b), layers) < layer_of(_module(a), layers)}
+    return {"files": len(set(calls)), "moves": len(moves), "climbs": len(climbs),
+            "climbing": sorted(f"{a} -> {b}" for a, b in climbs),
             "by_file": {f: calls.count(f) for f in sorted(set(calls))}}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", default="kirin-npu")
+    parser.add_argument("--cold", action="store_true", help="trace a first search, which builds its predictor too")
+    parser.add_argument("--layers-from", help="pyproject.toml whose layers to use (to trace an older checkout, which "
+                        "has none)")
     args = parser.parse_args(argv)
+    if args.layers_from:
+        global LAYERS_FROM
+        LAYERS_FROM = Path(args.layers_from)
     with tempfile.TemporaryDirectory() as tmp:
-        result = summarize(trace(args.target, Path(tmp) / "search"))
+        os.environ["HWPROF_CACHE"] = str(Path(tmp) / "cache")  # a cache of its own: cold means cold
+        result = summarize(trace(args.target, Path(tmp) / "search", args.cold))
     for f, n in result["by_file"].items():
-        print(f"{n:5d}  {f}")
-    print(f"\ntarget {args.target}: {result['files']} files, {result['stops']} stops, {result['returns']} returns, "
-          f"{result['climbs']} climbs")
+        print(f"{n:6d} calls  {f}")
+    for move in result["climbing"]:
+        print(f"climbs: {move}")
+    print(f"\ntarget {args.target}{' (cold cache)' if args.cold else ''}: {result['files']} files, "
+          f"{result['moves']} distinct moves between them, {result['climbs']} of them climbing a layer")
 
 
 if __name__ == "__main__":

@@ -239,7 +239,7 @@ def bench_job(suite: str | Path, out: str | Path, baseline: str | Path | None = 
             an output that is not an hwprof results file (unless ``force``), or a bad suite.
     """
     from hwprof.io import write_json
-    from hwprof.outputs import guard_output, is_bench_results
+    from hwprof.outputs import guard_output
 
     if (baseline is None) != (baseline_out is None):
         raise HwprofError("--baseline and --baseline-out go together")
@@ -247,7 +247,7 @@ def bench_job(suite: str | Path, out: str | Path, baseline: str | Path | None = 
         raise HwprofError("--out and --baseline-out name the same file", "give each suite its own results file")
     for option, path in (("--out", out), ("--baseline-out", baseline_out)):
         if path is not None:
-            guard_output(path, option, "results file", is_bench_results, force, [suite, baseline])
+            guard_output(path, option, "results file", is_results_file, force, [suite, baseline])
     suites = [load_suite(suite)] + ([load_suite(baseline)] if baseline else [])
     docs = run_suites(suites, seed=seed, on_item=on_item)
     write_json(out, docs[0], indent=1)
@@ -261,6 +261,11 @@ def results_document(suite: str, results: list[dict[str, Any]], extra: dict[str,
     return {"format": FORMAT, "version": VERSION, "suite": suite, "hwprof_version": hwprof.__version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": host_info(),
             **(extra or {}), "results": results}
+
+
+def is_results_file(path: str | Path) -> bool:
+    """Whether ``path`` is a results file of ``hwprof bench`` (so a rerun may replace it)."""
+    return load_results(path) is not None
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
