@@ -6,32 +6,18 @@ entry points turn it into one line on stderr and exit code 2, in one place.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
-import hwprof
+from hwprof.console import (TaskProgress, console, make_console, print_json as _print_json, say as _say, show as _show,
+                            show_metrics as _show_metrics, status_printer as _status_printer)
 from hwprof.errors import HwprofError
-
-PIPED_WIDTH = 240  # a table written to a pipe or file (a CI log) keeps its columns whole
-
-
-def make_console(stderr: bool = False) -> Console:
-    """A rich console; when the output is not a terminal, as wide as a table needs (up to PIPED_WIDTH)."""
-    stream = sys.stderr if stderr else sys.stdout
-    if stream.isatty() or os.environ.get("COLUMNS"):
-        return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPED_WIDTH)
-
-
-console = make_console()
+from hwprof.option_values import parse_input_shapes, parse_params
 
 # help texts are plain text: "[[models]]" and "hwprof[litert]" must not be read as rich markup
 hwprof_app = typer.Typer(
@@ -54,25 +40,15 @@ def _nas_group() -> None:
     """Hardware-aware neural architecture search: spaces, sampling, export and search."""
 
 
-def _print_json(obj) -> None:
-    from hwprof.io import dumps
-
-    sys.stdout.write(dumps(obj, indent=2) + "\n")
-
-
 # --- hwprof ----------------------------------------------------------------------------
 
 
 @hwprof_app.command("version")
 def version(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Show the hwprof version and the versions of the libraries it measures with."""
-    import onnx
-    import onnxruntime
-    import torch
+    from hwprof.api import versions
 
-    info = {"hwprof": hwprof.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "torch": torch.__version__,
-            "python": sys.version.split()[0]}
+    info = versions()
     if json_out:
         _print_json(info)
     else:
@@ -83,36 +59,15 @@ def version(json_out: Annotated[bool, typer.Option("--json", help="Machine-reada
 @hwprof_app.command("devices")
 def devices(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List devices: name, kind, simulated or real, available here, and details."""
-    from rich.markup import escape
+    from devices.targets import device_detail, device_rows
 
-    from hwprof.profiling import get_device
-    from hwprof.registry import DEVICES
-
-    rows = []
-    for name in DEVICES.names():
-        dev = get_device(name)
-        available = dev.is_available()
-        info = dev.info()
-        rows.append({"name": name, "kind": dev.kind, "simulated": dev.simulated, "available": available,
-                     "details": info if available or dev.simulated else {**info, "reason": dev.unavailable_reason()}})
+    rows = device_rows()
     if json_out:
         _print_json(rows)
         return
-    table = Table(title="Devices")
-    for col in ("name", "kind", "simulated", "available", "details"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        d = r["details"]
-        if r["simulated"]:
-            detail = f"{d['imitates']} [profile {d['profile_hash']}]"
-        elif r["available"]:
-            detail = ", ".join(f"{k}={d[k]}" for k in ("cpu_model", "cores", "onnxruntime", "backend", "gpu_name")
-                               if k in d)
-        else:
-            detail = d.get("reason", "")
-        table.add_row(r["name"], r["kind"], "yes" if r["simulated"] else "no",
-                      "yes" if r["available"] else "no", escape(detail))
-    console.print(table)
+    yes = {True: "yes", False: "no"}
+    _show("Devices", "name|kind|simulated|available|details",
+          [[r["name"], r["kind"], yes[r["simulated"]], yes[r["available"]], device_detail(r)] for r in rows], fold=True)
 
 
 _INPUT_SHAPE_HELP = ("Input shape for models with dynamic dimensions: 1,3,224,224, or NAME=SIZES per input "
@@ -141,26 +96,13 @@ def measure(
     target_ci: Annotated[float, typer.Option(help="Stop when the median's 95% CI is within this fraction.")] = 0.02,
     min_time: Annotated[Optional[float], typer.Option(help="Seconds of inference to record at least per model (default 0.25 real, 0 simulated).")] = None,
     time_cap: Annotated[float, typer.Option(help="Seconds of inference at most per model.")] = 5.0,
-    protocol_name: Annotated[Optional[str], typer.Option("--protocol",
-        help="chunked (default on real devices: short interleaved chunks, disturbed ones left out; see --rounds) or "
-             "contiguous (each model in one stretch, as earlier hwprof versions did; the default for simulated devices, and "
-             "for models too large to keep --pool of them loaded).")] = None,
-    rounds: Annotated[Optional[int], typer.Option(
-        help="Time each model in this many short chunks, interleaved at random with other models and the reference "
-             "network and spread over the run; chunks taken while the machine was disturbed are left out, and a model "
-             "with too few quiet chunks gets more (up to 3x). Default 8 on real devices; simulated devices time each "
-             "model in one stretch unless given.")] = None,
-    chunk_ms: Annotated[Optional[float], typer.Option(
-        help="Milliseconds of inference per chunk (default --min-time / --rounds, about 31 ms).")] = None,
-    quiet_tol: Annotated[float, typer.Option(
-        help="A chunk within this fraction of the quiet speed counts as quiet.")] = 0.06,
+    protocol_name: Annotated[Optional[str], typer.Option("--protocol", help="chunked (default on real devices: short interleaved chunks, disturbed ones left out; see --rounds) or contiguous (each model in one stretch, as earlier hwprof versions did; the default for simulated devices, and for models too large to keep --pool of them loaded).")] = None,
+    rounds: Annotated[Optional[int], typer.Option( help="Time each model in this many short chunks, interleaved at random with other models and the reference network and spread over the run; chunks taken while the machine was disturbed are left out, and a model with too few quiet chunks gets more (up to 3x). Default 8 on real devices; simulated devices time each model in one stretch unless given.")] = None,
+    chunk_ms: Annotated[Optional[float], typer.Option( help="Milliseconds of inference per chunk (default --min-time / --rounds, about 31 ms).")] = None,
+    quiet_tol: Annotated[float, typer.Option( help="A chunk within this fraction of the quiet speed counts as quiet.")] = 0.06,
     pool: Annotated[int, typer.Option(help="Models loaded and interleaved at once (chunked protocol).")] = 12,
-    drift_every: Annotated[Optional[float], typer.Option(
-        help="Time a fixed reference network every this many seconds so predictors can correct for drift in "
-             "machine speed (default 2 on real devices; 0 turns it off; simulated devices do not drift).")] = None,
-    per_op: Annotated[bool, typer.Option("--per-op", help="Also break each network's and block's latency down per layer "
-                                         "(onnxruntime's profiler on cpu/gpu, OpenVINO's performance counters on openvino-cpu, the simulator's model on simulated devices); "
-                                         "see `hwprof report`. On cpu, kernel-rf then shares each block's latency among its kernels as the profiler saw it.")] = False,
+    drift_every: Annotated[Optional[float], typer.Option( help="Time a fixed reference network every this many seconds so predictors can correct for drift in machine speed (default 2 on real devices; 0 turns it off; simulated devices do not drift).")] = None,
+    per_op: Annotated[bool, typer.Option("--per-op", help="Also break each network's and block's latency down per layer (onnxruntime's profiler on cpu/gpu, OpenVINO's performance counters on openvino-cpu, the simulator's model on simulated devices); see `hwprof report`. On cpu, kernel-rf then shares each block's latency among its kernels as the profiler saw it.")] = False,
     executor: Annotated[str, typer.Option(help="Where to measure: local (this process) or ray (the cluster's nodes that host the device; see `hwprof worker`).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Tasks per batch sent to a worker with --executor ray (default 16).")] = None,
@@ -178,8 +120,6 @@ def measure(
 
     Example: hwprof measure --device kirin-npu --space ofa --samples 200 --seed 0 --out runs/npu
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from hwprof.measure_job import prepare_measure_job, run_measure_job
     from hwprof.profiling import MeasurementInterrupted
     from nas.spaces import get_space
@@ -188,7 +128,7 @@ def measure(
         raise HwprofError(f"--fp16 and --dtype {dtype} disagree", "give one of them")
     job = prepare_measure_job(
         device, out, space=get_space(space) if space else None, samples=samples, seed=seed, select=select,
-        from_predictors=from_predictors, archs=archs, models=model or (), input_shape=_parse_shape(input_shape),
+        from_predictors=from_predictors, archs=archs, models=model or (), input_shape=parse_input_shapes(input_shape),
         mode=mode, device_options={"seed": seed, "threads": threads, "opt_level": opt_level,
                                    "dtype": "float16" if fp16 else dtype, "graph_style": graph_style},
         protocol_name=protocol_name, rounds=rounds, chunk_ms=chunk_ms, min_time_s=min_time, time_cap_s=time_cap,
@@ -196,25 +136,9 @@ def measure(
         executor=executor, ray_address=ray_address, batch_size=batch_size,
         status=make_console(stderr=True).status)
     dev = job.device
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                        console=make_console(stderr=True), disable=json_out)
-    state = {"skipped": 0, "start": 0.0}
-    with progress:
-        bar = progress.add_task(f"measuring on {dev.label}", total=None, rate="")
-
-        def on_start(total: int, skipped: int) -> None:
-            state.update(skipped=skipped, start=time.perf_counter())
-            progress.update(bar, total=total, completed=skipped)
-
-        def on_progress(_task) -> None:
-            progress.advance(bar)
-            done = progress.tasks[0].completed - state["skipped"]
-            rate = done / max(time.perf_counter() - state["start"], 1e-9)
-            progress.update(bar, rate=f"{rate:6.1f}/s")
-
+    with TaskProgress(f"measuring on {dev.label}", disable=json_out) as progress:
         try:
-            report, stop = run_measure_job(job, on_start, on_progress), None
+            report, stop = run_measure_job(job, progress.start, progress.advance), None
         except MeasurementInterrupted as interrupted:
             report, stop = None, interrupted
     if stop is not None:
@@ -226,13 +150,8 @@ def measure(
         _print_json(report.as_dict())
         _exit_if_incomplete(report.summary)
         return
-    table = Table(title=f"Measured on {dev.label}" + (" - SIMULATED latencies" if dev.simulated else "")
-                  + (f", graph style {dev.graph_style}" if not model else ""))
-    table.add_column("item")
-    table.add_column("value", justify="right")
-    for item, value in report.table_rows():
-        table.add_row(item, value)
-    console.print(table)
+    _show(f"Measured on {dev.label}" + (" - SIMULATED latencies" if dev.simulated else "")
+          + (f", graph style {dev.graph_style}" if not model else ""), "item|>value", report.table_rows())
     _print_verdict(report.summary.noise, dev.simulated)
     _exit_if_incomplete(report.summary)
 
@@ -241,14 +160,10 @@ def _print_verdict(noise, simulated: bool) -> None:
     """The run's one-line noise verdict, and a warning when rows could not be timed quiet."""
     from hwprof.quiet import SIMULATED_LINE
 
-    if simulated:
-        console.print(f"noise: {SIMULATED_LINE}", markup=False, highlight=False)
-        return
-    if noise is None:
-        return
-    console.print(f"noise: {noise.line()}", markup=False, highlight=False)
-    if noise.warning():
-        make_console(stderr=True).print(f"warning: {noise.warning()}", markup=False, highlight=False)
+    if simulated or noise is not None:
+        _say(f"noise: {SIMULATED_LINE if simulated else noise.line()}")
+    if not simulated and noise is not None and noise.warning():
+        sys.stderr.write(f"warning: {noise.warning()}\n")
 
 
 def _exit_if_incomplete(summary) -> None:
@@ -278,25 +193,20 @@ def doctor(
 
     Example: taskset -c 0 hwprof doctor --device cpu --seconds 30
     """
+    from devices import resolve
     from hwprof.doctor import probe
-    from hwprof.profiling import device_label, get_device
 
-    dev = get_device(device, threads=threads)
+    dev = resolve(device, threads=threads)
     if dev.simulated:
-        console.print(f"{device_label(dev)} is simulated: its noise is drawn by the simulation, not caused by this "
-                      "machine; nothing to probe", markup=False, highlight=False)
+        _say(f"{dev.label} is simulated: its noise is drawn by the simulation, not caused by this machine; "
+             "nothing to probe")
         return
-    with make_console(stderr=True).status(f"probing {device_label(dev)} for {seconds:g} s") as status:
-        report = probe(dev, seconds, on_progress=lambda t: status.update(f"probing {device_label(dev)}: {t:4.1f} s"))
+    with make_console(stderr=True).status(f"probing {dev.label} for {seconds:g} s") as status:
+        report = probe(dev, seconds, on_progress=lambda t: status.update(f"probing {dev.label}: {t:4.1f} s"))
     if json_out:
         _print_json(report.as_dict())
         return
-    table = Table(title=f"hwprof doctor: {device_label(dev)}, {report.seconds:.0f} s probe")
-    table.add_column("item")
-    table.add_column("value")
-    for name, value in report.rows():
-        table.add_row(name, value)
-    console.print(table)
+    _show(f"hwprof doctor: {dev.label}, {report.seconds:.0f} s probe", "item|value", report.rows())
     console.print(f"verdict: {report.verdict}", markup=False, highlight=False)
     for line in report.advice:
         console.print(f"  - {line}", markup=False, highlight=False)
@@ -320,61 +230,15 @@ def worker(
     Example: ray start --head --port 6379            (on the head host)
              hwprof worker --devices cpu,kirin-npu --address HEAD:6379   (on each device host)
     """
-    import os
-    import shutil
+    from hwprof.executors.ray_executor import worker_command
 
-    from hwprof.executors import device_resource
-    from hwprof.executors.ray_executor import require_ray
-    from hwprof.profiling import device_label, get_device
-
-    require_ray()
-    names = [d.strip() for d in devices.split(",") if d.strip()]
-    if not names:
-        raise HwprofError("--devices is empty", "e.g. --devices cpu,kirin-npu")
-    if slots is not None and slots < 1:
-        raise HwprofError(f"--slots must be at least 1, got {slots}")
-    resources = {}
-    for name in names:
-        dev = get_device(name)
-        dev.require_available()
-        resources[device_resource(dev.name)] = float(slots or os.cpu_count() or 1) if dev.simulated else 1.0
-        make_console(stderr=True).print(f"[dim]hosting {device_label(dev)}: {resources[device_resource(dev.name)]:g} "
-                                   f"slot(s)[/]")
-    ray_cli = Path(sys.executable).parent / "ray"
-    command = [str(ray_cli) if ray_cli.exists() else (shutil.which("ray") or "ray"), "start", "--address", address,
-               "--resources", json.dumps(resources), "--block"]
-    if num_cpus is not None:
-        command += ["--num-cpus", str(num_cpus)]
+    command, hosted = worker_command(devices, address, slots, num_cpus)
+    for line in hosted:
+        make_console(stderr=True).print(line, style="dim", markup=False)
     if dry_run:
-        console.print(" ".join(command))
+        console.print(" ".join(command), markup=False)
         return
     os.execv(command[0], command)  # this process becomes the Ray node: stopping it stops the node
-
-
-def _parse_params(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings -> dict, values parsed as JSON where they can be."""
-    params = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise HwprofError(f"--param '{pair}' is not KEY=VALUE", "e.g. --param n_estimators=100")
-        try:
-            params[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key.replace("-", "_")] = value
-    return params
-
-
-def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
-    table = Table(title=title)
-    for col, justify in (("model", "left"), ("n", "right"), ("RMSE ms", "right"), ("MAPE", "right"),
-                         ("within ±5%", "right"), ("within ±10%", "right"), ("Kendall τ", "right"),
-                         ("Spearman ρ", "right")):
-        table.add_column(col, justify=justify)
-    for name, m in rows.items():
-        table.add_row(name, str(m["n"]), f"{m['rmse_ms']:.3f}", f"{m['mape']:.2%}", f"{m['within_5pct']:.1%}",
-                      f"{m['within_10pct']:.1%}", f"{m['kendall_tau']:.3f}", f"{m['spearman_rho']:.3f}")
-    return table
 
 
 @hwprof_app.command("predictors")
@@ -382,22 +246,15 @@ def predictors(json_out: Annotated[bool, typer.Option("--json", help="Machine-re
     """List the latency predictors that fit-predictor can train."""
     from hwprof.registry import PREDICTORS
 
-    rows = []
-    for name in PREDICTORS.names():
-        cls = PREDICTORS.factory(name)
-        rows.append({"name": name, "needs_blocks": bool(getattr(cls, "needs_blocks", False)),
-                     "cost_table_exact": bool(getattr(cls, "layer_additive", False)),
-                     "description": (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")})
+    rows = [{"name": r["name"], "needs_blocks": bool(getattr(PREDICTORS.factory(r["name"]), "needs_blocks", False)),
+             "cost_table_exact": bool(getattr(PREDICTORS.factory(r["name"]), "layer_additive", False)),
+             "description": r["description"]} for r in PREDICTORS.summaries()]
     if json_out:
         _print_json(rows)
         return
-    table = Table(title="Latency predictors")
-    for col in ("name", "needs block rows", "exact cost table", "description"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], "yes" if r["needs_blocks"] else "no", "yes" if r["cost_table_exact"] else "approx.",
-                      r["description"])
-    console.print(table)
+    _show("Latency predictors", "name|needs block rows|exact cost table|description",
+          [[r["name"], "yes" if r["needs_blocks"] else "no", "yes" if r["cost_table_exact"] else "approx.",
+            r["description"]] for r in rows])
 
 
 @hwprof_app.command("fit-predictor")
@@ -437,47 +294,18 @@ def fit_predictor(
         status.start()
     try:
         job = fit_predictor_job(data, out, model, test_fraction=test_fraction, refit=refit, device=device,
-                                space=space, graph_style=graph_style, params=_parse_params(param or []),
+                                space=space, graph_style=graph_style, params=parse_params(param or []),
                                 transfer_from=transfer_from, seed=seed, force=force, status=status.update)
     finally:
         status.stop()
-    predictor, result, measured = job.predictor, job.result, job.measured
-    model, selection, metrics, styles = result["predictor"], result["selection"], result["test_metrics"], \
-        result["graph_styles"]
-    n_archs, n_blocks = result["networks"], result["blocks"]
     if json_out:
-        _print_json(result)
+        _print_json(job.result)
         return
-    if selection:
-        sim = " - SIMULATED device" if measured.simulated else ""
-        console.print(_metrics_table(f"Choosing the predictor: {selection['folds']}-fold cross-validation on the "
-                                     f"training networks{sim}", selection["scores"]))
-        console.print(f"chose [bold]{model}[/] (lowest out-of-fold MAPE)"
-                      + "".join(f"; {name} not tried: {why}" for name, why in selection["skipped"].items()))
-    console.print(f"fitted [bold]{model}[/] on {n_archs} networks and {n_blocks} blocks measured on "
-                  f"{measured.label} (space {measured.space or '-'}, graph style {', '.join(styles)})")
-    if result.get("transfer", {}).get("leave_one_out_mape"):
-        loo = result["transfer"]["leave_one_out_mape"]
-        from hwprof.predictors.transfer import MAX_HELD_OUT_FOLDS
-
-        levels = f", corrections by {predictor.levels_}" if predictor.levels_ else ""
-        held = "leave-one-out" if n_archs <= MAX_HELD_OUT_FOLDS else f"{MAX_HELD_OUT_FOLDS}-fold"
-        console.print(f"transfer method: [bold]{predictor.method_}[/]{levels} ({held} MAPE over the measured networks: "
-                      + ", ".join(f"{m} {v:.2%}" for m, v in loo.items()) + ")")
-    if result["kernel_source"] and (model == "kernel-rf" or predictor.get_params().get("fallback") == "kernel-rf"):
-        console.print(f"kernels from: {result['kernel_source']}")
-    if metrics is not None:
-        sim = " - SIMULATED device" if measured.simulated else ""
-        rows = {model: metrics} if "by_style" not in metrics else {
-            **{f"{model} [{s}]": m for s, m in metrics["by_style"].items()}, f"{model} [all]": metrics}
-        console.print(_metrics_table(f"Held-out test: {metrics['n']} networks ({test_fraction:.0%}){sim}", rows))
-        if metrics.get("fallback_blocks"):
-            missing, total = metrics["fallback_blocks"]
-            console.print(f"{missing} of the {total} distinct blocks of the held-out networks were not in the lookup "
-                          f"table and were predicted by the {predictor.get_params().get('fallback')} fallback")
-        if refit:
-            console.print("the saved predictor was then refitted on all networks")
-    console.print(f"saved {out}")
+    for part in job.report(test_fraction, refit, out):
+        if isinstance(part, tuple):
+            _show_metrics(*part)
+        else:
+            _say(part)
 
 
 @hwprof_app.command("evaluate")
@@ -493,55 +321,20 @@ def evaluate_cmd(
 
     Example: hwprof evaluate --predictor npu.pred --data runs/npu-test --plot npu.png
     """
-    from hwprof.predictors.training import evaluate_dataset
+    from hwprof.predictors.training import evaluate_dataset, evaluation_notes
 
     result, predictor, measured, raw_measured = evaluate_dataset(predictor_path, data, graph_style, plot, force)
-    metrics, prov = result["metrics"], predictor.provenance_
     if json_out:
         _print_json(result)
         return
     sim = " - SIMULATED device" if measured.simulated else ""
-    console.print(_metrics_table(f"{predictor_path.name} on {data} ({measured.label}, {measured.space}, "
-                                 f"graph style {measured.graph_style}){sim}", {predictor.name: metrics}))
-    if metrics.get("fallback_blocks"):
-        missing, total = metrics["fallback_blocks"]
-        fallback = predictor.get_params().get("fallback")
-        console.print(f"{missing} of the {total} distinct blocks were not in the lookup table"
-                      + (f" and were predicted by the {fallback} fallback" if missing and fallback else ""))
-    if metrics["drift_corrected"]:
-        ref = raw_measured.ref_ms
-        console.print(f"measured latencies corrected for machine-speed drift: reference network "
-                      f"{ref.min():.2f}-{ref.max():.2f} ms in this run, {prov['reference_ms']:.2f} ms when the "
-                      f"predictor's data were measured. Uncorrected: MAPE {metrics['raw_mape']:.2%}, "
-                      f"within ±10% {metrics['raw_within_10pct']:.1%}")
-    elif prov.get("reference_ms") and not measured.simulated:
-        console.print("[yellow]note:[/] this dataset has no reference timings, so drift in machine speed "
-                      "between the two runs is not corrected (remeasure with a current hwprof)")
-    if plot is not None:
-        console.print(f"plot written to {plot}")
+    _show_metrics(f"{predictor_path.name} on {data} ({measured.label}, {measured.space}, graph style "
+                  f"{measured.graph_style}){sim}", {predictor.name: result["metrics"]})
+    for line in evaluation_notes(result, predictor, measured, raw_measured):
+        _say(line)
 
 
 FORCE_PLOT_HELP = "Overwrite an existing --plot that hwprof did not write."
-
-
-def _parse_shape(items: Optional[list[str]]):
-    """--input-shape: ``1,3,224,224`` for a single-input model, or ``NAME=1,128`` per input (repeatable)."""
-    if not items:
-        return None
-    shapes = {}
-    for text in items:
-        name, _, sizes = text.rpartition("=")
-        try:
-            shape = tuple(int(x) for x in sizes.replace("x", ",").split(","))
-        except ValueError:
-            raise HwprofError(f"--input-shape '{text}' is not a list of integers",
-                              "e.g. --input-shape 1,3,224,224, or --input-shape input_ids=1,128") from None
-        if len(shape) < 1 or any(d < 1 for d in shape):
-            raise HwprofError(f"--input-shape '{text}' needs positive sizes", "e.g. --input-shape 1,3,224,224")
-        shapes[name] = shape
-    if "" in shapes and len(items) > 1:
-        raise HwprofError("several --input-shape values need input names", "write NAME=SIZES, e.g. input_ids=1,128")
-    return shapes[""] if "" in shapes else shapes
 
 
 @hwprof_app.command("advise")
@@ -568,43 +361,22 @@ def advise_cmd(
 
     Example: hwprof advise exported.onnx --device cpu --fix fixed.onnx
     """
-    from hwprof.advise import advise_model
+    from hwprof.advise import advise_model, advise_notes
 
-    result = advise_model(model, device, predictor_path, fix_out, tolerance, rounds, _parse_shape(input_shape),
+    result = advise_model(model, device, predictor_path, fix_out, tolerance, rounds, parse_input_shapes(input_shape),
                           force)
     if json_out:
         _print_json(result)
         return
     label = f"{result['device']} (simulated)" if result["simulated"] else result["device"]
-    table = Table(title=f"{model.name} on {label}: per-node profile {result['total_ms']:.2f} ms, "
-                        f"layout conversions {result['layout_ms']:.2f} ms")
-    for column in ("what", "chains", "time in its nodes, ms", "share", "rewrite"):
-        table.add_column(column, justify="right" if column in ("chains", "share") or "ms" in column else "left")
     predicted = result["predicted_ms"] is not None
-    if predicted:
-        table.add_column("predicted saving, ms", justify="right")
-    for f in result["findings"]:
-        row = [f["kind"], str(f["count"]), f"{f['nodes_ms']:.3f}", f"{f['nodes_ms'] / max(result['total_ms'], 1e-9):.0%}",
-               f["rewrite"]]
-        table.add_row(*row, *([f"{f['predicted_saving_ms']:.3f}"] if predicted else []))
-    console.print(table)
-    if not result["findings"]:
-        console.print("nothing to rewrite: the graph uses the forms the runtime fuses")
-    else:
-        console.print("[dim]time in its nodes: the chains' own nodes plus the layout conversions next to them; "
-                      "a rewrite saves up to that much[/]")
-    fix_info = result.get("fix")
-    if fix_info is not None:
-        for kind, why in fix_info["refused"].items():
-            console.print(f"[yellow]refused[/] {kind}: {why}")
-        if fix_info["applied"]:
-            console.print(f"wrote {fix_out}: applied {', '.join(f'{n} {k}' for k, n in fix_info['applied'].items())}; "
-                          f"outputs within {fix_info['max_abs_diff']:.1e} of the original; measured "
-                          f"{fix_info['before_ms']:.3f} ms -> {fix_info['after_ms']:.3f} ms "
-                          f"({fix_info['speedup']:.2f}x, {rounds} round-robin rounds, drift-corrected)"
-                          + (" - SIMULATED" if result["simulated"] else ""))
-        else:
-            console.print(f"wrote {fix_out} unchanged: no rewrite applied")
+    _show(f"{model.name} on {label}: per-node profile {result['total_ms']:.2f} ms, layout conversions "
+          f"{result['layout_ms']:.2f} ms", "what|>chains|>time in its nodes, ms|>share|rewrite"
+          + ("|>predicted saving, ms" if predicted else ""),
+          [[f["kind"], str(f["count"]), f"{f['nodes_ms']:.3f}", f"{f['nodes_ms'] / max(result['total_ms'], 1e-9):.0%}",
+            f["rewrite"], *([f"{f['predicted_saving_ms']:.3f}"] if predicted else [])] for f in result["findings"]])
+    for line in advise_notes(result, fix_out, rounds):
+        _say(line)
 
 
 @hwprof_app.command("predict")
@@ -625,63 +397,15 @@ def predict(
 
     Example: hwprof predict --predictor npu.pred --archs archs.jsonl
     """
-    from hwprof.api import to_onnx
-    from hwprof.io import read_archs
-    from hwprof.predictors import store
+    from hwprof.api import predict_files
 
-    given = [x for x in (model, arch, archs) if x]
-    if len(given) != 1:
-        raise HwprofError("give exactly one of --model, --arch or --archs")
-    predictor = store.load(predictor_path)
-    if graph_style is not None:
-        from hwprof.graph_styles import check_style
-
-        predictor.use_style(check_style(graph_style))
-    prov = predictor.provenance_
-    rows = []
-    if model:
-        shape = _parse_shape(input_shape)
-        protos = [to_onnx(m, shape) for m in model]
-        for m, ms in zip(model, predictor.predict_onnx(protos)):
-            rows.append({"name": str(m), "predicted_ms": float(ms)})
-    else:
-        networks = read_archs(arch or archs)
-        space = prov.get("space")
-        if predictor.name in ("lut", "additive", "gbm") and space:
-            outside = [a for a in networks if a.space != space]
-            if outside:
-                raise HwprofError(f"network {outside[0].hash} is from space '{outside[0].space or 'none'}', outside "
-                                  f"the {predictor.name} predictor's space '{space}'",
-                                  "use a kernel-rf or flops-linear predictor for networks outside its space")
-        for a, ms in zip(networks, predictor.predict(networks)):
-            rows.append({"name": a.hash, "predicted_ms": float(ms), "macs": a.macs, "params": a.params})
-    device = prov.get("device", "?")
-    simulated = bool(prov.get("simulated", False))
+    doc = predict_files(predictor_path, model or (), arch, archs, parse_input_shapes(input_shape), graph_style)
     if json_out:
-        _print_json({"predictor": predictor.name, "device": device, "simulated": simulated,
-                     "graph_style": None if model else predictor.graph_style, "predictions": rows})
+        _print_json(doc)
         return
-    table = Table(title=f"{predictor.name} predictions for {device}" + (" (SIMULATED device)" if simulated else "")
-                  + ("" if model else f", graph style {predictor.graph_style}"))
-    table.add_column("network")
-    table.add_column("predicted ms", justify="right")
-    for r in rows:
-        table.add_row(r["name"], f"{r['predicted_ms']:.3f}")
-    console.print(table)
-
-
-def _space_profile(sp, device: str, measure_into_dir: Path, data: Optional[Path], samples: Optional[int],
-                   bootstrap: int, seed: int, quiet: bool, executor: str = "local", ray_address: Optional[str] = None):
-    """Profile ``sp`` on ``device`` (:func:`hwprof.space_profile.profile_with_executor`) with CLI progress."""
-    from hwprof.space_profile import profile_with_executor
-
-    return profile_with_executor(sp, device, measure_into_dir, data, samples, bootstrap, seed, executor, ray_address,
-                                 status=_status_printer(quiet))
-
-
-def _status_printer(quiet: bool):
-    """Status lines for long work, dimmed on stderr (none with --json)."""
-    return (lambda _m: None) if quiet else (lambda m: make_console(stderr=True).print(f"[dim]{m}[/]"))
+    _show(f"{doc['predictor']} predictions for {doc['device']}" + (" (SIMULATED device)" if doc["simulated"] else "")
+          + (f", graph style {doc['graph_style']}" if doc["graph_style"] else ""), "network|>predicted ms",
+          [[r["name"], f"{r['predicted_ms']:.3f}"] for r in doc["predictions"]])
 
 
 _PROFILE_OPTIONS_HELP = {
@@ -715,57 +439,19 @@ def profile_space_cmd(
 
     Example: hwprof profile-space --space ofa --device kirin-npu --out report/
     """
-    from hwprof.profiling import device_label
-    from hwprof.space_profile import sweep_tables, write_report, write_sweeps
+    from hwprof.space_profile import profile_space_job
     from nas.spaces import get_space
 
-    if (device is None) == (compare is None):
-        raise HwprofError("give exactly one of --device or --compare", "e.g. --device kirin-npu, or "
-                          "--compare cpu,litert-cpu:int8,kirin-npu")
-    sp = get_space(space)
-    if compare is not None:
-        return _compare_profiles(sp, compare, out, data, samples, bootstrap, top, seed, executor, ray_address,
-                                 json_out)
-    dev, profile, _, _ = _space_profile(sp, device, out / "data", data, samples, bootstrap, seed, json_out,
-                                        executor, ray_address)
-    files = write_report(profile, out, top)
-    sweeps = write_sweeps(sp, device, out, seed, files)
+    job = profile_space_job(get_space(space), out, device, compare, data, samples, bootstrap, top, seed, executor,
+                            ray_address, status=_status_printer(json_out))
     if json_out:
-        _print_json(profile.to_dict() | {"files": files, "sweeps": sweeps})
+        _print_json(job.doc)
         return
-    ranking = profile.ranking()
-    sim = " - SIMULATED device" if profile.simulated else ""
-    table = Table(title=f"{sp.name} on {device_label(dev)}{sim}: block choices by latency added "
-                        f"({profile.networks} networks)")
-    for col in ("rank", "choice", "mean added ms", "spread over positions", "positions"):
-        table.add_column(col, justify="right" if col != "choice" else "left")
-    shown = list(ranking.head(top).itertuples()) + (list(ranking.tail(top).itertuples())
-                                                    if len(ranking) > 2 * top else list(ranking.iloc[top:].itertuples()))
-    for r in shown:
-        table.add_row(str(r.Index + 1), r.choice, f"{r.mean_contribution_ms:.4f}",
-                      f"{r.spread_over_positions_ms:.4f}", str(r.positions))
-    console.print(table)
-    console.print(f"Kendall tau, contributions vs measured blocks: {profile.agreement_text()}")
-    for sweep_table in sweep_tables({device: sweeps} if sweeps else {}):
-        console.print(sweep_table)
-    console.print(f"report: {files['report']}")
-
-
-def _compare_profiles(sp, compare: str, out: Path, data, samples, bootstrap: int, top: int, seed: int,
-                      executor: str, ray_address, json_out: bool) -> None:
-    """profile-space --compare: one profile per target, rankings side by side, pairwise Kendall tau."""
-    from hwprof.space_profile import compare_devices, compare_tables, sweep_tables
-
-    if data is not None:
-        raise HwprofError("--compare measures each target's sample itself", "drop --data")
-    result = compare_devices(sp, [t.strip() for t in compare.split(",") if t.strip()], out, samples, bootstrap, top,
-                             seed, executor, ray_address, status=_status_printer(json_out))
-    if json_out:
-        _print_json(result)
-        return
-    for table in compare_tables(result, top) + sweep_tables(result.get("sweeps", {})):
-        console.print(table)
-    console.print(f"wrote {out / 'compare.json'}")
+    for part in job.parts:
+        if isinstance(part, str):
+            _say(part)
+        else:
+            console.print(part)
 
 
 @hwprof_app.command("reduce-space")
@@ -809,16 +495,11 @@ def reduce_space_cmd(
         _print_json(doc | {"file": str(out)})
         return
     sim = " - SIMULATED device" if dev.simulated else ""
-    table = Table(title=f"{sp.name} reduced for {dev.label}{sim} ({profile.networks} networks profiled; "
-                        f"gain judged by {judged_by.split(':')[0]})")
-    for col in ("position", "kept", "dropped (dominated by)"):
-        table.add_column(col)
-    for v, m in zip(reduced.variables, reduced.mask):
-        if v.kind != "layer":
-            continue
-        dropped = ", ".join(f"{d['dropped']} ({d['by']})" for d in why.get(v.name, [])) or "-"
-        table.add_row(v.name, ", ".join(v.labels[j] for j in m), dropped)
-    console.print(table)
+    _show(f"{sp.name} reduced for {dev.label}{sim} ({profile.networks} networks profiled; "
+          f"gain judged by {judged_by.split(':')[0]})", "position|kept|dropped (dominated by)",
+          [[v.name, ", ".join(v.labels[j] for j in m),
+            ", ".join(f"{d['dropped']} ({d['by']})" for d in why.get(v.name, [])) or "-"]
+           for v, m in zip(reduced.variables, reduced.mask) if v.kind == "layer"])
     console.print(f"space size 10^{doc['base_size_log10']} -> 10^{doc['size_log10']}; written to {out}")
     console.print(f"search it: nas search --space {out} --target {dev.name} ...")
 
@@ -842,37 +523,17 @@ def report(
 
     Example: hwprof measure --device cpu --model net.onnx --per-op --out runs/net && hwprof report runs/net --plot net.png
     """
-    from hwprof.io import atomic_write_via
-    from hwprof.outputs import guard_output, is_hwprof_png
-    from hwprof.report import load_breakdowns, plot_breakdowns
+    from hwprof.report import report_job
 
-    if top < 1 or max_models < 1:
-        raise HwprofError("--top and --max-models must be at least 1")
-    if plot is not None:
-        guard_output(plot, "--plot", "PNG plot", is_hwprof_png, force)
-    models = load_breakdowns(run, arch)
-    shown = models[:max_models]
-    if plot is not None:
-        atomic_write_via(plot, lambda png: plot_breakdowns(shown, top, png), ".png")
+    models, shown = report_job(run, arch, top, max_models, plot, force)
     if json_out:
         _print_json({"run": str(run), "networks": len(models), "shown": [m.as_dict(top) for m in shown],
                      "plot": str(plot) if plot else None})
         return
     for m in shown:
         sim = " - SIMULATED device" if m.simulated else ""
-        table = Table(title=f"{m.name} on {m.device}{sim}: {m.e2e_ms:.3f} ms end to end (median)",
-                      caption=f"per-layer times from the {m.source}; layers sum to {m.sum_ms:.3f} ms "
-                              f"({m.sum_ms / m.e2e_ms:.0%} of end to end"
-                              + ("; profiling adds a little time per layer)" if "profiler" in m.source else ")"))
-        for col, justify in (("#", "right"), ("layer", "left"), ("kind", "left"), ("ms", "right"),
-                             ("share", "right"), ("cumulative", "right")):
-            table.add_column(col, justify=justify)
-        total = 0.0
-        for i, k in enumerate(m.top(top), 1):
-            total += k.ms
-            table.add_row(str(i), k.name, k.description, f"{k.ms:.3f}", f"{k.ms / m.e2e_ms:.1%}",
-                          f"{total / m.e2e_ms:.1%}")
-        console.print(table)
+        _show(f"{m.name} on {m.device}{sim}: {m.e2e_ms:.3f} ms end to end (median)",
+              ">#|layer|kind|>ms|>share|>cumulative", m.table_rows(top), caption=m.caption())
         console.print("by kernel type: " + ", ".join(f"{t} {ms:.3f} ms ({ms / m.e2e_ms:.0%})"
                                                        for t, ms in m.by_type().items() if ms > 0))
     if len(models) > len(shown):
@@ -898,37 +559,19 @@ def bench(
 
     Example: hwprof bench bench.toml --out current.json --baseline ../base/bench.toml --baseline-out base.json
     """
-    from hwprof.benchsuite import load_suite, run_suites
-    from hwprof.io import write_json
-    from hwprof.outputs import guard_output, is_bench_results
+    from hwprof.benchsuite import bench_job
 
-    if (baseline is None) != (baseline_out is None):
-        raise HwprofError("--baseline and --baseline-out go together")
-    if baseline_out is not None and out.absolute() == baseline_out.absolute():
-        raise HwprofError("--out and --baseline-out name the same file", "give each suite its own results file")
-    for option, path in (("--out", out), ("--baseline-out", baseline_out)):
-        if path is not None:
-            guard_output(path, option, "results file", is_bench_results, force, [suite, baseline])
-    suites = [load_suite(suite)] + ([load_suite(baseline)] if baseline else [])
-    loaded = suites[0]
     with make_console(stderr=True).status("measuring") as status:
-        docs = run_suites(suites, seed=seed, on_item=lambda m, d: status.update(f"measuring {m} on {d}"))
-    doc = docs[0]
-    write_json(out, doc, indent=1)
-    if baseline_out is not None:
-        write_json(baseline_out, docs[1], indent=1)
+        doc = bench_job(suite, out, baseline, baseline_out, seed, force,
+                        on_item=lambda m, d: status.update(f"measuring {m} on {d}"))
     rows = [{k: r[k] for k in ("model", "device", "simulated", "median_ms", "p10_ms", "p90_ms", "n")}
             for r in doc["results"]]
     if json_out:
         _print_json({"out": str(out), "results": rows})
         return
-    table = Table(title=f"hwprof bench {loaded['name']}")
-    for col in ("model", "device", "median ms", "p10-p90 ms", "samples"):
-        table.add_column(col, justify="left" if col in ("model", "device") else "right")
-    for r in rows:
-        table.add_row(r["model"], r["device"] + (" (simulated)" if r["simulated"] else ""), f"{r['median_ms']:.3f}",
-                      f"{r['p10_ms']:.3f}-{r['p90_ms']:.3f}", str(r["n"]))
-    console.print(table)
+    _show(f"hwprof bench {doc['suite']}", "model|device|>median ms|>p10-p90 ms|>samples",
+          [[r["model"], r["device"] + (" (simulated)" if r["simulated"] else ""), f"{r['median_ms']:.3f}",
+            f"{r['p10_ms']:.3f}-{r['p90_ms']:.3f}", str(r["n"])] for r in rows])
     console.print(f"results written to {out}")
 
 
@@ -960,16 +603,13 @@ def compare(
     if json_out:
         _print_json({"threshold": threshold, "alpha": alpha, "regressions": regressions, "pairs": rows})
     else:
-        table = Table(title=f"hwprof compare (threshold {threshold:.0%}, alpha {alpha})")
-        for col in ("model", "device", "baseline ms", "current ms", "ratio", "95% CI", "p", "judged on", "verdict"):
-            table.add_column(col, justify="left" if col in ("model", "device", "judged on", "verdict") else "right")
         colours = {"regression": "red", "improvement": "green", "no change": "dim"}
-        for r in rows:
-            table.add_row(r["model"], r["device"] + (" (simulated)" if r["simulated"] else ""),
-                          f"{r['baseline_median_ms']:.3f}", f"{r['current_median_ms']:.3f}", f"{r['ratio']:.3f}",
-                          f"{r['ci_low']:.3f}-{r['ci_high']:.3f}", f"{r['p_value']:.2g}", r["judged_on"],
-                          f"[{colours[r['verdict']]}]{r['verdict']}[/]")
-        console.print(table)
+        _show(f"hwprof compare (threshold {threshold:.0%}, alpha {alpha})",
+              "model|device|>baseline ms|>current ms|>ratio|>95% CI|>p|judged on|verdict",
+              [[escape(r["model"]), r["device"] + (" (simulated)" if r["simulated"] else ""),
+                f"{r['baseline_median_ms']:.3f}", f"{r['current_median_ms']:.3f}", f"{r['ratio']:.3f}",
+                f"{r['ci_low']:.3f}-{r['ci_high']:.3f}", f"{r['p_value']:.2g}", r["judged_on"],
+                f"[{colours[r['verdict']]}]{r['verdict']}[/]"] for r in rows], escape_cells=False)
         console.print(f"{regressions} regression(s) in {len(rows)} pair(s)")
     if regressions:
         raise typer.Exit(3)
@@ -987,12 +627,8 @@ def spaces(json_out: Annotated[bool, typer.Option("--json", help="Machine-readab
     if json_out:
         _print_json(infos)
         return
-    table = Table(title="Search spaces")
-    for col in ("name", "architectures", "layers", "description"):
-        table.add_column(col)
-    for info in infos:
-        table.add_row(info["name"], f"{info['size']:.2e}", str(info["layers"]), info["description"])
-    console.print(table)
+    _show("Search spaces", "name|architectures|layers|description",
+          [[i["name"], f"{i['size']:.2e}", str(i["layers"]), i["description"]] for i in infos])
 
 
 @nas_app.command("sample")
@@ -1008,39 +644,17 @@ def sample(
 
     Example: nas sample --space ofa -n 10 --seed 0 --out archs.jsonl
     """
-    import numpy as np
-
-    from hwprof.io import write_archs
-    from hwprof.outputs import guard_output, is_arch_file
+    from nas.arch_files import sample_archs, sample_rows
     from nas.spaces import get_space
 
-    if n < 1:
-        raise HwprofError(f"-n must be at least 1, got {n}", "ask for one or more networks")
     sp = get_space(space)
-    if out is not None:
-        guard_output(out, "--out", "architecture file", is_arch_file, force, [space])
-    rng = np.random.default_rng(seed)
     with make_console(stderr=True).status(f"sampling {n} networks from {space}") as status:
-        archs = []
-        for i in range(n):
-            archs.append(sp.sample(rng))
-            if i % 500 == 499:
-                status.update(f"sampling networks from {space}: {i + 1} of {n}")
-    if out is not None:
-        write_archs(out, archs)
+        archs = sample_archs(sp, n, seed, out, force, status.update, inputs=[space])
     if json_out:
-        for a in archs:
-            sys.stdout.write(a.to_json() + "\n")
+        sys.stdout.write("".join(a.to_json() + "\n" for a in archs))
         return
-    table = Table(title=f"{n} networks from '{space}' (seed {seed})")
-    for col in ("hash", "resolution", "blocks", "MMACs", "Mparams", "choices"):
-        table.add_column(col, overflow="fold")
-    for a in archs:
-        choices = sp.describe(a)
-        layer_labels = [choices[v.name] for v in sp.layer_choices()]
-        table.add_row(a.hash, str(a.resolution), str(len(a.blocks)), f"{a.macs / 1e6:.1f}",
-                      f"{a.params / 1e6:.2f}", " ".join(layer_labels))
-    console.print(table)
+    _show(f"{n} networks from '{space}' (seed {seed})", "hash|resolution|blocks|MMACs|Mparams|choices",
+          sample_rows(sp, archs), fold=True)
     if out is not None:
         console.print(f"wrote {n} networks to {out}")
 
@@ -1057,21 +671,9 @@ def import_(
 
     Example: nas import --from ofa subnet.json --out arch.json
     """
-    from hwprof.io import atomic_write_text
-    from hwprof.outputs import guard_output, is_arch_file
-    from nas.interop_ofa import from_ofa_config
+    from nas.arch_files import import_config
 
-    if source != "ofa":
-        raise HwprofError(f"unknown import format '{source}'", "use --from ofa")
-    try:
-        config = json.loads(config_file.read_text())
-    except FileNotFoundError:
-        raise HwprofError(f"config file {config_file} does not exist") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HwprofError(f"config file {config_file} is not valid JSON: {exc}") from None
-    arch = from_ofa_config(config, width_mult)
-    guard_output(out, "--out", "architecture file", is_arch_file, force, [config_file])
-    atomic_write_text(out, arch.to_json(indent=2) + "\n")
+    arch = import_config(config_file, out, source, width_mult, force)
     console.print(f"{arch.hash}: {arch.macs / 1e6:.1f} MMACs, {arch.params / 1e6:.2f} M params, "
                   f"{arch.resolution}px -> {out}")
 
@@ -1097,70 +699,19 @@ def export(
     """
     from rich.progress import track
 
-    from hwprof.build_onnx import build_onnx, save_onnx
-    from hwprof.io import atomic_write_text, read_archs
-    from hwprof.outputs import guard_output, is_hwprof_onnx, is_json_records
+    from nas.arch_files import FEW, export_archs
 
-    archs = read_archs(arch_file)
-    inputs = [arch_file, weights]
-    if fmt == "ofa":
-        from nas.interop_ofa import to_ofa_config
-
-        if out is None:
-            raise HwprofError("--format ofa needs --out FILE.json (or .jsonl for many networks)")
-        guard_output(out, "--out", "OFA config file", lambda p: is_json_records(p, {"ks", "e", "d"}), force, inputs)
-        configs = [to_ofa_config(a) for a in archs]
-        text = json.dumps(configs[0], indent=2) + "\n" if len(configs) == 1 and out.suffix == ".json" else \
-            "".join(json.dumps(c) + "\n" for c in configs)
-        atomic_write_text(out, text)
-        console.print(f"wrote {len(configs)} OFA config(s) to {out}")
-        return
-    if fmt != "onnx":
-        raise HwprofError(f"unknown export format '{fmt}'", "use --format onnx or --format ofa")
-    if onnx_out is None:
-        raise HwprofError("--format onnx needs --onnx FILE.onnx (or a directory for many networks)")
-    dtype = "float16" if fp16 else "float32"
-    single = len(archs) == 1 and onnx_out.suffix == ".onnx"
-    if weights is not None:
-        from hwprof.weights import export_with_weights
-
-        if not single:
-            raise HwprofError("--weights exports one network", "give a .json with one arch and --onnx FILE.onnx")
-        guard_output(onnx_out, "--onnx", "ONNX model", is_hwprof_onnx, force, inputs)
-        arch = archs[0]
-        export_with_weights(arch, weights, onnx_out, dtype)
-        console.print(f"{arch.hash}: trained weights from {weights} -> {onnx_out} (hwprof graph form)")
-        return
-    if not single and onnx_out.exists() and not onnx_out.is_dir():
-        raise HwprofError(f"{onnx_out} is a file but {len(archs)} networks need a directory",
-                          "pass a directory to --onnx")
-    if not single and onnx_out.suffix == ".onnx":
-        raise HwprofError(f"{arch_file} holds {len(archs)} networks but --onnx names one file",
-                          "pass a directory to --onnx")
-    paths = [onnx_out if single else onnx_out / f"{arch.space or 'arch'}-{arch.hash}.onnx" for arch in archs]
-    for path in paths:  # all checked before the first is written
-        guard_output(path, "--onnx", "ONNX model", is_hwprof_onnx, force, inputs)
-    for arch, path in track(list(zip(archs, paths)), description="exporting", console=console,
-                            disable=len(archs) < 5):
-        save_onnx(build_onnx(arch, dtype=dtype), path)
-        if single or len(archs) < 5:
-            console.print(f"{arch.hash}: {arch.macs / 1e6:.1f} MMACs, {arch.params / 1e6:.2f} M params -> {path}")
-    if not single and len(archs) >= 5:
-        console.print(f"exported {len(archs)} networks to {onnx_out}/")
+    for line in export_archs(arch_file, onnx_out, fmt, out, fp16, weights, force, progress=lambda items, n: track(
+            items, description="exporting", console=console, disable=n < FEW)):
+        console.print(line)
 
 
 def _plugin_table(title: str, registry, json_out: bool) -> None:
-    rows = [{"name": n, "description": (registry.factory(n).__doc__ or "").strip().splitlines()[0].replace("``", "")}
-            for n in registry.names()]
+    rows = registry.summaries()
     if json_out:
         _print_json(rows)
         return
-    table = Table(title=title)
-    table.add_column("name")
-    table.add_column("description")
-    for r in rows:
-        table.add_row(r["name"], r["description"])
-    console.print(table)
+    _show(title, "name|description", [[r["name"], r["description"]] for r in rows])
 
 
 @nas_app.command("searchers")
@@ -1207,21 +758,10 @@ def cross_eval_cmd(
 
     Example: nas cross-eval --space ofa --targets cpu,litert-cpu:int8,openvino-cpu --budget-quantile 0.3 --out runs/xeval
     """
-    from nas.cross_eval import cross_eval, parse_latency_overrides, parse_predictor_files, summary_table
+    from nas.cross_eval import cross_eval_job, summary_table
 
-    tokens = [t.strip() for t in targets.split(",") if t.strip()]
-    err = make_console(stderr=True)
-    budgets, files = parse_latency_overrides(latency_ms or [], tokens), parse_predictor_files(predictor or [], tokens)
-    from hwprof.executors import executor_from_options
-
-    runner = executor_from_options(executor, ray_address)
-    try:
-        summary = cross_eval(space, tokens, out, budget_quantile, budgets, searcher, estimator, budget, seeds, seed,
-                             runner if runner.name != "local" else None,
-                             status=(lambda _m: None) if json_out else (lambda m: err.print(f"[dim]{m}[/]")),
-                             predictor_files=files)
-    finally:
-        runner.close()
+    summary = cross_eval_job(space, targets, out, budget_quantile, latency_ms or (), predictor or (), searcher,
+                             estimator, budget, seeds, seed, executor, ray_address, status=_status_printer(json_out))
     if json_out:
         _print_json(summary)
     else:
@@ -1282,23 +822,16 @@ def search(
     job = run_search_job(target, space, latency_ms=latency_ms, searcher=searcher, estimator=estimator,
                          predictor_path=predictor_path, accuracy_data=accuracy_data, data=data, budget=budget,
                          epochs=epochs, scale=scale, postprocess=postprocess, seed=seed, out=out,
-                         params=_parse_params(param or []), executor=executor, ray_address=ray_address,
+                         params=parse_params(param or []), executor=executor, ray_address=ray_address,
                          shrink=shrink, measure_best=measure_best, graph_style=graph_style, fix=fix,
                          few_shot=few_shot, transfer_from=transfer_from, recalibrate=recalibrate,
                          console=make_console(stderr=True), quiet=json_out)
-    summary = job.summary
     if json_out:
-        _print_json({**summary, "extra": {k: v for k, v in summary["extra"].items() if k != "training_curve"}})
+        _print_json({**job.summary, "extra": {k: v for k, v in job.summary["extra"].items() if k != "training_curve"}})
     else:
-        from nas.search_report import search_table
-
-        console.print(search_table(summary, job.result, job.space_name, job.label, job.simulated,
-                                   job.predictor_name, job.predictor_source, job.out))
-    from nas.search_report import over_target_warning
-
-    warning = over_target_warning(summary, job.label)
-    if warning:
-        sys.stderr.write(warning + "\n")
+        console.print(job.table())
+    if job.warning():
+        sys.stderr.write(job.warning() + "\n")
 
 
 # --- entry points ----------------------------------------------------------------------

@@ -49,13 +49,14 @@ def quick_suite(repeats: int, arms: int = 1) -> list[list[dict]]:
     pair that ``hwprof compare`` must call "no change": a noisy neighbour or a clock
     change slows both arms alike instead of failing the check.
     """
+    from devices import resolve
     from hwprof.device import Device
     from hwprof.build_onnx import build_onnx
     from hwprof.dataset import Dataset
     from hwprof.protocol import Protocol, measure_session
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from hwprof.profiling import get_device, measure_into
+    from hwprof.profiling import measure_into
     from nas.accuracy.proxies import SynflowProxy
     from nas.searchers import Constraint, create_searcher
     from nas.spaces import get_space
@@ -63,7 +64,7 @@ def quick_suite(repeats: int, arms: int = 1) -> list[list[dict]]:
     space = get_space("ofa")
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(120)]
-    npu: Device = get_device("kirin-npu", seed=0)
+    npu: Device = resolve("kirin-npu", seed=0)
     items = {"build_onnx ofa": _samples(lambda: build_onnx(archs[0]), repeats, arms),
              "simulated measure ofa (kirin-npu)": _samples(
                  lambda: measure_session(npu.load(build_onnx(archs[1])), Protocol()), repeats, arms)}

@@ -40,10 +40,11 @@ from torch import nn
 
 from benchmarks.bench_byom import timed
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import comparable, fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 from hwprof.torch_export import export_module
 from nas.spaces import get_space
@@ -54,7 +55,7 @@ PER_OP_RUNS = 5
 
 
 def _measure(root: Path, device: str, space: str, n: int, seed: int, mode: str, gelu: str = "erf") -> Path:
-    dev = get_device(device, seed=0)
+    dev = resolve(device, seed=0)
     # on a real device the blocks are also profiled node by node, so kernel-rf reads each kernel's share
     # of a block (projection, attention product, GELU, ...) from the profile instead of guessing it
     per_op = PER_OP_RUNS if mode == "both" and not dev.simulated else 0
@@ -78,7 +79,7 @@ def _score(pred: np.ndarray, meas: np.ndarray) -> dict:
 def predictors_section(root: Path, devices: list[str], n_train: int, n_test: int) -> dict:
     results = {}
     for device in devices:
-        simulated = get_device(device).simulated
+        simulated = resolve(device).simulated
         for space in SPACES:
             train = load_measurements(_measure(root, device, space, n_train, 0, "both"))
             test_dir = _measure(root, device, space, n_test, 1, "e2e")
@@ -201,7 +202,7 @@ def byo_section(root: Path, devices: list[str], n_train: int, models: int) -> di
     exported = [export_module(m, (1, 3, r, r)) for _, m, r in nets]
     results = {}
     for device in devices:
-        dev = get_device(device, seed=0)
+        dev = resolve(device, seed=0)
         parts = [load_measurements(_measure(root, device, s, n_train, 0, "both")) for s in SPACES]
         # the tanh GELU runs as an elementwise chain, not one fused kernel: a third of a run's worth of vit
         # networks in that form, so the chain's kernels are in the training data

@@ -57,13 +57,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.advise import before_after, fix
 from hwprof.api import measure
 from hwprof.dataset import Dataset
 from hwprof.graph_styles import build_model
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 from hwprof.torch_export import export_module
 from nas.spaces import get_space
@@ -264,7 +265,7 @@ def training_data(root: Path, n: int) -> list:
         space, rng = get_space(space_name), np.random.default_rng(0)
         archs = [space.sample(rng) for _ in range(max(2, int(n * share)))]
         out = root / f"cpu-{space_name.replace(':', '-').replace(',', '-').replace('=', '')}-{style}"
-        device = get_device("cpu", graph_style=style)
+        device = resolve("cpu", graph_style=style)
         print(f"measuring {len(archs)} {space_name} networks and their blocks on cpu in graph style {style} into {out}",
               flush=True)
         measure_into(Dataset(out), device, archs, mode="both", protocol=Protocol(min_time_s=0.1, time_cap_s=2.0),

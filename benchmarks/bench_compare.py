@@ -21,10 +21,10 @@ import argparse
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.benchsuite import ModelRun, measure_models, measure_rounds
 from hwprof.protocol import Protocol
-from hwprof.profiling import get_device
 from hwprof.regression import MIN_ROUNDS, NO_CHANGE, REGRESSION, compare_paired, compare_samples, paired_rounds
 from nas.spaces import get_space
 
@@ -39,10 +39,10 @@ def record(device_name: str, pairs: int) -> list[tuple[ModelRun, ModelRun]]:
     model = build_onnx(get_space("ofa").sample(np.random.default_rng(4)))
     out = []
     for seed in range(pairs):
-        device = get_device(device_name, seed=2 * seed)
+        device = resolve(device_name, seed=2 * seed)
         if device.simulated:  # two noise seeds, as two runs of a simulated chip differ
             protocol = Protocol(warmup=3, min_samples=10, max_samples=10, target_ci=1e-3)
-            sessions = [get_device(device_name, seed=2 * seed + k).load(model) for k in range(2)]
+            sessions = [resolve(device_name, seed=2 * seed + k).load(model) for k in range(2)]
             rounds = measure_rounds(sessions, protocol, ROUNDS)
             for session in sessions:
                 session.close()

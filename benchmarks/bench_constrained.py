@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from nas.accuracy.proxies import SynflowProxy
 from nas.dimensions import hold_unseen
 from nas.searchers import Constraint, create_searcher
@@ -93,7 +94,7 @@ class ConstrainedEvolutionBaseline(Searcher):
 def _predictor(root: Path, device: str, space):
     path = root / device
     rng = np.random.default_rng(0)
-    measure_into(Dataset(path), get_device(device, seed=0), [space.sample(rng) for _ in range(300)], mode="both")
+    measure_into(Dataset(path), resolve(device, seed=0), [space.sample(rng) for _ in range(300)], mode="both")
     return fit_on("lut", load_measurements(path))
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
-from hwprof.profiling import get_device, measure_into, plan
+from hwprof.profiling import measure_into, plan
 from nas.spaces import get_space
 
 DEVICE = "kirin-npu"
@@ -31,7 +32,7 @@ BATCHES = [1, 4, 16, 64]
 
 
 def _run(root: Path, tag: str, archs, executor=None, batch: int | None = None) -> float:
-    device = get_device(DEVICE, seed=0)
+    device = resolve(DEVICE, seed=0)
     start = time.perf_counter()
     summary = measure_into(Dataset(root / tag), device, archs, mode="both", executor=executor,
                            device_options={"seed": 0}, batch_size=batch)

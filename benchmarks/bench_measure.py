@@ -29,10 +29,11 @@ import pandas as pd
 
 from benchmarks.common import emit
 from devices.ort import create_ort_session
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import Dataset
 from hwprof.protocol import Protocol, measure_session
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from nas.spaces import get_space
 
 OVERHEAD_TARGET = 1.3
@@ -66,7 +67,7 @@ def cpu_agreement(nets: int, seed: int, rounds: int = 3) -> dict:
     space = get_space("ofa")
     rng = np.random.default_rng(seed)
     archs = [space.sample(rng) for _ in range(nets)]
-    device = get_device("cpu")
+    device = resolve("cpu")
     protocol = Protocol(min_time_s=0.25)
     per_net = []
     for arch in archs:
@@ -92,7 +93,7 @@ def simulated_throughput(nets: int, seed: int, device_name: str = "kirin-npu") -
     space = get_space("ofa")
     rng = np.random.default_rng(seed)
     archs = [space.sample(rng) for _ in range(nets)]
-    device = get_device(device_name, seed=seed)
+    device = resolve(device_name, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         measure_into(Dataset(Path(tmp)), device, archs, mode="e2e")

@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.protocol import Protocol
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import evaluate, fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from nas.spaces import get_space
 
 MODELS = ["flops-linear", "additive", "lut", "kernel-rf", "gbm"]
@@ -45,7 +46,7 @@ def _dataset(root: Path, device: str, n: int, seed: int, mode: str = "both") -> 
     space = get_space("ofa")
     rng = np.random.default_rng(seed)
     archs = [space.sample(rng) for _ in range(n)]
-    dev = get_device(device, seed=seed)
+    dev = resolve(device, seed=seed)
     protocol = Protocol(min_time_s=0.0 if dev.simulated else 0.25)
     measure_into(Dataset(path), dev, archs, mode=mode, protocol=protocol,  # resumes if cached
                  reference_every_s=None if dev.simulated else 2.0)

@@ -123,7 +123,7 @@ def overhead(networks: int = 4, run_networks: int = 60) -> dict:
     as many as a real target's cached predictor measures, so fixed costs weigh as they do in use)."""
     import tempfile
 
-    from hwprof.profiling import get_device
+    from devices import resolve
     from hwprof.protocol import Protocol, measure_session
     from nas.spaces import get_space
 
@@ -132,7 +132,7 @@ def overhead(networks: int = 4, run_networks: int = 60) -> dict:
     archs = [sp.sample(rng) for _ in range(networks)]
     results = {}
     for target in RUNTIMES:
-        device = get_device(target)
+        device = resolve(target)
         ratios = []
         for arch in archs:
             session = device.load(device.build(arch))

@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.predictors.cache import cached_predictor
-from hwprof.profiling import get_device
 from nas.results import latency_range
 from nas.spaces import get_space
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     space = get_space("s3nas")
-    predictor = cached_predictor(get_device(args.device), space)[0]
+    predictor = cached_predictor(resolve(args.device), space)[0]
     fastest, slowest = latency_range(space, predictor)
     nas = Path(sys.executable).parent / "nas"
     rows = []

@@ -34,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit, feasible_points, shared_reference_hypervolumes
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.space_profile import profile_sample, profile_space
 from nas.space_reduction import reduce_space, score_contributions
 from nas.accuracy.proxies import SynflowProxy
@@ -51,7 +52,7 @@ RUNS = ["original", "reduced", "shrink"]
 
 def _profile(root: Path, device: str, space, n: int):
     path = root / f"profile-{device}"
-    measure_into(Dataset(path), get_device(device, seed=0), profile_sample(space, n, seed=0), mode="both")
+    measure_into(Dataset(path), resolve(device, seed=0), profile_sample(space, n, seed=0), mode="both")
     data = load_measurements(path)
     return profile_space(space, data, bootstrap=30), data.archs
 
@@ -59,7 +60,7 @@ def _profile(root: Path, device: str, space, n: int):
 def _predictor(root: Path, device: str, space):
     path = root / f"predictor-{device}"
     rng = np.random.default_rng(0)
-    measure_into(Dataset(path), get_device(device, seed=0), [space.sample(rng) for _ in range(300)], mode="both")
+    measure_into(Dataset(path), resolve(device, seed=0), [space.sample(rng) for _ in range(300)], mode="both")
     return fit_on("lut", load_measurements(path), fallback="kernel-rf")
 
 

@@ -54,12 +54,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import emit
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.training import fit_on
 from hwprof.predictors.transfer import METHODS, TransferPredictor, informative_sample
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 from nas.spaces import get_space
 
@@ -69,7 +70,7 @@ SCRATCH = ["additive", "gbm", "kernel-rf", "flops-linear"]
 
 def _measured(root: Path, device: str, name: str, archs, mode: str, seed: int = 0):
     path = root / f"{device.replace(':', '-')}-{name}"
-    dev = get_device(device, seed=seed)
+    dev = resolve(device, seed=seed)
     protocol = Protocol() if not dev.simulated else Protocol(min_time_s=0.0)
     measure_into(Dataset(path), dev, archs, mode=mode, protocol=protocol,
                  reference_every_s=None if dev.simulated else 2.0)

@@ -59,11 +59,37 @@ def resolve(name: str, **options) -> Device:
         params = inspect.signature(factory).parameters
         if "dtype" in options and "dtype" not in params and options["dtype"] != "float32":
             raise HwprofError(f"device '{name}' has no dtype setting", "leave out the dtype (it runs its own)")
-        device = factory(**{k: v for k, v in options.items() if k in params})
+        options = {k: v for k, v in options.items() if k in params}
+        device = factory(**options)
     if style != DEFAULT_STYLE:
         if getattr(device, "dtype", "float32") == "float16":
             raise HwprofError(f"graph style '{style}' is exported by torch in float32 only",
                               "use --graph-style hwprof with --dtype float16")
         device.graph_style = style
     device._token = token if token.endswith(".toml") or device.simulated else device.label
+    device._options = {**options, "graph_style": style}
     return device
+
+
+def device_rows() -> list[dict]:
+    """Every registered device: name, kind, simulated, available here, and details (why not, if not)."""
+    rows = []
+    for name in DEVICES.names():
+        device = resolve(name)
+        available = device.is_available()
+        info = device.info()
+        rows.append({"name": name, "kind": device.kind, "simulated": device.simulated, "available": available,
+                     "details": info if available or device.simulated
+                     else {**info, "reason": device.unavailable_reason()}})
+    return rows
+
+
+def device_detail(row: dict) -> str:
+    """One line of details of a :func:`device_rows` row: what a simulated chip imitates, a real one's host."""
+    details = row["details"]
+    if row["simulated"]:
+        return f"{details['imitates']} [profile {details['profile_hash']}]"
+    if row["available"]:
+        return ", ".join(f"{k}={details[k]}" for k in ("cpu_model", "cores", "onnxruntime", "backend", "gpu_name")
+                         if k in details)
+    return details.get("reason", "")

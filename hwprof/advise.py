@@ -256,10 +256,10 @@ def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fi
     Raises:
         HwprofError: for bad input (unreadable model, unknown device, a predictor that is not kernel-rf).
     """
+    from devices import resolve
     from hwprof.api import to_onnx
     from hwprof.build_onnx import save_onnx
     from hwprof.predictors import store
-    from hwprof.profiling import get_device
 
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise HwprofError(f"--tolerance must be a non-negative number, got {tolerance}", "e.g. --tolerance 1e-4")
@@ -268,7 +268,7 @@ def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fi
     if fix_out is not None:
         check_fix_target(model, fix_out, force)
     proto = to_onnx(model, input_shape)
-    dev = get_device(device)
+    dev = resolve(device)
     dev.require_available()
     predictor = store.load(predictor_path) if predictor_path else None
     if predictor is not None:
@@ -287,3 +287,25 @@ def advise_model(model: Any, device: str = "cpu", predictor_path: Any = None, fi
                          "max_abs_diff": fixed.max_abs_diff, "before_ms": before, "after_ms": after,
                          "speedup": before / after if fixed.applied else 1.0, "rounds": rounds}
     return result
+
+
+def advise_notes(result: dict, fix_out: Path | None, rounds: int) -> list[str]:
+    """What ``hwprof advise`` says under its table: what the findings mean and what ``--fix`` did."""
+    if not result["findings"]:
+        notes = ["nothing to rewrite: the graph uses the forms the runtime fuses"]
+    else:
+        notes = ["time in its nodes: the chains' own nodes plus the layout conversions next to them; "
+                 "a rewrite saves up to that much"]
+    fix = result.get("fix")
+    if fix is None:
+        return notes
+    notes += [f"refused {kind}: {why}" for kind, why in fix["refused"].items()]
+    if fix["applied"]:
+        notes.append(f"wrote {fix_out}: applied {', '.join(f'{n} {k}' for k, n in fix['applied'].items())}; "
+                     f"outputs within {fix['max_abs_diff']:.1e} of the original; measured "
+                     f"{fix['before_ms']:.3f} ms -> {fix['after_ms']:.3f} ms "
+                     f"({fix['speedup']:.2f}x, {rounds} round-robin rounds, drift-corrected)"
+                     + (" - SIMULATED" if result["simulated"] else ""))
+    else:
+        notes.append(f"wrote {fix_out} unchanged: no rewrite applied")
+    return notes

@@ -157,10 +157,10 @@ def measure(model: Any, device: str = "cpu", input_shape: Sequence[int] | None =
         (quiet, chunks, chunks_quiet, slowdown, foreign_load, verdict: the chunked protocol of
         :mod:`hwprof.interleave`) and, with ``per_op``, layers.
     """
+    from devices import resolve
     from hwprof.interleave import measure_one
-    from hwprof.profiling import get_device
 
-    dev = get_device(device, seed=seed, **device_options)
+    dev = resolve(device, seed=seed, **device_options)
     dev.require_available()
     proto = to_model(model, input_shape, dev)
     one = measure_one(dev, proto, min_time_s, seed)
@@ -181,3 +181,60 @@ def load_predictor(path: str | Path):
     from hwprof.predictors import store
 
     return store.load(path)
+
+
+def predict_files(predictor_path: str | Path, models: Sequence[str | Path] = (), arch: str | Path | None = None,
+                  archs: str | Path | None = None, input_shape=None, graph_style: str | None = None) -> dict:
+    """What ``hwprof predict`` prints: a predictor's latency for ONNX files or architecture files.
+
+    Give exactly one of ``models`` (ONNX files; kernel-rf and flops-linear
+    predictors), ``arch`` (one architecture JSON) or ``archs`` (JSON Lines).
+
+    Returns:
+        ``{"predictor", "device", "simulated", "graph_style", "predictions": [{"name", "predicted_ms", ...}]}``.
+
+    Raises:
+        HwprofError: for not exactly one input, or networks outside a space-bound predictor's space.
+    """
+    from hwprof.io import read_archs
+
+    given = [x for x in (models, arch, archs) if x]
+    if len(given) != 1:
+        raise HwprofError("give exactly one of --model, --arch or --archs")
+    predictor = load_predictor(predictor_path)
+    if graph_style is not None:
+        from hwprof.graph_styles import check_style
+
+        predictor.use_style(check_style(graph_style))
+    prov = predictor.provenance_
+    rows = []
+    if models:
+        protos = [to_onnx(m, input_shape) for m in models]
+        rows = [{"name": str(m), "predicted_ms": float(ms)} for m, ms in zip(models, predictor.predict_onnx(protos))]
+    else:
+        networks = read_archs(arch or archs)
+        space = prov.get("space")
+        if predictor.name in ("lut", "additive", "gbm") and space:
+            outside = [a for a in networks if a.space != space]
+            if outside:
+                raise HwprofError(f"network {outside[0].hash} is from space '{outside[0].space or 'none'}', outside "
+                                  f"the {predictor.name} predictor's space '{space}'",
+                                  "use a kernel-rf or flops-linear predictor for networks outside its space")
+        rows = [{"name": a.hash, "predicted_ms": float(ms), "macs": a.macs, "params": a.params}
+                for a, ms in zip(networks, predictor.predict(networks))]
+    return {"predictor": predictor.name, "device": prov.get("device", "?"),
+            "simulated": bool(prov.get("simulated", False)),
+            "graph_style": None if models else predictor.graph_style, "predictions": rows}
+
+
+def versions() -> dict[str, str]:
+    """Versions of hwprof and of the libraries it measures with (``hwprof version``)."""
+    import sys
+
+    import onnxruntime
+    import torch
+
+    import hwprof
+
+    return {"hwprof": hwprof.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "torch": torch.__version__, "python": sys.version.split()[0]}

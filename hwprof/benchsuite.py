@@ -193,12 +193,12 @@ def run_suites(suites: list[dict[str, Any]], seed: int = 0,
     ``continuous`` mode does) makes the machine's drift hit both alike, so
     ``hwprof compare`` judges the change, not the minute each ran in.
     """
-    from hwprof.profiling import get_device
+    from devices import resolve
 
     devices = []
     for entry in suites[0]["devices"]:
         options = {k: v for k, v in entry.items() if k != "name"}
-        device = get_device(entry.get("name", ""), seed=seed, **options)
+        device = resolve(entry.get("name", ""), seed=seed, **options)
         device.require_available()
         devices.append(device)
     results: list[list[dict]] = [[] for _ in suites]
@@ -224,11 +224,48 @@ def run_suites(suites: list[dict[str, Any]], seed: int = 0,
             for suite, r in zip(suites, results)]
 
 
+def bench_job(suite: str | Path, out: str | Path, baseline: str | Path | None = None,
+              baseline_out: str | Path | None = None, seed: int = 0, force: bool = False,
+              on_item: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """What ``hwprof bench`` does: measure a suite (interleaved with ``baseline``'s) and write the results.
+
+    Every output is checked before anything is measured.
+
+    Returns:
+        The suite's results document (the one written to ``out``).
+
+    Raises:
+        HwprofError: for a baseline without its output (or the reverse), one file named twice,
+            an output that is not an hwprof results file (unless ``force``), or a bad suite.
+    """
+    from hwprof.io import write_json
+    from hwprof.outputs import guard_output
+
+    if (baseline is None) != (baseline_out is None):
+        raise HwprofError("--baseline and --baseline-out go together")
+    if baseline_out is not None and Path(out).absolute() == Path(baseline_out).absolute():
+        raise HwprofError("--out and --baseline-out name the same file", "give each suite its own results file")
+    for option, path in (("--out", out), ("--baseline-out", baseline_out)):
+        if path is not None:
+            guard_output(path, option, "results file", is_results_file, force, [suite, baseline])
+    suites = [load_suite(suite)] + ([load_suite(baseline)] if baseline else [])
+    docs = run_suites(suites, seed=seed, on_item=on_item)
+    write_json(out, docs[0], indent=1)
+    if baseline_out is not None:
+        write_json(baseline_out, docs[1], indent=1)
+    return docs[0]
+
+
 def results_document(suite: str, results: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict:
     """The JSON document ``hwprof compare`` reads."""
     return {"format": FORMAT, "version": VERSION, "suite": suite, "hwprof_version": hwprof.__version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": host_info(),
             **(extra or {}), "results": results}
+
+
+def is_results_file(path: str | Path) -> bool:
+    """Whether ``path`` is a results file of ``hwprof bench`` (so a rerun may replace it)."""
+    return load_results(path) is not None
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

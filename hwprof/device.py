@@ -102,6 +102,12 @@ class Device(ABC):
         """The target as a user writes it: ``cpu``, ``cpu:int8``, ``kirin-npu``, or a profile's ``.toml`` path."""
         return getattr(self, "_token", None) or (self.name if self.simulated else self.label)
 
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options it was resolved with (``devices.resolve(device.name, **device.options)`` makes the same
+        device again, e.g. on a Ray node); a device made directly: its graph style only."""
+        return dict(getattr(self, "_options", None) or {"graph_style": self.graph_style})
+
     def min_time_s(self, quick: bool = False) -> float:
         """Seconds of inference to record per model by default: none on a simulated chip (its noise is drawn,
         not caused); ``REAL_MIN_TIME_S`` on a real device, ``QUICK_MIN_TIME_S`` for a one-off check."""

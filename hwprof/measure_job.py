@@ -139,9 +139,10 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
     """
     import contextlib
 
+    from devices import resolve
     from hwprof.executors import executor_from_options
     from hwprof.io import read_archs
-    from hwprof.profiling import check_output_dir, get_device, plan
+    from hwprof.profiling import check_output_dir, plan
     from hwprof.protocol import measurement_protocol
 
     if samples < 1:
@@ -149,7 +150,7 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
     if sum(x is not None and x not in ([], ()) for x in (space, archs, models or None)) != 1:
         raise HwprofError("give exactly one of --space, --archs or --model", "e.g. --space ofa --samples 100")
     options = dict(device_options or {})
-    dev = get_device(device, **dict(options))
+    dev = resolve(device, **dict(options))
     if batch_size is not None and batch_size < 1:
         raise HwprofError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 16")
     runner = executor_from_options(executor, ray_address)

@@ -102,13 +102,6 @@ def is_hwprof_onnx(path: Path) -> bool:
     return onnx.load(str(path), load_external_data=False).producer_name == "hwprof"
 
 
-def is_bench_results(path: Path) -> bool:
-    """A results file of ``hwprof bench``."""
-    from hwprof.benchsuite import load_results
-
-    return load_results(path) is not None
-
-
 def is_hwprof_png(path: Path) -> bool:
     """A PNG image carrying hwprof's stamp (see :func:`hwprof.io.stamp_png`)."""
     return any(key == PNG_STAMP_KEY for key, _ in png_text_chunks(path.read_bytes()))

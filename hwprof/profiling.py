@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import onnx
 
 import hwprof
-from devices.targets import resolve, split_target  # noqa: F401  (split_target re-exported)
+from devices.targets import resolve
 from hwprof.device import Device, host_info
 from hwprof.arch import Arch, Block
 from hwprof.dataset import Dataset
@@ -25,16 +25,6 @@ from hwprof.protocol import Measurement, Protocol, measure_session
 from hwprof.quiet import Verdict, merged
 
 MODES = ("e2e", "blocks", "both")
-
-
-def get_device(name: str, **options) -> Device:
-    """The device of a target token: :func:`devices.targets.resolve` (kept under the name callers know)."""
-    return resolve(name, **options)
-
-
-def device_label(device: Device) -> str:
-    """Name for display (:attr:`Device.label <hwprof.device.Device.label>`)."""
-    return device.label
 
 
 @dataclass(frozen=True, eq=False)
@@ -381,8 +371,8 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
 
     With an ``executor`` other than local (see :mod:`hwprof.executors`), the
     tasks go out in batches of ``batch_size`` to where the device is
-    (``device_options`` recreate the device there, as :func:`get_device`
-    takes them) and the rows stream back into ``dataset`` as batches finish;
+    (``device_options``, by default :attr:`Device.options <hwprof.device.Device.options>`, recreate the
+    device there, as :func:`devices.resolve` takes them) and the rows stream back into ``dataset`` as batches finish;
     the driver alone writes. A batch that cannot be measured is counted in
     ``failed`` and left for a rerun.
     """
@@ -451,8 +441,9 @@ def _run_tasks(device: Device, todo: list[Task], protocol: Protocol, collect: Ca
     if getattr(executor, "name", "local") == "local":
         return [measure_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs)]
     parts = []
-    for batch, outcome in executor.measure(device.name, device_options or {}, todo, protocol,
-                                           reference_every_s, per_op_runs, batch_size):
+    options = device.options if device_options is None else device_options
+    for batch, outcome in executor.measure(device.name, options, todo, protocol, reference_every_s, per_op_runs,
+                                           batch_size):
         if isinstance(outcome, BaseException):
             summary.failed += len(batch)
             summary.failures.append(f"{len(batch)} task(s): {outcome}")
@@ -484,7 +475,7 @@ class MeasurementInterrupted(KeyboardInterrupt):
 def measure_batch(device_name: str, device_options: dict, tasks: list[Task], protocol: Protocol,
                   reference_every_s: float | None = None, per_op_runs: int = 0) -> tuple[list[dict], TaskStats]:
     """Measure a batch where it runs (an executor's worker): recreate the device, return the rows and counts."""
-    device = get_device(device_name, **device_options)
+    device = resolve(device_name, **device_options)
     device.require_available()
     rows: list[dict] = []
     stats = measure_tasks(device, tasks, protocol, rows.append, None, reference_every_s, per_op_runs)
@@ -504,7 +495,7 @@ def try_run(device: Device, model, name: str) -> None:
         raise
     except Exception as exc:  # runtimes raise their own exception types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise HwprofError(f"{name} fails when run on {device_label(device)}: {first[:300]}",
+        raise HwprofError(f"{name} fails when run on {device.label}: {first[:300]}",
                           "check --input-shape against the model's inputs, or run it in its runtime directly") \
             from None
     finally:

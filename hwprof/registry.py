@@ -71,6 +71,14 @@ class Registry(Generic[T]):
         self._load()
         return sorted(n for n in self._factories if fnmatch.fnmatch(n, pattern))
 
+    def summaries(self) -> list[dict[str, Any]]:
+        """``{"name", "description"}`` of every plugin, sorted by name (the first line of its docstring)."""
+        rows = []
+        for name in self.names():
+            doc = (self.factory(name).__doc__ or "").strip()
+            rows.append({"name": name, "description": doc.splitlines()[0].replace("``", "") if doc else ""})
+        return rows
+
     def factory(self, name: str) -> Callable[..., T]:
         """The factory registered under ``name``.
 

@@ -59,6 +59,21 @@ class ModelBreakdown:
                 "top": [{"name": k.name, "type": k.type, "description": k.description, "ms": k.ms,
                          "share": k.ms / self.e2e_ms} for k in self.top(top)]}
 
+    def caption(self) -> str:
+        """Where the per-layer times came from and how much of the latency they cover."""
+        return (f"per-layer times from the {self.source}; layers sum to {self.sum_ms:.3f} ms "
+                f"({self.sum_ms / self.e2e_ms:.0%} of end to end"
+                + ("; profiling adds a little time per layer)" if "profiler" in self.source else ")"))
+
+    def table_rows(self, top: int) -> list[list[str]]:
+        """Rows of the ``top`` most expensive layers: #, layer, kind, ms, share, cumulative share."""
+        rows, total = [], 0.0
+        for i, k in enumerate(self.top(top), 1):
+            total += k.ms
+            rows.append([str(i), k.name, k.description, f"{k.ms:.3f}", f"{k.ms / self.e2e_ms:.1%}",
+                         f"{total / self.e2e_ms:.1%}"])
+        return rows
+
 
 def load_breakdowns(path: str | Path, select: str | None = None) -> list[ModelBreakdown]:
     """Networks of a dataset that carry a per-op breakdown, optionally those matching ``select``.
@@ -119,3 +134,28 @@ def plot_breakdowns(models: list[ModelBreakdown], top: int, out: str) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def report_job(run: str | Path, select: str | None = None, top: int = 10, max_models: int = 5,
+               plot: str | Path | None = None, force: bool = False) -> tuple[list[ModelBreakdown], list[ModelBreakdown]]:
+    """What ``hwprof report`` does: read the per-layer breakdowns of a ``--per-op`` dataset, and plot the shown ones.
+
+    Returns:
+        Every network's breakdown, and the first ``max_models`` of them (the ones shown and plotted).
+
+    Raises:
+        HwprofError: for ``top`` or ``max_models`` below 1, a ``plot`` that hwprof did not write
+            (unless ``force``), or a dataset without per-layer breakdowns.
+    """
+    from hwprof.io import atomic_write_via
+    from hwprof.outputs import guard_output, is_hwprof_png
+
+    if top < 1 or max_models < 1:
+        raise HwprofError("--top and --max-models must be at least 1")
+    if plot is not None:
+        guard_output(plot, "--plot", "PNG plot", is_hwprof_png, force)
+    models = load_breakdowns(run, select)
+    shown = models[:max_models]
+    if plot is not None:
+        atomic_write_via(plot, lambda png: plot_breakdowns(shown, top, png), ".png")
+    return models, shown

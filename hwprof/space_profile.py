@@ -170,17 +170,17 @@ def profile_device(space, device: str, measure_into_dir, data=None, samples: int
     Returns:
         (device, :class:`SpaceProfile`, the data directory used, its :class:`MeasurementData`).
     """
+    from devices import resolve
     from hwprof.predictors.data import load_measurements
-    from hwprof.profiling import device_label, get_device
 
-    dev = get_device(device, seed=seed)
+    dev = resolve(device, seed=seed)
     if data is None:
         data = measure_into_dir
         if executor is None or getattr(executor, "name", "local") == "local":
             dev.require_available()
         samples = samples or (1000 if dev.simulated else 300)
         status(f"measuring {samples} {space.name} networks (largest resolution) and their blocks on "
-               f"{device_label(dev)} into {data}")
+               f"{dev.label} into {data}")
         _measure_resumably(dev, device, profile_sample(space, samples, seed), data, "both", seed, executor)
     measurements = load_measurements(data, device=dev.name, space=space.name)
     return dev, profile_space(space, measurements, bootstrap, seed), data, measurements
@@ -218,14 +218,11 @@ def compare_devices(space, tokens: list[str], out, samples: int | None = None, b
 
 
 def _measure_resumably(dev, device: str, archs: list, out, mode: str, seed: int, executor=None) -> None:
-    """Measure what ``out`` lacks of ``archs`` on ``dev`` (token ``device``, its dtype kept); a failure is one line."""
+    """Measure what ``out`` lacks of ``archs`` on ``dev`` (token ``device``); a failure is one line."""
     from hwprof.dataset import Dataset
-    from hwprof.profiling import measure_into, split_target
+    from hwprof.profiling import measure_into
 
-    dtype = split_target(device)[1]
-    run = measure_into(Dataset(out), dev, archs, mode=mode, executor=executor,
-                       device_options={"seed": seed, **({"dtype": dtype} if dtype else {})},
-                       reference_every_s=dev.reference_every_s)
+    run = measure_into(Dataset(out), dev, archs, mode=mode, executor=executor, reference_every_s=dev.reference_every_s)
     if run.failed:
         raise HwprofError(f"{run.failed} measurement(s) failed ({run.failures[0]})",
                           "rerun the same command: what was measured is kept")
@@ -261,13 +258,13 @@ def compare_targets(tokens: list[str], out, top: int, seed: int, profile_one, sw
     (with ``sweeps``, target -> ``sweep_one(token)``, when given and the space has sweeps)."""
     from pathlib import Path
 
+    from devices import resolve
     from hwprof.io import write_json
-    from hwprof.profiling import get_device
 
     if len(set(tokens)) < 2:
         raise HwprofError("--compare needs two or more different targets", "e.g. --compare cpu,litert-cpu:int8")
     for token in tokens:
-        get_device(token, seed=seed)  # every name checked before any measuring
+        resolve(token, seed=seed)  # every name checked before any measuring
     result = compare_profiles({t: profile_one(t) for t in tokens}, top)
     if sweep_one is not None:
         sweeps = {t: sweep_one(t) for t in tokens}
@@ -428,15 +425,15 @@ def sweep_variable(space, device: str, variable: str, out_dir, networks: int = 2
         then the median) per option, ``largest_within`` (allowance such as ``"+10%"`` -> the largest
         option whose median ratio stays within it), ``networks``, ``device``, ``simulated``.
     """
+    from devices import resolve
     from hwprof.predictors.data import load_measurements
-    from hwprof.profiling import get_device
 
     names = [v.name for v in space.variables]
     if variable not in names:
         raise HwprofError(f"space '{space.name}' has no variable '{variable}'")
     index = names.index(variable)
     options = list(space.option_mask()[index])
-    dev = get_device(device, seed=seed)
+    dev = resolve(device, seed=seed)
     rng = np.random.default_rng(seed)
     bases = [list(space.sample_genes(rng, space.option_mask())) for _ in range(networks)]
     grid = [[space.to_arch(base[:index] + [j] + base[index + 1:]) for j in options] for base in bases]
@@ -498,3 +495,65 @@ def write_sweeps(space, device: str, out, seed: int, files: dict[str, str]) -> l
         write_json(path, sweeps)
         files["sweeps"] = str(path)
     return sweeps
+
+
+@dataclass
+class SpaceProfileJob:
+    """What :func:`profile_space_job` did.
+
+    Attributes:
+        doc: JSON-ready result (``hwprof profile-space --json`` prints it).
+        parts: What the command prints, in order: rich tables and lines.
+    """
+
+    doc: dict[str, Any]
+    parts: list
+
+
+def ranking_table(profile: SpaceProfile, space_name: str, label: str, top: int = 3):
+    """Rich table of a profile's block choices, cheapest and dearest ``top`` of them."""
+    from rich.table import Table
+
+    ranking = profile.ranking()
+    shown = list(ranking.head(top).itertuples()) + (list(ranking.tail(top).itertuples())
+                                                    if len(ranking) > 2 * top else list(ranking.iloc[top:].itertuples()))
+    sim = " - SIMULATED device" if profile.simulated else ""
+    table = Table(title=f"{space_name} on {label}{sim}: block choices by latency added ({profile.networks} networks)")
+    for col in ("rank", "choice", "mean added ms", "spread over positions", "positions"):
+        table.add_column(col, justify="right" if col != "choice" else "left")
+    for r in shown:
+        table.add_row(str(r.Index + 1), r.choice, f"{r.mean_contribution_ms:.4f}", f"{r.spread_over_positions_ms:.4f}",
+                      str(r.positions))
+    return table
+
+
+def profile_space_job(space, out, device: str | None = None, compare: str | None = None, data=None,
+                      samples: int | None = None, bootstrap: int = 30, top: int = 3, seed: int = 0,
+                      executor: str = "local", ray_address: str | None = None,
+                      status=lambda _m: None) -> SpaceProfileJob:
+    """What ``hwprof profile-space`` does: profile ``space`` (a space object) on ``device``, or on every
+    target of ``compare`` (comma-separated) side by side, and write the report files under ``out``.
+
+    Raises:
+        HwprofError: unless exactly one of ``device`` and ``compare`` is given; for ``data`` with ``compare``.
+    """
+    from pathlib import Path
+
+    if (device is None) == (compare is None):
+        raise HwprofError("give exactly one of --device or --compare", "e.g. --device kirin-npu, or "
+                          "--compare cpu,litert-cpu:int8,kirin-npu")
+    if compare is not None:
+        if data is not None:
+            raise HwprofError("--compare measures each target's sample itself", "drop --data")
+        result = compare_devices(space, [t.strip() for t in compare.split(",") if t.strip()], out, samples,
+                                 bootstrap, top, seed, executor, ray_address, status=status)
+        return SpaceProfileJob(result, [*compare_tables(result, top), *sweep_tables(result.get("sweeps", {})),
+                                        f"wrote {Path(out) / 'compare.json'}"])
+    dev, profile, _, _ = profile_with_executor(space, device, Path(out) / "data", data, samples, bootstrap, seed,
+                                               executor, ray_address, status=status)
+    files = write_report(profile, out, top)
+    sweeps = write_sweeps(space, device, out, seed, files)
+    return SpaceProfileJob(profile.to_dict() | {"files": files, "sweeps": sweeps},
+                           [ranking_table(profile, space.name, dev.label, top),
+                            f"Kendall tau, contributions vs measured blocks: {profile.agreement_text()}",
+                            *sweep_tables({device: sweeps} if sweeps else {}), f"report: {files['report']}"])

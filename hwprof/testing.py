@@ -190,12 +190,13 @@ def contract_data():
     """40 ofa networks and their blocks, measured on the simulated kirin-npu (seeded, a few seconds)."""
     import tempfile
 
+    from devices import resolve
     from hwprof.dataset import Dataset
     from hwprof.predictors.data import load_measurements
-    from hwprof.profiling import get_device, measure_into
+    from hwprof.profiling import measure_into
 
     with tempfile.TemporaryDirectory(prefix="hwprof-contract-") as tmp:
-        measure_into(Dataset(tmp), get_device("kirin-npu", seed=0), list(_archs("ofa", 40, 0)), mode="both")
+        measure_into(Dataset(tmp), resolve("kirin-npu", seed=0), list(_archs("ofa", 40, 0)), mode="both")
         return load_measurements(tmp)
 
 

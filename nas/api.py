@@ -34,9 +34,9 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
     Raises:
         HwprofError: for an impossible constraint or bad input.
     """
+    from devices import resolve
     from hwprof.predictors import store
     from hwprof.predictors.cache import cached_predictor
-    from hwprof.profiling import get_device
     from nas.accuracy import create_estimator
     from nas.dimensions import hold_unseen, parse_fix
     from nas.results import feasible_range
@@ -45,7 +45,7 @@ def search(space: str = "ofa", target: str = "kirin-npu", latency_ms: float | No
 
     sp = get_space(space)
     if predictor is None:
-        predictor = cached_predictor(get_device(target, seed=seed, graph_style=graph_style), sp)[0]
+        predictor = cached_predictor(resolve(target, seed=seed, graph_style=graph_style), sp)[0]
     elif isinstance(predictor, (str, Path)):
         predictor = store.load(predictor)
     predictor.use_style(graph_style)

@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -82,9 +82,9 @@ def parse_predictor_files(items: list[str], targets: list[str]) -> dict[str, Pat
 def setup_targets(space, targets: list[str], quantile: float, latency_ms: dict[str, float], seed: int,
                   status: Callable[[str], None], predictor_files: dict[str, Path] | None = None) -> list[TargetSetup]:
     """Device, predictor (a given file, else cached, built if missing) and budget of each target."""
+    from devices import resolve
     from hwprof.predictors import store
     from hwprof.predictors.cache import cached_predictor
-    from hwprof.profiling import device_label, get_device
 
     if not 0 < quantile < 1:
         raise HwprofError(f"--budget-quantile must be between 0 and 1, got {quantile}", "e.g. 0.3")
@@ -92,7 +92,7 @@ def setup_targets(space, targets: list[str], quantile: float, latency_ms: dict[s
         raise HwprofError("cross-eval needs two or more different targets", "e.g. --targets cpu,litert-cpu:int8")
     rng = np.random.default_rng(123)
     genes = np.array([space.sample_genes(rng, space.option_mask()) for _ in range(RANDOM_NETWORKS)])
-    devices = [get_device(token, seed=seed) for token in targets]  # every name checked before any work
+    devices = [resolve(token, seed=seed) for token in targets]  # every name checked before any work
     for device in devices:
         device.require_available()
     predictor_files = predictor_files or {}
@@ -100,7 +100,7 @@ def setup_targets(space, targets: list[str], quantile: float, latency_ms: dict[s
              for (token, device) in zip(targets, devices) if (path := predictor_files.get(token)) is not None}
     setups = []
     for token, device in zip(targets, devices):
-        label = device_label(device)
+        label = device.label
         if token in given:
             predictor = given[token]
             status(f"{token}: using the given predictor {predictor_files[token]} ({label})")
@@ -162,19 +162,18 @@ def measure_winners(setups: list[TargetSetup], winners: dict[tuple[str, int], di
                     executor=None, status: Callable[[str], None] = lambda _m: None) -> dict[str, pd.DataFrame]:
     """Every distinct winner measured on every target (resumable datasets), drift-corrected to the speed of
     that target's predictor (:func:`nominal_speed`)."""
+    from devices import resolve
     from hwprof.dataset import Dataset
     from hwprof.drift import corrected
-    from hwprof.profiling import get_device, measure_into, split_target
+    from hwprof.profiling import measure_into
 
     archs = list({w["arch_hash"]: Arch.from_json(w["arch_json"]) for w in winners.values()}.values())
     measured = {}
     for setup in setups:
-        device = get_device(setup.token, seed=seed)
-        name, dtype = split_target(setup.token)
-        options = {"seed": seed, **({"dtype": dtype} if dtype else {})}
+        device = resolve(setup.token, seed=seed)
         status(f"measuring {len(archs)} winners on {setup.token}")
         dataset = Dataset(out / "measurements" / _tag(setup.token))
-        summary = measure_into(dataset, device, archs, mode="e2e", executor=executor, device_options=options,
+        summary = measure_into(dataset, device, archs, mode="e2e", executor=executor,
                                reference_every_s=device.reference_every_s)
         if getattr(summary, "failed", 0):
             raise HwprofError(f"{summary.failed} measurement batches failed on {setup.token}",
@@ -351,3 +350,27 @@ def summary_table(summary: dict[str, Any]):
         f"{t} {d['diagonal_feasible']}/{d['runs']} feasible, {d['wins_or_ties']}/{d['runs']} wins"
         for t, d in diag.items())
     return table
+
+
+def cross_eval_job(space_name: str, targets: str, out: Path, budget_quantile: float = 0.3,
+                   latency_overrides: Sequence[str] = (), predictor_overrides: Sequence[str] = (),
+                   searcher: str = "evolutionary", estimator: str = "synflow", budget: int = 400, seeds: int = 1,
+                   seed: int = 0, executor: str = "local", ray_address: str | None = None,
+                   status: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """What ``nas cross-eval`` does: :func:`cross_eval` from the command's text options.
+
+    ``targets`` is comma-separated; ``latency_overrides`` and ``predictor_overrides``
+    are ``TARGET=MS`` and ``TARGET=FILE`` items; the executor named by ``executor``
+    and ``ray_address`` is opened and closed here.
+    """
+    from hwprof.executors import executor_from_options
+
+    tokens = [t.strip() for t in targets.split(",") if t.strip()]
+    budgets = parse_latency_overrides(list(latency_overrides), tokens)
+    files = parse_predictor_files(list(predictor_overrides), tokens)
+    runner = executor_from_options(executor, ray_address)
+    try:
+        return cross_eval(space_name, tokens, Path(out), budget_quantile, budgets, searcher, estimator, budget, seeds,
+                          seed, runner if runner.name != "local" else None, status=status, predictor_files=files)
+    finally:
+        runner.close()

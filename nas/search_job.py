@@ -44,6 +44,19 @@ class SearchJob:
     predictor_source: str
     out: Path
 
+    def table(self):
+        """The terminal summary of ``nas search`` (a rich table)."""
+        from nas.search_report import search_table
+
+        return search_table(self.summary, self.result, self.space_name, self.label, self.simulated,
+                            self.predictor_name, self.predictor_source, self.out)
+
+    def warning(self) -> str | None:
+        """A warning line when the winner, measured on the target, is over the latency target (else None)."""
+        from nas.search_report import over_target_warning
+
+        return over_target_warning(self.summary, self.label)
+
 
 def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None = None,
                    searcher: str = "evolutionary", estimator: str = "synflow", predictor_path: Path | None = None,
@@ -89,8 +102,8 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     Raises:
         HwprofError: for bad input (an unknown name, an impossible constraint, options that do not go together).
     """
+    from devices import resolve
     from hwprof.executors import executor_from_options
-    from hwprof.profiling import device_label, get_device
     from hwprof.registry import SEARCHERS
     from nas.accuracy import create_estimator
     from nas.dimensions import front_distribution, hold_unseen, layer_token_distribution, parse_fix
@@ -110,7 +123,7 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     say = (lambda _m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/]"))
     params = dict(params or {})
     sp = get_space(space)
-    dev = get_device(target, seed=seed, graph_style=graph_style)
+    dev = resolve(target, seed=seed, graph_style=graph_style)
     trains = getattr(SEARCHERS.factory(searcher), "trains_supernet", False)  # unknown names fail here
     if shrink:
         if searcher != "evolutionary":
@@ -147,7 +160,7 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
         from nas.accuracy.base import ExecutorEstimator
 
         est = ExecutorEstimator(est, runner)
-    label = device_label(dev)
+    label = dev.label
     out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
     try:
         latency_model, predictor_source = latency_model_for(dev, sp, label, predictor_path, few_shot, transfer_from,

@@ -26,10 +26,11 @@ def samples(space: str, n: int, seed: int = 0):
 
 def measured_dir(path: Path, device: str, space: str, n: int, seed: int, mode: str = "both") -> Path:
     """A dataset at ``path`` of ``n`` seeded ``space`` networks measured on a simulated ``device`` (noise seed 0)."""
+    from devices import resolve
     from hwprof.dataset import Dataset
-    from hwprof.profiling import get_device, measure_into
+    from hwprof.profiling import measure_into
 
-    measure_into(Dataset(path), get_device(device, seed=0), samples(space, n, seed=seed), mode=mode)
+    measure_into(Dataset(path), resolve(device, seed=0), samples(space, n, seed=seed), mode=mode)
     return path
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from devices import resolve
 from hwprof.arch import Block
 from hwprof.build_onnx import build_onnx
 from hwprof.build_torch import build_torch, count_torch_params
@@ -20,7 +21,7 @@ from hwprof.onnx_stats import count_macs, count_params
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.kernels import onnx_kernels
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.torch_export import export_module
 from hwprof.weights import apply_weights
 from nas.accuracy.proxies import SynflowProxy
@@ -117,8 +118,8 @@ def test_a_fixed_resolution_proxy_holds_the_patch_size_it_cannot_judge():
 def test_chips_say_where_attention_ops_fall_back():
     arch = samples("vit", 1)[0]
     model = build_onnx(arch)
-    hexagon = get_device("hexagon-dsp").cost_model.op_costs(model)
-    kirin = get_device("kirin-npu").cost_model.op_costs(model)
+    hexagon = resolve("hexagon-dsp").cost_model.op_costs(model)
+    kirin = resolve("kirin-npu").cost_model.op_costs(model)
     fell_back = {c.op_type for c in hexagon if c.fallback}
     assert {"Softmax", "LayerNormalization", "Erf"} <= fell_back
     assert not any(c.fallback for c in kirin)
@@ -145,7 +146,7 @@ class PlainViT(torch.nn.Module):
 @pytest.fixture(scope="module")
 def vit_data(tmp_path_factory):
     data = tmp_path_factory.mktemp("vit")
-    measure_into(Dataset(data), get_device("kirin-npu", seed=0), samples("vit", 40, seed=3), mode="both")
+    measure_into(Dataset(data), resolve("kirin-npu", seed=0), samples("vit", 40, seed=3), mode="both")
     return data
 
 
@@ -160,7 +161,7 @@ def test_kernel_rf_from_our_vit_data_reads_a_torch_exported_transformer(vit_data
     ours = {k.type for k in onnx_kernels(build_onnx(samples("vit", 1)[0]))}
     assert {"matmul", "softmax", "layernorm", "fc"} <= ours
     predicted = predictor.predict_onnx([exported])[0]
-    simulated = get_device("kirin-npu", seed=0).latency(exported)[0] * 1e3
+    simulated = resolve("kirin-npu", seed=0).latency(exported)[0] * 1e3
     assert 0.5 * simulated < predicted < 2.0 * simulated
     (tmp_path / "vit.onnx").write_bytes(exported.SerializeToString())
     store.save(predictor, tmp_path / "k.pred")
@@ -188,7 +189,7 @@ def test_searchers_search_the_attention_spaces_under_a_target(space, vit_data, t
     data = vit_data
     if space != "vit":
         data = tmp_path / space
-        measure_into(Dataset(data), get_device("kirin-npu", seed=0), samples(space, 30, seed=5), mode="both")
+        measure_into(Dataset(data), resolve("kirin-npu", seed=0), samples(space, 30, seed=5), mode="both")
     predictor = fit_on("lut", load_measurements(data))
     sp = get_space(space)
     rng = np.random.default_rng(0)
@@ -217,7 +218,7 @@ def test_shape_plumbing_is_folded_as_runtimes_fold_it():
     nodes = list(exported.graph.node)
     plumbing = {i for i, n in enumerate(nodes) if n.op_type in ("Shape", "Sqrt", "Cast")}
     assert plumbing and plumbing <= folded
-    costs = get_device("kirin-npu").latency(exported)[1]
+    costs = resolve("kirin-npu").latency(exported)[1]
     assert all(c.time_s == 0 for c in costs if c.op_type in ("Shape", "Sqrt", "Cast"))
     kernel_nodes = {name for k in onnx_kernels(exported) for name in k.nodes}
     assert not any(nodes[i].name in kernel_nodes for i in folded)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.protocol import Protocol, measure_session
-from hwprof.profiling import get_device
 from hwprof.regression import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_samples
 from tests.conftest import run_cli, samples
 
@@ -21,7 +21,7 @@ def _recorded_runs(n_runs: int) -> list[np.ndarray]:
     model = build_onnx(samples("ofa", 1, seed=4)[0])
     runs = []
     for seed in range(n_runs):
-        session = get_device("kirin-npu", seed=seed).load(model)
+        session = resolve("kirin-npu", seed=seed).load(model)
         runs.append(np.concatenate([measure_session(session, PROTOCOL).samples_ms]))
     return runs
 
@@ -115,7 +115,7 @@ def test_round_medians_absorb_drift_between_runs():
     from hwprof.benchsuite import measure_rounds
 
     def run(seed: int, factor: float = 1.0) -> np.ndarray:
-        session = get_device("kirin-npu", seed=seed).load(model)
+        session = resolve("kirin-npu", seed=seed).load(model)
         rounds = measure_rounds([session], Protocol(warmup=2, min_samples=10, max_samples=10), 8)[0]
         drift = 1 + rng.normal(0, 0.03, size=len(rounds))  # a busy host: each round a few % off
         return np.array([np.median(r) for r in rounds]) * drift * factor

@@ -82,16 +82,17 @@ def _fitted(tmp_path, device: str, name: str):
     """A flops-linear predictor file fitted on 30 proxyless networks measured on a simulated ``device``."""
     import numpy as np
 
+    from devices import resolve
     from hwprof.dataset import Dataset
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from hwprof.profiling import get_device, measure_into
+    from hwprof.profiling import measure_into
     from nas.spaces import get_space
 
     space, rng = get_space("proxyless"), np.random.default_rng(4)
     data = tmp_path / f"{name}-data"
-    measure_into(Dataset(data), get_device(device, seed=0), [space.sample(rng) for _ in range(30)], mode="e2e")
+    measure_into(Dataset(data), resolve(device, seed=0), [space.sample(rng) for _ in range(30)], mode="e2e")
     predictor = fit_on("flops-linear", load_measurements(data))
     store.save(predictor, tmp_path / f"{name}.pred")
     return predictor, tmp_path / f"{name}.pred"
@@ -125,17 +126,17 @@ def test_cross_eval_uses_a_given_predictor_and_refuses_one_for_another_target(tm
 
 
 def test_a_predictor_of_another_dtype_is_refused(tmp_path):
+    from devices import resolve
     from hwprof.errors import HwprofError
     from hwprof.predictors import store
-    from hwprof.profiling import get_device
 
     predictor, _ = _fitted(tmp_path, "kirin-npu", "kirin")
-    int8 = get_device("cpu:int8")
+    int8 = resolve("cpu:int8")
     predictor.provenance_.update(device="cpu", settings=json.dumps(int8.settings()))
     store.save(predictor, tmp_path / "int8.pred")
     assert store.load_for(tmp_path / "int8.pred", int8, "proxyless") is not None
     with pytest.raises(HwprofError, match="dtype=int8, not dtype=float32"):
-        store.load_for(tmp_path / "int8.pred", get_device("cpu"), "proxyless")
+        store.load_for(tmp_path / "int8.pred", resolve("cpu"), "proxyless")
 
 
 def test_winners_are_corrected_to_the_predictors_nominal_speed():

@@ -5,22 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.arch import Arch, Block
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
-from hwprof.profiling import get_device
 from tests.conftest import samples
 
 SIMULATED = ["kirin-npu", "hexagon-dsp", "myriad-vpu", "snapdragon-cpu"]
 
 
 def lat(device: str, target) -> float:
-    return get_device(device).latency(build_onnx(target))[0]
+    return resolve(device).latency(build_onnx(target))[0]
 
 
 @pytest.mark.parametrize("device", SIMULATED)
 def test_latency_is_a_staircase_in_channels(device):
-    lane = get_device(device).profile.lane
+    lane = resolve(device).profile.lane
     ts = [lat(device, Block("conv", 256, c, 56, kernel=(3,))) for c in range(lane, 4 * lane + 1)]
     steps = np.diff(ts)
     # flat within a lane group, jumps at lane boundaries
@@ -54,7 +54,7 @@ def test_unsupported_op_costs_more_where_it_falls_back():
     dsp = lat("hexagon-dsp", hswish) / lat("hexagon-dsp", plain)
     npu = lat("kirin-npu", hswish) / lat("kirin-npu", plain)
     assert dsp > 1.5 and npu < 1.1
-    costs = get_device("hexagon-dsp").latency(build_onnx(hswish))[1]
+    costs = resolve("hexagon-dsp").latency(build_onnx(hswish))[1]
     assert any(c.fallback and c.op_type == "HardSwish" for c in costs)
 
 
@@ -69,9 +69,9 @@ def test_end_to_end_differs_from_sum_of_blocks(device):
 @pytest.mark.parametrize("device", SIMULATED)
 def test_same_seed_same_measurements(device):
     model = build_onnx(samples("ofa", 1)[0])
-    a = get_device(device, seed=3).run(model, 50)
-    b = get_device(device, seed=3).run(model, 50)
-    c = get_device(device, seed=4).run(model, 50)
+    a = resolve(device, seed=3).run(model, 50)
+    b = resolve(device, seed=3).run(model, 50)
+    c = resolve(device, seed=4).run(model, 50)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert np.all(a > 0)
@@ -79,13 +79,13 @@ def test_same_seed_same_measurements(device):
 
 def test_cpu_device_times_onnxruntime():
     arch = samples("proxyless", 1)[0]
-    times = get_device("cpu").run(build_onnx(arch), 5)
+    times = resolve("cpu").run(build_onnx(arch), 5)
     assert times.shape == (5,) and np.all(times > 0)
-    assert get_device("cpu").settings() == {"threads": 1, "opt_level": "all", "dtype": "float32"}
+    assert resolve("cpu").settings() == {"threads": 1, "opt_level": "all", "dtype": "float32"}
 
 
 def test_gpu_is_clear_error_without_gpu():
-    gpu = get_device("gpu")
+    gpu = resolve("gpu")
     if gpu.is_available():
         pytest.skip("a GPU is present: covered by test_gpu_measures")
     with pytest.raises(HwprofError, match="no usable GPU"):
@@ -93,7 +93,7 @@ def test_gpu_is_clear_error_without_gpu():
 
 
 def test_gpu_measures():
-    gpu = get_device("gpu")
+    gpu = resolve("gpu")
     if not gpu.is_available():
         pytest.skip("no GPU on this machine (onnxruntime CUDA provider or torch CUDA)")
     times = gpu.run(build_onnx(samples("ofa", 1)[0]), 20)
@@ -102,22 +102,22 @@ def test_gpu_measures():
 
 def test_unknown_device_is_a_clear_error():
     with pytest.raises(HwprofError, match="unknown device 'tpu9'"):
-        get_device("tpu9")
+        resolve("tpu9")
 
 
 def test_simulated_devices_say_so():
     for name in SIMULATED:
-        dev = get_device(name)
+        dev = resolve(name)
         assert dev.simulated and dev.info()["simulated"] is True
         assert dev.info()["imitates"] and dev.info()["sources"]
-    assert get_device("cpu").simulated is False
+    assert resolve("cpu").simulated is False
 
 
 def test_arch_from_other_tool_walks_with_shape_inference():
     arch = samples("resnet", 1)[0]
     model = build_onnx(arch)
     del model.graph.value_info[:]  # as a foreign model would come
-    dev = get_device("kirin-npu")
+    dev = resolve("kirin-npu")
     assert dev.latency(model)[0] == pytest.approx(dev.latency(build_onnx(arch))[0])
     assert isinstance(arch, Arch)
 
@@ -125,7 +125,7 @@ def test_arch_from_other_tool_walks_with_shape_inference():
 def _available_devices() -> list[str]:
     from hwprof.registry import DEVICES
 
-    return [n for n in DEVICES.names() if get_device(n).is_available()]
+    return [n for n in DEVICES.names() if resolve(n).is_available()]
 
 
 @pytest.mark.parametrize("device", _available_devices())
@@ -133,12 +133,12 @@ def test_device_conformance(device):
     """What every adapter promises (built-in, optional runtime or plugin): the same checks for all."""
     import json
 
-    dev = get_device(device, seed=1)
+    dev = resolve(device, seed=1)
     assert dev.name == device and dev.kind and isinstance(dev.simulated, bool)
     info = dev.info()
     assert info["simulated"] is dev.simulated and json.dumps(info, default=str)
     json.dumps(dev.recorded_settings())  # settings are recorded with every row
-    assert dev.profile_hash() == get_device(device, seed=1).profile_hash()
+    assert dev.profile_hash() == resolve(device, seed=1).profile_hash()
     block = samples("proxyless", 1)[0].blocks[3]
     session = dev.load(dev.build(block))
     try:

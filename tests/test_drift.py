@@ -9,12 +9,13 @@ import pytest
 
 from conftest import samples
 from devices.base import Device, Session
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.dataset import SCHEMA, Dataset
 from hwprof.drift import corrected, reference_arch, smoothed
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import evaluate, fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.protocol import Protocol
 
 FAST = Protocol(warmup=1, min_samples=3, target_ci=0.5)
@@ -36,7 +37,7 @@ class DriftingDevice(Device):
     simulated = False
 
     def __init__(self, switch_after: int | None = None, slowdown: float = 1.0, after: float = 1.3) -> None:
-        self.model = get_device("kirin-npu")
+        self.model = resolve("kirin-npu")
         self.slowdown, self.after, self.switch_after, self.loads = slowdown, after, switch_after, 0
 
     def is_available(self) -> bool:
@@ -121,7 +122,7 @@ def test_predictor_learns_nominal_speed_and_evaluate_corrects_a_slower_test_run(
 
 
 def test_simulated_runs_do_not_track_drift_and_old_parts_read(tmp_path):
-    ds, summary = _measure(tmp_path, "sim", get_device("kirin-npu"), samples("ofa", 3), every=None)
+    ds, summary = _measure(tmp_path, "sim", resolve("kirin-npu"), samples("ofa", 3), every=None)
     assert summary.reference_ms is None and ds.read().ref_ms.isna().all()
     # a part written before the ref_ms / ops_json columns existed still reads
     old_schema = pa.schema([f for f in SCHEMA if f.name not in ("ref_ms", "ops_json")])
@@ -144,7 +145,7 @@ def test_drift_every_option_is_checked(tmp_path):
 
 @pytest.mark.parametrize("every", [0.0])
 def test_cpu_rows_carry_reference(tmp_path, every):
-    ds, summary = _measure(tmp_path, "cpu", get_device("cpu"), samples("ofa", 2), every=every)
+    ds, summary = _measure(tmp_path, "cpu", resolve("cpu"), samples("ofa", 2), every=every)
     low, mid, high = summary.reference_ms
     assert 0 < low <= mid <= high
     assert ds.read().ref_ms.between(low, high).all()

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devices import resolve
 from hwprof.executors import device_resource, get_executor
-from hwprof.profiling import Task, get_device, plan
+from hwprof.profiling import Task, plan
 from hwprof.protocol import Protocol
 from tests.conftest import samples
 
@@ -25,7 +26,7 @@ def test_local_executor_measures_batches_and_maps_in_order():
     assert device_resource("kirin-npu") == "hwprof-device:kirin-npu"
     failing = list(local.measure("no-such-device", {}, tasks[:1], Protocol(), None, 0))
     assert isinstance(failing[0][1], Exception) and isinstance(failing[0][0][0], Task)
-    assert get_device("kirin-npu").simulated
+    assert resolve("kirin-npu").simulated
 
 
 def test_executor_ray_without_ray_installed_is_a_clear_error(tmp_path):

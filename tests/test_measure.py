@@ -108,9 +108,9 @@ def _assert_clean_error(proc, fragment):
 def test_measure_bad_inputs(tmp_path):
     base = ("hwprof", "measure", "--space", "ofa", "--samples", "2")
     _assert_clean_error(run_cli(*base, "--device", "tpu9", "--out", str(tmp_path / "a")), "unknown device 'tpu9'")
-    from hwprof.profiling import get_device
+    from devices import resolve
 
-    if not get_device("gpu").is_available():
+    if not resolve("gpu").is_available():
         _assert_clean_error(run_cli(*base, "--device", "gpu", "--out", str(tmp_path / "a")), "no usable GPU")
     _assert_clean_error(run_cli("hwprof", "measure", "--device", "cpu", "--space", "nope", "--out",
                                 str(tmp_path / "a")), "unknown search space 'nope'")
@@ -133,16 +133,17 @@ def test_measure_bad_inputs(tmp_path):
 
 def test_same_seed_same_dataset_order_and_same_predictor(tmp_path):
     """Rows come back in measured order whatever the parts are called, so the same seed fits the same predictor."""
+    from devices import resolve
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from hwprof.profiling import get_device, measure_into
+    from hwprof.profiling import measure_into
     from tests.conftest import samples
 
     archs = samples("ofa", 12)
     loaded = []
     for run in ("a", "b"):
         # a part every few rows: many parts named within the same second, in random (uuid) order
-        measure_into(Dataset(tmp_path / run), get_device("kirin-npu", seed=0), archs, mode="both", flush_rows=7)
+        measure_into(Dataset(tmp_path / run), resolve("kirin-npu", seed=0), archs, mode="both", flush_rows=7)
         loaded.append(load_measurements(tmp_path / run))
     a, b = loaded
     assert len(Dataset(tmp_path / "a").parts()) > 3

@@ -40,11 +40,11 @@ def test_impossible_target_refused_before_a_predictor_is_built(tmp_path):
 
 
 def test_device_labels_name_a_real_device_dtype_and_mark_simulated_chips():
-    from hwprof.profiling import device_label, get_device
+    from devices import resolve
 
-    assert device_label(get_device("cpu")) == "cpu"
-    assert device_label(get_device("cpu:int8")) == "cpu:int8"
-    assert device_label(get_device("kirin-npu")) == "kirin-npu (simulated)"
+    assert resolve("cpu").label == "cpu"
+    assert resolve("cpu:int8").label == "cpu:int8"
+    assert resolve("kirin-npu").label == "kirin-npu (simulated)"
     # a dataset says the same of the device it was measured on (fit-predictor, evaluate)
     import numpy as np
 

@@ -8,16 +8,16 @@ import pytest
 
 from conftest import run_cli, samples
 from devices.base import NodeTime
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
 from hwprof.per_op import breakdown, group_by_kernel, named
 from hwprof.predictors.kernels import onnx_kernels
-from hwprof.profiling import get_device
 
 
 @pytest.mark.parametrize("device", ["kirin-npu", "hexagon-dsp"])
 def test_simulated_breakdown_accounts_for_every_op(device):
-    dev = get_device(device)
+    dev = resolve(device)
     model = build_onnx(samples("ofa", 1, seed=2)[0])
     result = breakdown(dev, model)
     ops = dev.latency(named(model))[1]
@@ -30,7 +30,7 @@ def test_simulated_breakdown_accounts_for_every_op(device):
 def test_hswish_fallback_shows_on_the_dsp_breakdown():
     arch = next(a for a in samples("ofa", 20, seed=1) if any(b.act == "hswish" for b in a.blocks[1:]))
     model = named(build_onnx(arch))
-    dev = get_device("hexagon-dsp")
+    dev = resolve("hexagon-dsp")
     fallback = {t.node for t in dev.op_times(model) if "CPU fallback" in t.op}
     assert fallback  # the DSP runs h-swish on the CPU
     hosting = [k for k in breakdown(dev, model)["kernels"] if fallback & set(k["nodes"])]
@@ -57,7 +57,7 @@ def test_runtime_renamed_and_inserted_nodes_are_attributed():
 
 
 def test_cpu_profiler_breakdown_matches_the_timed_latency():
-    dev = get_device("cpu")
+    dev = resolve("cpu")
     model = build_onnx(samples("ofa", 1, seed=6)[0])
     result = breakdown(dev, model, runs=10)
     assert result["source"] == "onnxruntime profiler"

@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors import predictor_names, store
@@ -15,7 +16,7 @@ from hwprof.predictors.data import load_measurements
 from hwprof.predictors.kernels import block_kernels
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.training import check_compatible, evaluate, fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from nas.spaces import get_space
 from tests.conftest import measured_dir, run_cli, samples
 
@@ -172,7 +173,7 @@ def test_tampered_and_corrupt_files_are_refused(fitted, tmp_path):
 
 def test_other_device_is_refused(npu, fitted, tmp_path):
     other = tmp_path / "dsp"
-    measure_into(Dataset(other), get_device("hexagon-dsp", seed=0), samples("ofa", 5, seed=2), mode="e2e")
+    measure_into(Dataset(other), resolve("hexagon-dsp", seed=0), samples("ofa", 5, seed=2), mode="e2e")
     predictor = fitted["additive"]
     predictor.provenance_ = npu.provenance()
     with pytest.raises(HwprofError, match="fitted for device 'kirin-npu'"):
@@ -197,7 +198,7 @@ def test_cli_fit_and_evaluate(npu_dir, tmp_path):
 
 def test_cli_bad_inputs_exit_2_with_one_line(npu_dir, tmp_path):
     other = tmp_path / "dsp"
-    measure_into(Dataset(other), get_device("hexagon-dsp", seed=0), samples("ofa", 5, seed=2), mode="e2e")
+    measure_into(Dataset(other), resolve("hexagon-dsp", seed=0), samples("ofa", 5, seed=2), mode="e2e")
     pred = tmp_path / "a.pred"
     run_cli("hwprof", "fit-predictor", "--data", str(npu_dir), "--model", "additive", "--out", str(pred), check=True)
     garbage = tmp_path / "garbage.pred"
@@ -265,7 +266,7 @@ def test_kernel_rf_and_flops_predict_torch_exported_onnx(fitted, tmp_path):
 
 def test_noise_seed_is_not_a_setting(npu, fitted, tmp_path):
     other_seed = tmp_path / "npu-seed7"
-    measure_into(Dataset(other_seed), get_device("kirin-npu", seed=7), samples("ofa", 5, seed=2), mode="e2e")
+    measure_into(Dataset(other_seed), resolve("kirin-npu", seed=7), samples("ofa", 5, seed=2), mode="e2e")
     predictor = fitted["additive"]
     predictor.provenance_ = npu.provenance()
     check_compatible(predictor, load_measurements(other_seed))  # same device, same settings: accepted

@@ -200,15 +200,16 @@ def test_cli_ray_errors_are_clear(tmp_path):
 def test_search_scores_candidates_on_the_cluster_with_the_local_result(cluster, tmp_path):
     import numpy as np
 
+    from devices import resolve
     from hwprof.predictors import store
     from hwprof.predictors.data import load_measurements
     from hwprof.predictors.training import fit_on
-    from hwprof.profiling import get_device, measure_into
+    from hwprof.profiling import measure_into
     from nas.spaces import get_space
 
     sp = get_space("ofa")
     rng = np.random.default_rng(0)
-    measure_into(Dataset(tmp_path / "d"), get_device("kirin-npu"), [sp.sample(rng) for _ in range(60)], mode="e2e")
+    measure_into(Dataset(tmp_path / "d"), resolve("kirin-npu"), [sp.sample(rng) for _ in range(60)], mode="e2e")
     store.save(fit_on("additive", load_measurements(tmp_path / "d")), tmp_path / "p.pred")
     outputs = {}
     for name, extra in (("local", []), ("ray", ["--executor", "ray", "--ray-address", cluster.address])):

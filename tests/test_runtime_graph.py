@@ -13,6 +13,7 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
+from devices import resolve
 from hwprof.arch import Block
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
@@ -21,7 +22,7 @@ from hwprof.graph_styles import build_model
 from hwprof.predictors.data import dataset_styles, load_measurements, load_styles
 from hwprof.predictors.kernels import FEATURES
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.runtime_graph import ONNXRUNTIME, GraphRuntime, graph_kernels, runtime_for, target_kernels
 from hwprof.torch_export import export_module
 from nas.spaces import get_space
@@ -133,7 +134,7 @@ def two_styles(tmp_path_factory):
     space, rng = get_space("ofa"), np.random.default_rng(5)
     archs = [space.sample(rng) for _ in range(4)]
     for style in ("hwprof", "torch-manual"):
-        measure_into(Dataset(root), get_device("kirin-npu", graph_style=style), archs, mode="both")
+        measure_into(Dataset(root), resolve("kirin-npu", graph_style=style), archs, mode="both")
     return root
 
 
@@ -349,7 +350,7 @@ def test_profiled_blocks_fix_kernel_shares_in_kernel_rf(tmp_path):
 
     archs = [get_space("ofa").sample(np.random.default_rng(s)) for s in (1, 2)]
     quick = Protocol(warmup=2, min_samples=3, max_samples=5, time_cap_s=0.05)
-    measure_into(Dataset(tmp_path), get_device("cpu"), archs, mode="both", protocol=quick, per_op_runs=2)
+    measure_into(Dataset(tmp_path), resolve("cpu"), archs, mode="both", protocol=quick, per_op_runs=2)
     data = load_measurements(tmp_path)
     assert data.block_node_ms is not None and set(data.block_node_ms) == set(data.blocks)
     block = next(b for b in data.block_node_ms if b.se)
@@ -382,8 +383,8 @@ def test_profiled_blocks_fix_kernel_shares_in_kernel_rf(tmp_path):
 
 def test_advise_caps_a_predicted_saving_at_what_its_nodes_take():
     """A predictor that says a rewrite saves 10 ms is capped at the rewritten nodes' profiled time."""
+    from devices import resolve
     from hwprof.advise import advise
-    from hwprof.profiling import get_device
 
     model = _manual_model()
 
@@ -391,5 +392,5 @@ def test_advise_caps_a_predicted_saving_at_what_its_nodes_take():
         def predict_onnx(self, models):
             return np.array([10.0 if m is model else 0.0 for m in models])
 
-    findings = advise(model, get_device("cpu"), Overeager()).findings
+    findings = advise(model, resolve("cpu"), Overeager()).findings
     assert findings and all(0 < f.predicted_saving_ms == f.nodes_ms for f in findings)

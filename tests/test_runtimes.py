@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli, samples
+from devices import resolve
 from hwprof.build_onnx import build_onnx
 from hwprof.errors import HwprofError
 from hwprof.graph_styles import build_model
-from hwprof.profiling import get_device, split_target
+from devices.targets import split_target
 
 litert = pytest.importorskip("ai_edge_litert", reason="the litert extra is not installed")
 openvino = pytest.importorskip("openvino", reason="the openvino extra is not installed")
@@ -87,20 +88,20 @@ def test_int8_litert_model_is_full_integer_and_tracks_float():
 
 
 def test_int8_onnx_is_qdq_and_every_setting_is_recorded():
-    cpu8 = get_device("cpu:int8")
+    cpu8 = resolve("cpu:int8")
     block = samples("proxyless", 1)[0].blocks[2]
     built = cpu8.build(block)
     assert is_quantized(built)
     assert cpu8.run(built, 3).shape == (3,)
     settings = cpu8.recorded_settings()
     assert settings["dtype"] == "int8" and settings["calibration"]["inputs"] == 8 and "QDQ" in settings["quantization"]
-    assert get_device("cpu").settings_hash() != cpu8.settings_hash()  # int8 rows never mix with float32 rows
-    assert get_device("openvino-cpu:int8").settings()["dtype"] == "int8"
+    assert resolve("cpu").settings_hash() != cpu8.settings_hash()  # int8 rows never mix with float32 rows
+    assert resolve("openvino-cpu:int8").settings()["dtype"] == "int8"
     assert split_target("litert-cpu:int8") == ("litert-cpu", "int8") and split_target("cpu") == ("cpu", None)
     with pytest.raises(HwprofError, match="does not run float16"):
-        get_device("litert-cpu", dtype="float16")
+        resolve("litert-cpu", dtype="float16")
     with pytest.raises(HwprofError, match="no dtype setting"):
-        get_device("kirin-npu:int8")
+        resolve("kirin-npu:int8")
 
 
 def _folded(model):
@@ -167,7 +168,7 @@ def test_new_devices_measure_with_drift_and_resume(tmp_path, device):
 
 
 def test_openvino_per_op_names_layers(tmp_path):
-    dev = get_device("openvino-cpu")
+    dev = resolve("openvino-cpu")
     model = build_onnx(samples("ofa", 1)[0])
     names = {n.name for n in model.graph.node} | {o for n in model.graph.node for o in n.output}
     times = dev.op_times(model, runs=3)
@@ -198,7 +199,7 @@ def test_missing_extra_is_one_line_with_the_install(monkeypatch):
 
     monkeypatch.setattr(devices.optional, "package_version", lambda distribution: None)
     for name, extra in (("litert-cpu", "litert"), ("openvino-cpu", "openvino")):
-        dev = get_device(name)
+        dev = resolve(name)
         assert not dev.is_available() and f"hwprof[{extra}]" in dev.unavailable_reason()
         with pytest.raises(HwprofError) as info:
             dev.require_available()

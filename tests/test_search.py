@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors import store
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from nas.accuracy import create_estimator
 from nas.accuracy.base import ScoreCache
 from nas.accuracy.predictor import AccuracyPredictorEstimator
@@ -37,7 +38,7 @@ class MacsScore:
 
 def _measured(tmp_path_factory, device: str, n: int = 150):
     path = tmp_path_factory.mktemp(device)
-    measure_into(Dataset(path), get_device(device, seed=0), samples("ofa", n, seed=5), mode="both")
+    measure_into(Dataset(path), resolve(device, seed=0), samples("ofa", n, seed=5), mode="both")
     return path
 
 

@@ -7,13 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.metrics import prediction_metrics
 from hwprof.predictors.selection import fold_indices, select_predictor
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from tests.conftest import measured_dir, run_cli, samples
 
 FAST = ("flops-linear", "additive", "lut")
@@ -68,7 +69,7 @@ def test_drift_is_corrected_to_one_speed_for_every_fold(npu):
 
 def test_block_models_are_skipped_without_block_rows_and_too_few_networks_refused(tmp_path):
     path = tmp_path / "e2e"
-    measure_into(Dataset(path), get_device("hexagon-dsp", seed=0), samples("ofa", 12, seed=2), mode="e2e")
+    measure_into(Dataset(path), resolve("hexagon-dsp", seed=0), samples("ofa", 12, seed=2), mode="e2e")
     data = load_measurements(path)
     selection = select_predictor(data, candidates=FAST, folds=5, seed=0)
     assert set(selection.scores) == {"flops-linear", "additive"} and "lut" in selection.skipped
@@ -104,7 +105,7 @@ def test_a_real_targets_cached_default_is_chosen_by_cross_validation(tmp_path, m
 
     monkeypatch.setenv("HWPROF_CACHE", str(tmp_path))
     monkeypatch.setattr(cache, "REAL_SAMPLES", 10)
-    device = get_device("kirin-npu", seed=0)
+    device = resolve("kirin-npu", seed=0)
     device.simulated = False  # stands in for a real runtime: same code path, no minutes of timing
     lines = []
     predictor, path, built = cache.cached_predictor(device, get_space("ofa"), status=lines.append)

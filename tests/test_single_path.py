@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from nas.datasets import digits
 from nas.postprocess import postprocess, with_hswish, with_se
 from nas.refine import measured_latency
@@ -27,7 +28,7 @@ from tests.conftest import run_cli, samples
 @pytest.fixture(scope="module")
 def s3nas_lut(tmp_path_factory):
     path = tmp_path_factory.mktemp("s3nas-kirin")
-    measure_into(Dataset(path), get_device("kirin-npu", seed=0), samples("s3nas", 60, seed=3), mode="both")
+    measure_into(Dataset(path), resolve("kirin-npu", seed=0), samples("s3nas", 60, seed=3), mode="both")
     return fit_on("lut", load_measurements(path), fallback="kernel-rf")
 
 
@@ -104,7 +105,7 @@ def test_single_path_search_trains_and_is_reproducible(s3nas_lut):
 
 
 def test_compound_scaling_grows_within_headroom_only():
-    kirin = measured_latency(get_device("kirin-npu", seed=0))
+    kirin = measured_latency(resolve("kirin-npu", seed=0))
     arch = get_space("s3nas").to_arch(get_space("s3nas").sample_genes(np.random.default_rng(4)))
     bigger = scale_arch(arch, 1.5, 1.2, 1.2)
     assert len(bigger.blocks) > len(arch.blocks) and bigger.resolution > arch.resolution
@@ -125,7 +126,7 @@ def test_postprocess_is_device_aware_and_needs_headroom():
     def prefers_se(a):
         return sum(b.se for b in a.blocks) + 0.5 * sum(b.act == "hswish" for b in a.blocks)
 
-    kirin = measured_latency(get_device("kirin-npu", seed=0))
+    kirin = measured_latency(resolve("kirin-npu", seed=0))
     base = kirin(arch)
     roomy = postprocess(arch, kirin, prefers_se, 2 * base)
     assert roomy.changed and roomy.applied == "se+hswish" and kirin(roomy.arch) <= 2 * base
@@ -133,7 +134,7 @@ def test_postprocess_is_device_aware_and_needs_headroom():
     at_limit = postprocess(arch, kirin, prefers_se, base)  # only what costs (next to) nothing may be added
     assert at_limit.applied in (None, "hswish") and kirin(at_limit.arch) <= base
     # on the DSP, SE's pooling and h-sigmoid and h-swish fall back to the CPU: far costlier than on the NPU
-    dsp = measured_latency(get_device("hexagon-dsp", seed=0))
+    dsp = measured_latency(resolve("hexagon-dsp", seed=0))
     assert dsp(with_se(arch)) / dsp(arch) > 1.5 * kirin(with_se(arch)) / base
 
 

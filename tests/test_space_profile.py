@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.space_profile import profile_space, write_report
 from nas.spaces import get_space
 from tests.conftest import run_cli
@@ -27,7 +28,7 @@ def _fixed_resolution_sample(space, n, seed=0):
 def kirin_ofa(tmp_path_factory):
     path = tmp_path_factory.mktemp("profile-kirin")
     sp = get_space("ofa")
-    measure_into(Dataset(path), get_device("kirin-npu", seed=0), _fixed_resolution_sample(sp, 150), mode="both")
+    measure_into(Dataset(path), resolve("kirin-npu", seed=0), _fixed_resolution_sample(sp, 150), mode="both")
     return load_measurements(path)
 
 

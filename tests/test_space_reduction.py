@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devices import resolve
 from hwprof.dataset import Dataset
 from hwprof.errors import HwprofError
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
-from hwprof.profiling import get_device, measure_into
+from hwprof.profiling import measure_into
 from hwprof.space_profile import SpaceProfile
 from nas.space_reduction import capacity_deltas, dominated_options, reduce_space, score_contributions
 from nas.accuracy.base import AccuracyEstimator
@@ -38,7 +39,7 @@ def ofa_predictor(tmp_path_factory):
     path = tmp_path_factory.mktemp("kirin-ofa")
     sp = get_space("ofa")
     rng = np.random.default_rng(0)
-    measure_into(Dataset(path), get_device("kirin-npu", seed=0), [sp.sample(rng) for _ in range(120)], mode="e2e")
+    measure_into(Dataset(path), resolve("kirin-npu", seed=0), [sp.sample(rng) for _ in range(120)], mode="e2e")
     return fit_on("additive", load_measurements(path))
 
 
@@ -204,7 +205,7 @@ def test_ofa_width_space_builds_and_predictors_fit(tmp_path):
 
     net = build_torch(sp.to_arch(archs[0].genes))
     assert net(torch.zeros(1, 3, 128, 128)).shape[-1] == 1000
-    measure_into(Dataset(tmp_path / "d"), get_device("myriad-vpu", seed=0), archs, mode="both")
+    measure_into(Dataset(tmp_path / "d"), resolve("myriad-vpu", seed=0), archs, mode="both")
     data = load_measurements(tmp_path / "d")
     test = [sp.sample(np.random.default_rng(9)) for _ in range(5)]
     for model in ("flops-linear", "additive", "lut", "kernel-rf", "gbm"):

@@ -21,13 +21,13 @@ def test_unknown_space_is_a_clear_error():
 
 
 def test_space_arguments_are_read_from_the_name_and_keep_predictor_caches_apart():
+    from devices import resolve
     from hwprof.predictors.cache import cache_path
-    from hwprof.profiling import get_device
 
     space = get_space("ofa:width_mult=1.25")
     assert space.params == {"width_mult": 1.25} and space.spec == "ofa:width_mult=1.25"
     assert get_space(space.spec).widths == space.widths != get_space("ofa").widths
-    device = get_device("kirin-npu")
+    device = resolve("kirin-npu")
     assert cache_path(device, space) != cache_path(device, get_space("ofa"))
     for bad, says in (("vit:gelu", "is not KEY=VALUE"), ("vit:colour=red", "takes no argument 'colour'"),
                       ("vit:gelu=fast", "unknown GELU form 'fast'"),

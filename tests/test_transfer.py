@@ -15,7 +15,8 @@ from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.predictors.transfer import (LEVEL_CHOICES, TransferPredictor, _device_token, block_labels,
                                        informative_sample, load_sources)
-from hwprof.profiling import get_device, measure_into
+from devices import resolve
+from hwprof.profiling import measure_into
 from nas.spaces import get_space
 from tests.conftest import run_cli, samples
 
@@ -24,7 +25,7 @@ def _chip_predictors(root, archs, mode: str, model: str) -> list:
     """``model`` fitted on ``archs`` measured on kirin-npu and on hexagon-dsp (simulated)."""
     fitted = []
     for device in ("kirin-npu", "hexagon-dsp"):
-        measure_into(Dataset(root / device), get_device(device), archs, mode=mode)
+        measure_into(Dataset(root / device), resolve(device), archs, mode=mode)
         fitted.append(fit_on(model, load_measurements(root / device)))
     return fitted
 
@@ -38,7 +39,7 @@ def sources(tmp_path_factory):
     for device, model in zip(("kirin-npu", "hexagon-dsp"), _chip_predictors(root, archs, "e2e", "additive")):
         paths.append(str(root / f"{device}.pred"))
         store.save(model, paths[-1])
-    measure_into(Dataset(root / "vpu"), get_device("myriad-vpu"), archs, mode="e2e")
+    measure_into(Dataset(root / "vpu"), resolve("myriad-vpu"), archs, mode="e2e")
     return root, paths
 
 
@@ -112,7 +113,7 @@ def test_nearest_and_bad_sources(sources, tmp_path):
         TransferPredictor(paths).fit(data.archs[:2], data.latency_ms[:2])
     other = tmp_path / "proxyless.pred"
     prox = samples("proxyless", 20)
-    measure_into(Dataset(tmp_path / "p"), get_device("kirin-npu"), prox, mode="e2e")
+    measure_into(Dataset(tmp_path / "p"), resolve("kirin-npu"), prox, mode="e2e")
     store.save(fit_on("additive", load_measurements(tmp_path / "p")), other)
     with pytest.raises(HwprofError, match="fitted on space 'proxyless'"):
         TransferPredictor([paths[0], str(other)]).fit(data.archs, data.latency_ms)

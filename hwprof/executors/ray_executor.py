@@ -44,13 +44,13 @@ def local_device_resources(slots: int | None = None) -> dict[str, float]:
     Real devices get one unit (one measurement at a time); simulated ones
     ``slots`` units (default: the CPU count), since they only compute.
     """
-    from hwprof.profiling import get_device
+    from devices import resolve
     from hwprof.registry import DEVICES
 
     out = {}
     for name in DEVICES.names():
         try:
-            dev = get_device(name)
+            dev = resolve(name)
             if dev.is_available():
                 out[device_resource(name)] = float(slots or os.cpu_count() or 1) if dev.simulated else 1.0
         except Exception:  # noqa: BLE001 - a device that cannot even be created is not offered
@@ -209,3 +209,42 @@ def _short(exc: BaseException) -> BaseException:
         return cause
     text = str(exc).strip().splitlines()
     return RuntimeError(f"{type(exc).__name__}: {text[-1] if text else ''}")
+
+
+def worker_command(device_names: str, address: str, slots: int | None = None,
+                   num_cpus: int | None = None) -> tuple[list[str], list[str]]:
+    """The ``ray start`` command that joins this host to a cluster as a measurement host (``hwprof worker``).
+
+    Each device is advertised as the custom resource ``hwprof-device:NAME``: one
+    unit for a real device (one measurement at a time), ``slots`` (default the
+    CPU count) for a simulated one.
+
+    Returns:
+        The command, and one line per hosted device saying its slots.
+
+    Raises:
+        HwprofError: without Ray, for an empty device list, bad slots, or a device not available here.
+    """
+    import shutil
+    from pathlib import Path
+
+    from devices import resolve
+
+    require_ray()
+    names = [d.strip() for d in device_names.split(",") if d.strip()]
+    if not names:
+        raise HwprofError("--devices is empty", "e.g. --devices cpu,kirin-npu")
+    if slots is not None and slots < 1:
+        raise HwprofError(f"--slots must be at least 1, got {slots}")
+    resources, lines = {}, []
+    for name in names:
+        dev = resolve(name)
+        dev.require_available()
+        resources[device_resource(dev.name)] = float(slots or os.cpu_count() or 1) if dev.simulated else 1.0
+        lines.append(f"hosting {dev.label}: {resources[device_resource(dev.name)]:g} slot(s)")
+    ray_cli = Path(sys.executable).parent / "ray"
+    command = [str(ray_cli) if ray_cli.exists() else (shutil.which("ray") or "ray"), "start", "--address", address,
+               "--resources", json.dumps(resources), "--block"]
+    if num_cpus is not None:
+        command += ["--num-cpus", str(num_cpus)]
+    return command, lines

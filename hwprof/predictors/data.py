@@ -66,7 +66,7 @@ class MeasurementData:
     @property
     def label(self) -> str:
         """Device name for display, marked when simulated; a real device's non-float32 dtype as in its token
-        (``litert-cpu:int8``, as :func:`hwprof.profiling.device_label` prints it when measuring)."""
+        (``litert-cpu:int8``, as :attr:`hwprof.device.Device.label` prints it when measuring)."""
         dtype = (json.loads(self.settings) if self.settings else {}).get("dtype", "float32")
         return device_display_name(self.device, self.simulated, dtype)
 

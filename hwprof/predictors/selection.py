@@ -46,9 +46,12 @@ class Selection:
 
 
 def fold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
-    """``folds`` disjoint, sorted index sets covering ``range(n)``, in a seeded random order."""
+    """``folds`` disjoint, sorted index sets covering ``range(n)``: scikit-learn's ``KFold`` over a seeded
+    random order (numpy's Generator, as every seed in hwprof, so a seed keeps the folds it always had)."""
+    from sklearn.model_selection import KFold
+
     order = np.random.default_rng(seed).permutation(n)
-    return [np.sort(part) for part in np.array_split(order, folds)]
+    return [np.sort(order[held]) for _, held in KFold(folds).split(order)]
 
 
 def select_predictor(data: MeasurementData, candidates: tuple[str, ...] = CANDIDATES, folds: int = 5,

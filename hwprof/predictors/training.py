@@ -97,6 +97,44 @@ class FitJob:
     result: dict[str, Any]
     measured: MeasurementData
 
+    def report(self, test_fraction: float, refit: bool, out: str | Path) -> list[str | tuple[str, dict]]:
+        """What ``hwprof fit-predictor`` prints, in order: lines, and ``(title, {name: metrics})`` tables."""
+        from hwprof.predictors.transfer import MAX_HELD_OUT_FOLDS
+
+        result, predictor, measured = self.result, self.predictor, self.measured
+        model, selection, metrics = result["predictor"], result["selection"], result["test_metrics"]
+        sim = " - SIMULATED device" if measured.simulated else ""
+        parts: list[str | tuple[str, dict]] = []
+        if selection:
+            parts.append((f"Choosing the predictor: {selection['folds']}-fold cross-validation on the training "
+                          f"networks{sim}", selection["scores"]))
+            parts.append(f"chose {model} (lowest out-of-fold MAPE)"
+                         + "".join(f"; {name} not tried: {why}" for name, why in selection["skipped"].items()))
+        parts.append(f"fitted {model} on {result['networks']} networks and {result['blocks']} blocks measured on "
+                     f"{measured.label} (space {measured.space or '-'}, graph style "
+                     f"{', '.join(result['graph_styles'])})")
+        loo = result.get("transfer", {}).get("leave_one_out_mape")
+        if loo:
+            levels = f", corrections by {predictor.levels_}" if predictor.levels_ else ""
+            held = "leave-one-out" if result["networks"] <= MAX_HELD_OUT_FOLDS else f"{MAX_HELD_OUT_FOLDS}-fold"
+            parts.append(f"transfer method: {predictor.method_}{levels} ({held} MAPE over the measured networks: "
+                         + ", ".join(f"{m} {v:.2%}" for m, v in loo.items()) + ")")
+        fallback = predictor.get_params().get("fallback")
+        if result["kernel_source"] and (model == "kernel-rf" or fallback == "kernel-rf"):
+            parts.append(f"kernels from: {result['kernel_source']}")
+        if metrics is not None:
+            rows = {model: metrics} if "by_style" not in metrics else {
+                **{f"{model} [{s}]": m for s, m in metrics["by_style"].items()}, f"{model} [all]": metrics}
+            parts.append((f"Held-out test: {metrics['n']} networks ({test_fraction:.0%}){sim}", rows))
+            if metrics.get("fallback_blocks"):
+                missing, total = metrics["fallback_blocks"]
+                parts.append(f"{missing} of the {total} distinct blocks of the held-out networks were not in the "
+                             f"lookup table and were predicted by the {fallback} fallback")
+            if refit:
+                parts.append("the saved predictor was then refitted on all networks")
+        parts.append(f"saved {out}")
+        return parts
+
 
 def fit_predictor_job(data: Sequence[str | Path], out: str | Path, model: str = "auto", test_fraction: float = 0.2,
                       refit: bool = True, device: str | None = None, space: str | None = None,
@@ -198,3 +236,26 @@ def evaluate_dataset(predictor_path, data, graph_style: str | None = None, plot=
               "space": measured.space, "data": str(data), "metrics": metrics,
               "plot": str(plot) if plot else None}
     return result, predictor, measured, raw
+
+
+def evaluation_notes(result: dict, predictor: LatencyPredictor, measured: MeasurementData,
+                     raw: MeasurementData) -> list[str]:
+    """What ``hwprof evaluate`` says under its table: fallback blocks, drift correction, the plot."""
+    metrics, prov, notes = result["metrics"], predictor.provenance_, []
+    if metrics.get("fallback_blocks"):
+        missing, total = metrics["fallback_blocks"]
+        fallback = predictor.get_params().get("fallback")
+        notes.append(f"{missing} of the {total} distinct blocks were not in the lookup table"
+                     + (f" and were predicted by the {fallback} fallback" if missing and fallback else ""))
+    if metrics["drift_corrected"]:
+        ref = raw.ref_ms
+        notes.append(f"measured latencies corrected for machine-speed drift: reference network "
+                     f"{ref.min():.2f}-{ref.max():.2f} ms in this run, {prov['reference_ms']:.2f} ms when the "
+                     f"predictor's data were measured. Uncorrected: MAPE {metrics['raw_mape']:.2%}, "
+                     f"within ±10% {metrics['raw_within_10pct']:.1%}")
+    elif prov.get("reference_ms") and not measured.simulated:
+        notes.append("note: this dataset has no reference timings, so drift in machine speed between the two runs "
+                     "is not corrected (remeasure with a current hwprof)")
+    if result["plot"]:
+        notes.append(f"plot written to {result['plot']}")
+    return notes

@@ -694,10 +694,10 @@ def few_shot_predictor(device, space, source_paths: Sequence[str], n: int, data_
     The networks are measured into ``data_dir`` (resumable, drift reference on
     real devices) and the fitted predictor records them in its provenance.
     """
-    from hwprof.profiling import device_label
+
 
     archs = informative_sample(space, load_sources(source_paths), n, seed)
-    status(f"measuring {n} informative {space.name} networks on {device_label(device)} into {data_dir}")
+    status(f"measuring {n} informative {space.name} networks on {device.label} into {data_dir}")
     return fit_few_shot(device, space, source_paths, archs, data_dir, seed, method, status)[0]
 
 

@@ -38,29 +38,29 @@ from nas.searchers.sampling import MAX_TRIES
 
 
 class OneHotRidge:
-    """Ridge regression of scores on the one-hot encoding of genes (the score surrogate)."""
+    """Ridge regression of scores on the one-hot encoding of genes (the score surrogate).
+
+    scikit-learn's ``OneHotEncoder`` (every option of every variable a column,
+    dense, so ``Ridge`` solves exactly by Cholesky) and ``Ridge`` (intercept not
+    penalised).
+    """
 
     def __init__(self, n_options: Sequence[int], alpha: float = 1.0) -> None:
-        self.offsets = np.concatenate([[0], np.cumsum(n_options)[:-1]]).astype(int)
-        self.width = int(np.sum(n_options))
+        self.n_options = [int(n) for n in n_options]
         self.alpha = alpha
 
-    def encode(self, genes: np.ndarray) -> np.ndarray:
-        genes = np.atleast_2d(np.asarray(genes, dtype=int))
-        x = np.zeros((len(genes), self.width + 1))
-        x[np.arange(len(genes))[:, None], genes + self.offsets] = 1.0
-        x[:, -1] = 1.0  # intercept
-        return x
-
     def fit(self, genes: np.ndarray, scores: np.ndarray) -> "OneHotRidge":
-        x = self.encode(genes)
-        penalty = self.alpha * np.eye(x.shape[1])
-        penalty[-1, -1] = 0.0
-        self.coef_ = np.linalg.solve(x.T @ x + penalty, x.T @ np.asarray(scores, float))
+        from sklearn.linear_model import Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import OneHotEncoder
+
+        encoder = OneHotEncoder(categories=[np.arange(n) for n in self.n_options], sparse_output=False)
+        self.model_ = make_pipeline(encoder, Ridge(alpha=self.alpha)).fit(
+            np.atleast_2d(np.asarray(genes, dtype=int)), np.asarray(scores, float))
         return self
 
     def predict(self, genes: np.ndarray) -> np.ndarray:
-        return self.encode(genes) @ self.coef_
+        return self.model_.predict(np.atleast_2d(np.asarray(genes, dtype=int)))
 
 
 def evolve_under_target(evaluator: Evaluator, constraint: Constraint, rng: np.random.Generator, population: int,
