@@ -31,7 +31,7 @@ from nas.spaces import get_space
 ROUNDS = 8
 
 
-def record(device_name: str, pairs: int) -> list[tuple[ModelRun, ModelRun]]:
+def record(device_name: str, pairs: int, rounds: int = ROUNDS) -> list[tuple[ModelRun, ModelRun]]:
     """Pairs of runs of the same model, each pair measured interleaved as `hwprof bench --baseline` does.
 
     Each run is a :class:`~hwprof.benchsuite.ModelRun`, as the results file of `hwprof bench` keeps it.
@@ -43,12 +43,12 @@ def record(device_name: str, pairs: int) -> list[tuple[ModelRun, ModelRun]]:
         if device.simulated:  # two noise seeds, as two runs of a simulated chip differ
             protocol = Protocol(warmup=3, min_samples=10, max_samples=10, target_ci=1e-3)
             sessions = [resolve(device_name, seed=2 * seed + k).load(model) for k in range(2)]
-            rounds = measure_rounds(sessions, protocol, ROUNDS)
+            per_model = measure_rounds(sessions, protocol, rounds)
             for session in sessions:
                 session.close()
-            runs = [ModelRun.from_rounds(r) for r in rounds]
+            runs = [ModelRun.from_rounds(r) for r in per_model]
         else:
-            runs = measure_models(device, [model, model], Protocol(warmup=3, min_time_s=0.03), ROUNDS, seed)
+            runs = measure_models(device, [model, model], Protocol(warmup=3, min_time_s=0.03), rounds, seed)
         out.append((runs[0], runs[1]))
     return out
 
@@ -87,6 +87,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--json")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds per pair (hwprof bench's --rounds)")
+    parser.add_argument("--dump", help="also write every pair's chunk records here (JSON), to study other rules")
     parser.add_argument("--neighbour", default=None, help="KIND:PATTERN of benchmarks.neighbour on core 1 "
                         "(e.g. stream:switching); hwprof is pinned to core 0")
     args = parser.parse_args()
@@ -101,10 +103,12 @@ def main() -> None:
         kind, _, pattern = args.neighbour.partition(":")
         neighbour = Neighbour(kind, pattern or "switching", cores=[1], seed=0)
     ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
-    results = {}
+    results, dumped = {}, {}
     for device in ("cpu", "kirin-npu"):
         with neighbour if device == "cpu" else contextlib.nullcontext():
-            runs = record(device, args.pairs)
+            runs = record(device, args.pairs, args.rounds)
+        if args.dump:
+            dumped[device] = [[run.chunks for run in pair] for pair in runs]
         for mode in ("paired", "rounds", "raw"):
             r = judge(runs, mode)
             results[f"{device} {mode}"] = r
@@ -114,6 +118,11 @@ def main() -> None:
                   f"(>= 95%: {ok(r['slow10_flagged'] >= 0.95)})  3% slower flagged {r['slow3_flagged']:5.1%} "
                   f"(0%: {ok(r['slow3_flagged'] == 0)})")
     emit("compare", results, args.json)
+    if args.dump:
+        import json
+        from pathlib import Path
+
+        Path(args.dump).write_text(json.dumps(dumped))
 
 
 if __name__ == "__main__":
