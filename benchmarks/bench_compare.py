@@ -1,9 +1,10 @@
 """`hwprof compare` on recorded noise of the real cpu and a simulated NPU, optionally beside a neighbour.
 
 Records ``--pairs`` pairs of runs of one ofa network on each device, each
-pair measured interleaved as ``hwprof bench --baseline`` takes them (8
-rounds: on cpu the chunked protocol with its quiet selection, on the
-simulated NPU round-robin rounds of 10 samples). Each pair is judged round by
+pair measured interleaved as ``hwprof bench --baseline`` takes them with a
+suite's default ``[protocol]`` (on cpu the chunked protocol with its quiet
+selection, 16 chunks of 31 ms per model unless ``--rounds``; on the simulated
+NPU 8 round-robin rounds of 10 samples). Each pair is judged round by
 round (paired, as `hwprof compare` judges interleaved runs) and, for contrast,
 on its round medians and on its raw samples: A/A (target: flagged in <= 1%),
 current 10% slower (flagged in >= 95%) and 3% slower with --threshold 0.05
@@ -23,7 +24,7 @@ import numpy as np
 from benchmarks.common import emit
 from devices import resolve
 from hwprof.build_onnx import build_onnx
-from hwprof.benchsuite import ModelRun, measure_models, measure_rounds
+from hwprof.benchsuite import ModelRun, measure_models, measure_rounds, suite_protocol
 from hwprof.protocol import Protocol
 from hwprof.regression import MIN_ROUNDS, NO_CHANGE, REGRESSION, compare_paired, compare_samples, paired_rounds
 from nas.spaces import get_space
@@ -31,7 +32,7 @@ from nas.spaces import get_space
 ROUNDS = 8
 
 
-def record(device_name: str, pairs: int, rounds: int = ROUNDS) -> list[tuple[ModelRun, ModelRun]]:
+def record(device_name: str, pairs: int, rounds: int | None = None) -> list[tuple[ModelRun, ModelRun]]:
     """Pairs of runs of the same model, each pair measured interleaved as `hwprof bench --baseline` does.
 
     Each run is a :class:`~hwprof.benchsuite.ModelRun`, as the results file of `hwprof bench` keeps it.
@@ -43,12 +44,14 @@ def record(device_name: str, pairs: int, rounds: int = ROUNDS) -> list[tuple[Mod
         if device.simulated:  # two noise seeds, as two runs of a simulated chip differ
             protocol = Protocol(warmup=3, min_samples=10, max_samples=10, target_ci=1e-3)
             sessions = [resolve(device_name, seed=2 * seed + k).load(model) for k in range(2)]
-            per_model = measure_rounds(sessions, protocol, rounds)
+            per_model = measure_rounds(sessions, protocol, rounds or ROUNDS)
             for session in sessions:
                 session.close()
             runs = [ModelRun.from_rounds(r) for r in per_model]
         else:
-            runs = measure_models(device, [model, model], Protocol(warmup=3, min_time_s=0.03), rounds, seed)
+            # as `hwprof bench` times a suite with the default [protocol] (or only its rounds given)
+            protocol, n_rounds = suite_protocol({"rounds": rounds} if rounds else {}, simulated=False)
+            runs = measure_models(device, [model, model], protocol, n_rounds, seed)
         out.append((runs[0], runs[1]))
     return out
 
@@ -87,7 +90,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--json")
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds per pair (hwprof bench's --rounds)")
+    parser.add_argument("--rounds", type=int, default=None, help="cpu: chunks per model, the suite's [protocol] "
+                        "rounds (default: hwprof bench's, 0.5 s of inference in all); simulated: 8 rounds")
     parser.add_argument("--dump", help="also write every pair's chunk records here (JSON), to study other rules")
     parser.add_argument("--neighbour", default=None, help="KIND:PATTERN of benchmarks.neighbour on core 1 "
                         "(e.g. stream:switching); hwprof is pinned to core 0")
