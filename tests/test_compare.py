@@ -159,3 +159,13 @@ def test_paired_rounds_need_chunk_records_and_enough_common_rounds():
     assert not only_quiet and len(base) == 10
     base, _, only_quiet = paired_rounds(run(range(8), [False] * 8), run(range(8), [None] * 8))
     assert not only_quiet and len(base) == 8 >= MIN_ROUNDS
+
+
+def test_suite_protocol_gives_real_devices_sixteen_short_chunks_and_keeps_simulated_rounds():
+    from hwprof.benchsuite import suite_protocol
+
+    real, real_rounds = suite_protocol({}, simulated=False)
+    assert real_rounds == 16 and abs(real.min_time_s * real_rounds - 0.5) < 1e-9  # same inference time in all
+    simulated, sim_rounds = suite_protocol({}, simulated=True)
+    assert sim_rounds == 8
+    assert suite_protocol({"rounds": 4}, simulated=False)[1] == 4  # a suite's own rounds win
