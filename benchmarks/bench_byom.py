@@ -71,6 +71,7 @@ from hwprof.advise import before_after, fix
 from hwprof.api import measure
 from hwprof.dataset import Dataset
 from hwprof.graph_styles import build_model
+from hwprof.option_values import parse_params
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import measure_into
@@ -427,6 +428,8 @@ def main() -> None:
                         help="skip the graph-form ratios and advise --fix (minutes on OpenVINO and LiteRT)")
     parser.add_argument("--ratio-networks", type=int, default=20)
     parser.add_argument("--kernel-target", default="auto", help="kernel-rf target for the runtime model: auto|ratio|ms")
+    parser.add_argument("--runtime-params", default="", help="more kernel-rf settings for the runtime model, "
+                        "KEY=VALUE,... (e.g. profiler_correction=true); the test timings are reused from --data-dir")
     parser.add_argument("--form-devices", default="cpu,openvino-cpu,litert-cpu",
                         help="real runtimes the graph forms are compared on (NAME:int8 for int8, e.g. "
                         "openvino-cpu:int8; each int8 model is calibrated and compiled per timing, so it is slow)")
@@ -439,8 +442,10 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     root = Path(args.data_dir or tmp.name)
     parts = training_data(root, args.train)
-    runtime = _fitted(root / f"runtime-{args.kernel_target}.pred", args.refit,
-                      lambda: fit_on("kernel-rf", parts, target=args.kernel_target),
+    extra = parse_params([p for p in args.runtime_params.split(",") if p])
+    suffix = "".join(f"-{k}={v}" for k, v in sorted(extra.items()))
+    runtime = _fitted(root / f"runtime-{args.kernel_target}{suffix}.pred", args.refit,
+                      lambda: fit_on("kernel-rf", parts, target=args.kernel_target, **extra),
                       "+".join(p.fingerprint() for p in parts))
     baseline = _fitted(root / "baseline.pred", args.refit,  # round 1's model
                        lambda: fit_on("kernel-rf", parts[0], kernels="rules", target="ms"), parts[0].fingerprint())

@@ -8,10 +8,13 @@ from typing import Callable
 from hwprof.errors import HwprofError
 
 
-def latency_model_for(dev, sp, label: str, predictor_path: Path | None, few_shot: int | None,
-                      transfer_from: str | None, latency_ms: float | None, graph_style: str, out: Path, seed: int,
+def latency_model_for(dev, sp, predictor_path: Path | None, few_shot: int | None,
+                      transfer_from: str | None, latency_ms: float | None, out: Path, seed: int,
                       say: Callable[[str], None]):
     """The latency predictor for searching ``sp`` on ``dev``, and where it came from.
+
+    ``dev`` is the resolved target (:func:`devices.resolve`): its label, graph style and measurement
+    defaults come from it.
 
     - ``predictor_path``: that file (checked to be for this device and space);
     - ``few_shot`` with ``transfer_from``: ``few_shot`` informative networks are
@@ -40,15 +43,15 @@ def latency_model_for(dev, sp, label: str, predictor_path: Path | None, few_shot
         say(f"saved the few-shot predictor {predictor_source}")
     elif predictor_path is not None:
         latency_model = store.load_for(predictor_path, dev, sp.name)
-        latency_model.use_style(graph_style)
+        latency_model.use_style(dev.graph_style)
         predictor_source = str(predictor_path)
     else:
         from hwprof.predictors.cache import cache_path
         from nas.results import precheck_constraint
 
         if latency_ms is not None and not cache_path(dev, sp).exists():
-            smallest_ms = precheck_constraint(latency_ms, sp, dev, label)
-            say(f"the smallest network of {sp.name} measures {smallest_ms:.3f} ms on {label}; the exact feasible "
+            smallest_ms = precheck_constraint(latency_ms, sp, dev)
+            say(f"the smallest network of {sp.name} measures {smallest_ms:.3f} ms on {dev.label}; the exact feasible "
                 "range is checked once the predictor is built")
         latency_model, cached_path, built = cached_predictor(dev, sp, status=say)
         predictor_source = str(cached_path)

@@ -93,7 +93,7 @@ def smallest_network(space) -> Arch:
 QUICK_BOUND_MARGIN = 0.7
 
 
-def precheck_constraint(latency_ms: float | None, space, device, label: str) -> float | None:
+def precheck_constraint(latency_ms: float | None, space, device) -> float | None:
     """Refuse an impossible target before a predictor is built: time the space's smallest network once.
 
     A target below :data:`QUICK_BOUND_MARGIN` of the smallest network's measured
@@ -112,7 +112,7 @@ def precheck_constraint(latency_ms: float | None, space, device, label: str) -> 
     smallest = smallest_network(space)
     ms = measured_latency(device, min_time_s=device.min_time_s(quick=True))(smallest)
     if latency_ms < QUICK_BOUND_MARGIN * ms:
-        raise HwprofError(f"no network meets {latency_ms:g} ms on {label}: the smallest network of {space.name} "
+        raise HwprofError(f"no network meets {latency_ms:g} ms on {device.label}: the smallest network of {space.name} "
                           f"(fewest MACs) measures {ms:.3f} ms", f"choose --latency-ms of at least about {ms:.2f}")
     return ms
 

@@ -163,8 +163,8 @@ def run_search_job(target: str, space: str = "ofa", *, latency_ms: float | None 
     label = dev.label
     out = out or Path("runs") / f"search-{sp.name}-{dev.name}"
     try:
-        latency_model, predictor_source = latency_model_for(dev, sp, label, predictor_path, few_shot, transfer_from,
-                                                            latency_ms, graph_style, out, seed, say)
+        latency_model, predictor_source = latency_model_for(dev, sp, predictor_path, few_shot, transfer_from,
+                                                            latency_ms, out, seed, say)
         fastest, slowest = feasible_range(sp, latency_model, latency_ms, label)
         constraint = Constraint(latency_ms)
         result = run_with_progress(search_impl, trains, sp, latency_model, est, constraint, budget, seed, label,
