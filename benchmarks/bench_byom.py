@@ -342,6 +342,13 @@ def plot_by_size(path: Path, measured_ms: np.ndarray, errors: np.ndarray, source
     plt.close(fig)
 
 
+def write_model(model: onnx.ModelProto, path: Path) -> None:
+    """Save an exported test network whole or not at all (a rerun trusts what it finds)."""
+    partial = path.with_suffix(".part")
+    onnx.save(model, partial)
+    partial.replace(path)
+
+
 def export(module: nn.Module, resolution: int) -> onnx.ModelProto:
     try:
         import onnxscript  # noqa: F401
@@ -460,11 +467,17 @@ def main() -> None:
         print("torchvision is not installed (pip install -e .[byom]); its networks are left out", flush=True)
         wanted.remove("torchvision")
     sources = [s for s in SOURCES if s in wanted]
+    exports = root / "test-models"  # exporting takes seconds a network: kept for reruns (refits, other settings)
+    exports.mkdir(parents=True, exist_ok=True)
     for source in sources:
         for i in range(args.torchvision_models if source == "torchvision" else args.models):
             module, res = SOURCES[source](rng)
-            exported.append(export(module.eval(), res))
-            names.append((source if source != "torchvision" else module.hwprof_name, i, res))
+            name = source if source != "torchvision" else module.hwprof_name
+            path = exports / f"{name.replace(' ', '-')}-{i}-{res}.onnx"
+            if not path.exists():
+                write_model(export(module.eval(), res), path)
+            exported.append(onnx.load(path))
+            names.append((name, i, res))
     origin = [s for s in sources for _ in range(args.torchvision_models if s == "torchvision" else args.models)]
     print(f"measuring {len(exported)} torch-exported networks, {ROUNDS} round-robin rounds", flush=True)
     measured, first, second = timed(exported, nominal, root / "test-timings.json",

@@ -48,7 +48,8 @@ _EXTRA = FEATURES.index("extra_elems")
 # Kernel types that do the same kind of work, tried in order for a type the training blocks lacked.
 _SIMILAR = {"add": ("mul", "act"), "mul": ("add", "act"), "act": ("add", "mul"), "reorder": ("act", "add", "mul"),
             "reduce": ("gap",), "gap": ("reduce",), "split": ("concat", "add", "mul", "act"),
-            "concat": ("split", "add", "mul", "act")}
+            "concat": ("split", "add", "mul", "act"),
+            "gconv": ("conv",)}  # a grouped convolution (RegNet, ResNeXt): hwprof's spaces have none; priced as a conv
 
 Kernels = tuple  # ((kernel type, features), ...)
 
