@@ -71,6 +71,7 @@ from hwprof.advise import before_after, fix
 from hwprof.api import measure
 from hwprof.dataset import Dataset
 from hwprof.graph_styles import build_model
+from hwprof.io import atomic_write_bytes, atomic_write_via
 from hwprof.option_values import parse_params
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
@@ -338,15 +339,8 @@ def plot_by_size(path: Path, measured_ms: np.ndarray, errors: np.ndarray, source
     ax.set_title("kernel-rf on torch exports against network size")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write_via(path, lambda staged: fig.savefig(staged, dpi=120), suffix=".png")
     plt.close(fig)
-
-
-def write_model(model: onnx.ModelProto, path: Path) -> None:
-    """Save an exported test network whole or not at all (a rerun trusts what it finds)."""
-    partial = path.with_suffix(".part")
-    onnx.save(model, partial)
-    partial.replace(path)
 
 
 def export(module: nn.Module, resolution: int) -> onnx.ModelProto:
@@ -475,7 +469,7 @@ def main() -> None:
             name = source if source != "torchvision" else module.hwprof_name
             path = exports / f"{name.replace(' ', '-')}-{i}-{res}.onnx"
             if not path.exists():
-                write_model(export(module.eval(), res), path)
+                atomic_write_bytes(path, export(module.eval(), res).SerializeToString())  # whole or not at all
             exported.append(onnx.load(path))
             names.append((name, i, res))
     origin = [s for s in sources for _ in range(args.torchvision_models if s == "torchvision" else args.models)]

@@ -123,10 +123,9 @@ def main() -> None:
                   f"(0%: {ok(r['slow3_flagged'] == 0)})")
     emit("compare", results, args.json)
     if args.dump:
-        import json
-        from pathlib import Path
+        from hwprof.io import write_json
 
-        Path(args.dump).write_text(json.dumps(dumped))
+        write_json(args.dump, dumped, indent=None)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ FORMAT = "hwprof.bench"
 VERSION = 1
 DEFAULT_ROUNDS = 8  # simulated devices: round-robin rounds of the contiguous protocol
 #: Real devices: chunks per model. ``hwprof compare`` judges interleaved runs round by round (a signed-rank
-#: test on the paired chunks); beside a switching neighbour 16 chunks of 31 ms caught 98% of 10% slowdowns where
-#: 8 chunks of 62 ms (the same inference time) caught fewer (benchmarks/bench_compare.py).
+#: test on the paired chunks); beside a switching neighbour 16 chunks of 31 ms caught 97% of 10% slowdowns where
+#: 8 chunks of 62 ms (the same inference time) caught 87%, both with no A/A false alarm (benchmarks/bench_compare.py).
 DEFAULT_CHUNKED_ROUNDS = 16
 _PROTOCOL_KEYS = {"rounds": "rounds", "warmup": "warmup", "min_samples": "min_samples",
                   "max_samples": "max_samples",

@@ -153,6 +153,8 @@ class KernelRFPredictor(LatencyPredictor):
         for ktype, (x, owner) in groups.items():
             unique_rows, inverse = np.unique(x, axis=0, return_inverse=True)
             uniq[ktype] = (unique_rows, inverse.ravel(), owner)
+        self.profiler_node_ms_ = (profiler_node_cost(rows, self._node_profiles()) if self.profiler_correction
+                                  else 0.0)
         profiled = self._profiled_shares(rows, kernel_lists, groups)
         self.profiled_kernels_ = int(sum(np.isfinite(v).sum() for v in profiled.values()))
         share = _initial_shares(groups, profiled)
@@ -202,11 +204,7 @@ class KernelRFPredictor(LatencyPredictor):
         prior: a block's SE pooling, say, always sits beside the same convolutions,
         so from block totals alone its share cannot be told from theirs.
         """
-        profiles = getattr(self, "block_profiles", None) or {}
-        if self.runtime_.kind == RULES:
-            profiles = {}
-        per_node = profiler_node_cost(rows, profiles) if self.profiler_correction else 0.0
-        self.profiler_node_ms_ = per_node
+        profiles, per_node = self._node_profiles(), self.profiler_node_ms_
         values: dict[str, list[float]] = {k: [] for k in groups}
         for (style, block, _), kernels in zip(rows, kernel_lists):
             node_ms = profiles.get(style, {}).get(block)
@@ -216,6 +214,10 @@ class KernelRFPredictor(LatencyPredictor):
                          for n in named_kernels[j].nodes if n in node_ms] if node_ms else []
                 values[ktype].append(float(sum(times)) if times else np.nan)
         return {k: np.asarray(v, dtype=float) for k, v in values.items()}
+
+    def _node_profiles(self) -> Mapping[str, Mapping[Block, Mapping[str, float]]]:
+        """Per-node profiles of the training blocks by graph style (none with the fusion rules)."""
+        return {} if self.runtime_.kind == RULES else (getattr(self, "block_profiles", None) or {})
 
     def _predict_kernels(self, ktype: str, x: np.ndarray) -> np.ndarray:
         """Predicted ms of kernels of one type (rows of features)."""
@@ -314,7 +316,7 @@ class KernelRFPredictor(LatencyPredictor):
         types = sorted(self.forests_)
         return ({"kernel_types": types, "runtime": self.runtime_.to_json(), "n_features": self.n_features_,
                  "graph_styles": list(self.styles_), "target": self.target_,
-                 "profiler_node_ms": getattr(self, "profiler_node_ms_", 0.0)},
+                 "profiler_node_ms": self.profiler_node_ms_},
                 {"overhead": self.overhead_, "block_overhead": self.block_overhead_,
                  **({"graph_overhead": self.graph_overhead_} if self.graph_overhead_ is not None else {})},
                 {f"forest.{k}": self.forests_[k] for k in types})
