@@ -406,6 +406,10 @@ def predict(
     _show(f"{doc['predictor']} predictions for {doc['device']}" + (" (SIMULATED device)" if doc["simulated"] else "")
           + (f", graph style {doc['graph_style']}" if doc["graph_style"] else ""), "network|>predicted ms",
           [[r["name"], f"{r['predicted_ms']:.3f}"] for r in doc["predictions"]])
+    for r in doc["predictions"]:
+        if r.get("extrapolates"):
+            _say(f"note: {r['name']} extrapolates: {'; '.join(r['extrapolates'])}. Its prediction is a "
+                 "guess beyond the training data; measure networks like it and refit to price it.")
 
 
 _PROFILE_OPTIONS_HELP = {

@@ -29,9 +29,13 @@ on hwprof-measured ``ofa`` networks and blocks:
 - *runtime* (this round's model): kernels from onnxruntime's optimized graph,
   fitted on ``ofa`` in graph styles ``hwprof``, ``torch-manual``, ``torch`` and
   ``torch-timm``, and on ``proxyless`` (MobileNetV2-like, at width 1, 0.75 and
-  1.4) and ``ofa-width`` (per-block width multipliers) in ``hwprof`` style; every training block is
+  1.4) and ``ofa-width`` (per-block width multipliers) in ``hwprof`` style;
+  and on small networks (0.6-8 ms here: ``ofa`` at width 0.5, ``proxyless`` at
+  0.35/96 px and 0.5/128 px), so that neither the kernels nor the network term
+  of the smallest test networks are extrapolated. Every training block is
   also profiled per node (``--per-op``), so each kernel's share of its block
-  is read from the profile rather than guessed;
+  is read from the profile rather than guessed. Training data are measured
+  with ``hwprof measure``'s protocol (chunked, quiet chunks kept);
 - *baseline* (round 1's model): hwprof's fusion rules, fitted on ``ofa`` in
   ``hwprof`` style only.
 
@@ -76,7 +80,7 @@ from hwprof.option_values import parse_params
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
 from hwprof.profiling import measure_into
-from hwprof.protocol import Protocol
+from hwprof.protocol import measurement_protocol
 from hwprof.torch_export import export_module
 from nas.spaces import get_space
 
@@ -88,7 +92,11 @@ MIN_TIME_S = 0.25  # timed per model per round (seconds)
 TRAINING = (("ofa", "hwprof", 1.0), ("ofa", "torch-manual", 1.0), ("ofa", "torch", 0.5), ("ofa", "torch-timm", 0.5),
             ("proxyless", "hwprof", 0.67), ("ofa-width", "hwprof", 0.5),
             ("proxyless:width_mult=0.75,resolution=192", "hwprof", 0.34),
-            ("proxyless:width_mult=1.4,resolution=160", "hwprof", 0.34))
+            ("proxyless:width_mult=1.4,resolution=160", "hwprof", 0.34),
+            # small networks (0.5-3 ms here): kernels and whole graphs as small as the smallest users ship
+            ("ofa:width_mult=0.5", "hwprof", 0.5), ("ofa:width_mult=0.5", "torch-timm", 0.5),
+            ("proxyless:width_mult=0.35,resolution=96", "hwprof", 0.34),
+            ("proxyless:width_mult=0.5,resolution=128", "torch", 0.34))
 PER_OP_RUNS = 5  # blocks are profiled per node, so kernel-rf learns each kernel's share from its time
 
 
@@ -363,7 +371,7 @@ def training_data(root: Path, n: int) -> list:
         device = resolve("cpu", graph_style=style)
         print(f"measuring {len(archs)} {space_name} networks and their blocks on cpu in graph style {style} into {out}",
               flush=True)
-        measure_into(Dataset(out), device, archs, mode="both", protocol=Protocol(min_time_s=0.1, time_cap_s=2.0),
+        measure_into(Dataset(out), device, archs, mode="both", protocol=measurement_protocol(simulated=False),
                      reference_every_s=2.0, per_op_runs=PER_OP_RUNS)
         parts.append(load_measurements(out, device="cpu", space=space.name, style=style))
     return parts
@@ -508,6 +516,13 @@ def main() -> None:
               f"{t['runtime']['within_10pct']:4.0%} {t['runtime']['mean_signed']:+6.1%} | baseline "
               f"{t['baseline']['within_10pct']:4.0%} {t['baseline']['mean_signed']:+6.1%} | retest "
               f"{t['retest']['within_10pct']:4.0%} |d| {t['retest']['mape']:4.1%}")
+    flagged = np.array([bool(notes) for notes in runtime.coverage(exported)])
+    summary["coverage"] = {"flagged": int(flagged.sum()),
+                           "flagged_runtime": scores(err_rt[flagged]) if flagged.any() else None,
+                           "unflagged_runtime": scores(err_rt[~flagged]) if (~flagged).any() else None}
+    print(f"\nkernel-rf says {flagged.sum()} of {len(flagged)} test networks extrapolate beyond its training data"
+          + "".join(f"; {name} {np.mean(np.abs(err_rt[m]) <= 0.10):.0%} within ±10% ({np.mean(err_rt[m]):+.1%})"
+                    for name, m in (("those", flagged), ("the rest", ~flagged)) if m.any()))
     if args.plot:
         plot_by_size(Path(args.plot), measured, err_rt, origin)
         print(f"error against size: {args.plot}")

@@ -191,7 +191,9 @@ def predict_files(predictor_path: str | Path, models: Sequence[str | Path] = (),
     predictors), ``arch`` (one architecture JSON) or ``archs`` (JSON Lines).
 
     Returns:
-        ``{"predictor", "device", "simulated", "graph_style", "predictions": [{"name", "predicted_ms", ...}]}``.
+        ``{"predictor", "device", "simulated", "graph_style", "predictions": [{"name", "predicted_ms", ...}]}``;
+        a kernel-rf prediction of an ONNX model carries ``extrapolates``: where the model lies outside
+        what the predictor was trained on, in words (empty when inside).
 
     Raises:
         HwprofError: for not exactly one input, or networks outside a space-bound predictor's space.
@@ -211,6 +213,9 @@ def predict_files(predictor_path: str | Path, models: Sequence[str | Path] = (),
     if models:
         protos = [to_onnx(m, input_shape) for m in models]
         rows = [{"name": str(m), "predicted_ms": float(ms)} for m, ms in zip(models, predictor.predict_onnx(protos))]
+        if hasattr(predictor, "coverage"):  # kernel-rf: say where a model lies outside what it was trained on
+            for row, notes in zip(rows, predictor.coverage(protos)):
+                row["extrapolates"] = notes
     else:
         networks = read_archs(arch or archs)
         space = prov.get("space")

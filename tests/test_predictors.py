@@ -258,10 +258,34 @@ def test_kernel_rf_and_flops_predict_torch_exported_onnx(fitted, tmp_path):
     out = json.loads(run_cli("hwprof", "predict", "--predictor", str(pred), "--model", str(path), "--json",
                              check=True).stdout)
     assert out["predictions"][0]["predicted_ms"] > 0
+    # a 16-channel toy is far smaller than any trained network: the output says its prediction extrapolates
+    assert any("outside the trained networks" in note for note in out["predictions"][0]["extrapolates"])
+    plain = run_cli("hwprof", "predict", "--predictor", str(pred), "--model", str(path), check=True).stdout
+    assert "extrapolates" in plain and "measure networks like it" in " ".join(plain.split())
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(buf.getvalue()[:200])
     proc = run_cli("hwprof", "predict", "--predictor", str(pred), "--model", str(bad))
     assert proc.returncode == 2 and "not a valid ONNX model" in proc.stderr
+
+
+def test_kernel_rf_coverage_is_empty_inside_the_training_data_and_kept_in_the_file(fitted):
+    from hwprof.graph_styles import build_model
+
+    predictor = fitted["kernel-rf"]
+    lo, hi = predictor.network_range_
+    assert 0 < lo < hi
+    trained_types = set(predictor.kernel_range_)
+    assert {"pwconv", "dwconv", "fc"} <= trained_types
+    archs = samples("ofa", 40, seed=0)
+    inside = [a for a in archs if 1.2 * lo <= predictor._network_features([a])[0, 0] <= 0.8 * hi][:3]
+    assert inside and predictor.coverage([build_model(a) for a in inside]) == [[]] * len(inside)
+    reloaded = store.loads(store.dumps(predictor))
+    assert reloaded.kernel_range_ == predictor.kernel_range_ and reloaded.network_range_ == predictor.network_range_
+    meta, arrays, models = predictor.get_state()
+    old = dict(meta)
+    del old["kernel_range"], old["network_range"]  # a file saved before ranges were recorded says nothing
+    reloaded.set_state(old, arrays, models)
+    assert reloaded.coverage([build_model(inside[0])]) == [[]]
 
 
 def test_noise_seed_is_not_a_setting(npu, fitted, tmp_path):

@@ -47,7 +47,7 @@ _MACS, _IN, _OUT = FEATURES.index("macs"), FEATURES.index("in_elems"), FEATURES.
 _EXTRA = FEATURES.index("extra_elems")
 # Kernel types that do the same kind of work, tried in order for a type the training blocks lacked.
 _SIMILAR = {"add": ("mul", "act"), "mul": ("add", "act"), "act": ("add", "mul"), "reorder": ("act", "add", "mul"),
-            "reduce": ("gap",), "gap": ("reduce",), "split": ("concat", "add", "mul", "act"),
+            "reduce": ("gap",), "gap": ("reduce",), "reduce-axis": ("reduce", "gap"), "split": ("concat", "add", "mul", "act"),
             "concat": ("split", "add", "mul", "act"),
             "gconv": ("conv",)}  # a grouped convolution (RegNet, ResNeXt): hwprof's spaces have none; priced as a conv
 
@@ -181,17 +181,21 @@ class KernelRFPredictor(LatencyPredictor):
             if on_round:
                 on_round(r + 1, self.rounds + 1)
         self.block_overhead_ = beta[:2]
+        self.kernel_range_ = {k: [float(_prior(rows_k).min()), float(_prior(rows_k).max())]
+                              for k, (rows_k, _, _) in uniq.items()}
         self._kernel_cache = {}
         self.styles_ = sorted({style for style, *_ in parts})
         features = np.vstack([self._network_features(archs, style) for style, archs, _, _ in parts])
         latency = np.concatenate([np.asarray(lat, dtype=float) for _, _, lat, _ in parts])
         self.overhead_ = fit_overhead(features, latency)
+        self.network_range_ = [float(features[:, 0].min()), float(features[:, 0].max())]
         self.graph_overhead_ = None
         if self.runtime_.kind != RULES:  # whole graphs (predict_onnx) run kernels the block path does not see
             chosen = [(style, a, ms) for style, archs, lat, _ in parts
                       for a, ms in list(zip(archs, np.asarray(lat, dtype=float)))[:GRAPH_NETWORKS]]
             graph = np.array([self._onnx_features(build_model(a, style)) for style, a, _ in chosen], dtype=float)
             self.graph_overhead_ = fit_overhead(graph, np.array([ms for *_, ms in chosen]))
+            self.network_range_ = [float(graph[:, 0].min()), float(graph[:, 0].max())]
         return self
 
     def _profiled_shares(self, rows, kernel_lists, groups) -> dict[str, np.ndarray]:
@@ -312,11 +316,50 @@ class KernelRFPredictor(LatencyPredictor):
                               "fit kernel-rf on measurements of models like it, or use flops-linear")
         return predicted
 
+    def coverage(self, models: Sequence) -> list[list[str]]:
+        """Where each ONNX model lies outside what this predictor was trained on, in words.
+
+        A forest cannot extrapolate: a kernel smaller (or larger) than every
+        trained kernel of its type gets the price of the nearest trained ones,
+        and the network term is fitted on the trained networks' sizes. Per model,
+        the list is empty when its kernels' summed time lies within the trained
+        networks' and at most :data:`OUTSIDE_SHARE` of it is in kernels outside
+        their type's trained range; else it says which and by how much.
+        Predictors saved before ranges were recorded return empty lists.
+        """
+        self._check_fitted()
+        ranges, span = getattr(self, "kernel_range_", None), getattr(self, "network_range_", None)
+        if not ranges or not span:
+            return [[] for _ in models]
+        out = []
+        for model in models:
+            kernels = self.onnx_kernels(model)
+            ms = self.kernel_latencies(kernels)
+            total = float(ms.sum())
+            sizes = _prior(np.asarray([k.features for k in kernels], dtype=float).reshape(len(kernels), -1))
+            below = sum(t for k, t, z in zip(kernels, ms, sizes) if k.type in ranges and z < ranges[k.type][0])
+            above = sum(t for k, t, z in zip(kernels, ms, sizes) if k.type in ranges and z > ranges[k.type][1])
+            untrained = sum(t for k, t in zip(kernels, ms) if k.type not in ranges)
+            notes = []
+            if total < span[0] or total > span[1]:
+                notes.append(f"its kernels sum to {total:.2f} ms, outside the trained networks' "
+                             f"{span[0]:.2f}-{span[1]:.2f} ms")
+            for name, part in (("smaller", below), ("larger", above)):
+                if part > OUTSIDE_SHARE * total:
+                    notes.append(f"{part / max(total, 1e-12):.0%} of its kernel time is in kernels {name} than "
+                                 "any trained kernel of their type")
+            if untrained > OUTSIDE_SHARE * total:
+                notes.append(f"{untrained / max(total, 1e-12):.0%} of its kernel time is in kernel types never "
+                             "trained (priced as similar types)")
+            out.append(notes)
+        return out
+
     def get_state(self):
         types = sorted(self.forests_)
         return ({"kernel_types": types, "runtime": self.runtime_.to_json(), "n_features": self.n_features_,
                  "graph_styles": list(self.styles_), "target": self.target_,
-                 "profiler_node_ms": self.profiler_node_ms_},
+                 "profiler_node_ms": self.profiler_node_ms_, "kernel_range": self.kernel_range_,
+                 "network_range": self.network_range_},
                 {"overhead": self.overhead_, "block_overhead": self.block_overhead_,
                  **({"graph_overhead": self.graph_overhead_} if self.graph_overhead_ is not None else {})},
                 {f"forest.{k}": self.forests_[k] for k in types})
@@ -331,8 +374,14 @@ class KernelRFPredictor(LatencyPredictor):
         self.target_ = meta.get("target", "ms")  # files written before the ratio target learnt ms
         self.styles_ = list(meta.get("graph_styles", [DEFAULT_STYLE]))
         self.profiler_node_ms_ = float(meta.get("profiler_node_ms", 0.0))
+        self.kernel_range_ = meta.get("kernel_range")  # absent in files fitted before ranges were recorded
+        self.network_range_ = meta.get("network_range")
         self._kernel_cache = {}
 
+
+#: Share of a model's kernel time in kernels outside their type's trained range above which
+#: :meth:`KernelRFPredictor.coverage` says the prediction extrapolates.
+OUTSIDE_SHARE = 0.25
 
 #: A profiled node keeps at least this share of its profiled time when the profiler's cost is taken off.
 MIN_NODE_SHARE = 0.25
