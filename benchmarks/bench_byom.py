@@ -75,7 +75,7 @@ from hwprof.advise import before_after, fix
 from hwprof.api import measure
 from hwprof.dataset import Dataset
 from hwprof.graph_styles import build_model
-from hwprof.io import atomic_write_bytes, atomic_write_via
+from hwprof.io import atomic_write_bytes, atomic_write_via, write_json
 from hwprof.option_values import parse_params
 from hwprof.predictors.data import load_measurements
 from hwprof.predictors.training import fit_on
@@ -397,7 +397,7 @@ def timed(models: list[onnx.ModelProto], nominal: float | None, cache: Path | No
                 raw[r, i] = row["median_ms"], row["ref_ms"]
         if cache is not None and keys is not None:
             stored.update({k: raw[:, i].tolist() for i, k in enumerate(keys)})
-            cache.write_text(json.dumps(stored))
+            write_json(cache, stored, indent=None)  # strict JSON, whole or not at all
     runs = raw[:, :, 0] * (nominal or float(np.median(raw[:, :, 1]))) / raw[:, :, 1]
     half = rounds // 2
     return np.median(runs, 0), np.median(runs[:half], 0), np.median(runs[half:], 0)
@@ -484,7 +484,7 @@ def main() -> None:
     print(f"measuring {len(exported)} torch-exported networks, {ROUNDS} round-robin rounds", flush=True)
     measured, first, second = timed(exported, nominal, root / "test-timings.json",
                                     [f"{s}-{i}-{r}-{len(m.graph.node)}" for (s, i, r), m in zip(names, exported)])
-    pred_rt = runtime.predict_onnx(exported)
+    pred_rt, coverage = runtime.predict_onnx_with_coverage(exported)
     pred_base = baseline.predict_onnx(exported)
     err_rt, err_base = pred_rt / measured - 1, pred_base / measured - 1
     retest = second / first - 1
@@ -516,7 +516,7 @@ def main() -> None:
               f"{t['runtime']['within_10pct']:4.0%} {t['runtime']['mean_signed']:+6.1%} | baseline "
               f"{t['baseline']['within_10pct']:4.0%} {t['baseline']['mean_signed']:+6.1%} | retest "
               f"{t['retest']['within_10pct']:4.0%} |d| {t['retest']['mape']:4.1%}")
-    flagged = np.array([bool(notes) for notes in runtime.coverage(exported)])
+    flagged = np.array([bool(notes) for notes in coverage])
     summary["coverage"] = {"flagged": int(flagged.sum()),
                            "flagged_runtime": scores(err_rt[flagged]) if flagged.any() else None,
                            "unflagged_runtime": scores(err_rt[~flagged]) if (~flagged).any() else None}

@@ -212,10 +212,12 @@ def predict_files(predictor_path: str | Path, models: Sequence[str | Path] = (),
     rows = []
     if models:
         protos = [to_onnx(m, input_shape) for m in models]
-        rows = [{"name": str(m), "predicted_ms": float(ms)} for m, ms in zip(models, predictor.predict_onnx(protos))]
-        if hasattr(predictor, "coverage"):  # kernel-rf: say where a model lies outside what it was trained on
-            for row, notes in zip(rows, predictor.coverage(protos)):
-                row["extrapolates"] = notes
+        if hasattr(predictor, "predict_onnx_with_coverage"):  # kernel-rf: also where a model lies outside its data
+            predicted, notes = predictor.predict_onnx_with_coverage(protos)
+        else:
+            predicted, notes = predictor.predict_onnx(protos), None
+        rows = [{"name": str(m), "predicted_ms": float(ms), **({"extrapolates": notes[i]} if notes else {})}
+                for i, (m, ms) in enumerate(zip(models, predicted))]
     else:
         networks = read_archs(arch or archs)
         space = prov.get("space")

@@ -361,7 +361,7 @@ def executed_kernels(optimized: onnx.ModelProto, known_shapes: dict[str, list[in
         elif op in ("ReduceMean", "ReduceSum", "ReduceMax"):
             # how many elements each output averages: over H and W at once (x.mean((2, 3)), torchvision's and
             # timm's SE), or one axis at a time (the OFA code's mean(3).mean(2)): onnxruntime runs the two with
-            # kernels far apart in speed (one axis of a C x H x 1 tensor: up to 20x slower per element)
+            # kernels far apart in speed (one axis of a C x H x 1 tensor: tens of times slower per element)
             per_output = max(1, _elems(x) // max(_elems(y), 1))
             kind = "reduce-axis" if len(x) == 4 and (per_output != x[2] * x[3] or min(x[2], x[3]) == 1) else "reduce"
             layer = Layer(kind, "", (), (), c_in, c_out, res_in, res_out, kernel=per_output)

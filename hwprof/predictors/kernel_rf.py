@@ -181,8 +181,8 @@ class KernelRFPredictor(LatencyPredictor):
             if on_round:
                 on_round(r + 1, self.rounds + 1)
         self.block_overhead_ = beta[:2]
-        self.kernel_range_ = {k: [float(_prior(rows_k).min()), float(_prior(rows_k).max())]
-                              for k, (rows_k, _, _) in uniq.items()}
+        sizes = {k: _prior(rows_k) for k, (rows_k, _, _) in uniq.items()}
+        self.kernel_range_ = {k: [float(z.min()), float(z.max())] for k, z in sizes.items()}
         self._kernel_cache = {}
         self.styles_ = sorted({style for style, *_ in parts})
         features = np.vstack([self._network_features(archs, style) for style, archs, _, _ in parts])
@@ -288,15 +288,20 @@ class KernelRFPredictor(LatencyPredictor):
             out[index] = self._predict_kernels(ktype, np.asarray([kernels[i].features for i in index], dtype=float))
         return out
 
-    def _onnx_features(self, model) -> list[float]:
+    def _onnx_features(self, model, priced: tuple | None = None) -> list[float]:
         """A whole ONNX model's kernels (as its runtime runs them) summed, its I/O and its weights (millions)."""
         from hwprof.onnx_inputs import model_inputs
 
-        total = float(self.kernel_latencies(self.onnx_kernels(model)).sum())
+        total = float((priced or self._priced(model))[1].sum())
         in_shape = (1, sum(int(np.prod(shape[1:])) for _, shape, _ in model_inputs(model)))  # every input
         out_dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
         weights = sum(int(np.prod(t.dims)) for t in model.graph.initializer if len(t.dims) > 1) / 1e6
         return [total, network_io_elements(in_shape, tuple(out_dims)), weights]
+
+    def _priced(self, model) -> tuple[list, np.ndarray]:
+        """A model's kernels as its runtime runs them and their predicted ms (read once, used twice)."""
+        kernels = self.onnx_kernels(model)
+        return kernels, self.kernel_latencies(kernels)
 
     def predict_onnx(self, models: Sequence) -> np.ndarray:
         """Predicted latency (ms) of arbitrary ONNX models, from the kernels their runtime executes.
@@ -307,7 +312,16 @@ class KernelRFPredictor(LatencyPredictor):
         on kernels read block by block, which a whole graph does not split into.
         """
         self._check_fitted()
-        feats = np.array([self._onnx_features(model) for model in models], dtype=float).reshape(-1, 3)
+        return self._predict_priced(models, [self._priced(model) for model in models])
+
+    def predict_onnx_with_coverage(self, models: Sequence) -> tuple[np.ndarray, list[list[str]]]:
+        """:meth:`predict_onnx` and :meth:`coverage` of the same models, each model's kernels read once."""
+        self._check_fitted()
+        priced = [self._priced(model) for model in models]
+        return self._predict_priced(models, priced), self._coverage_priced(priced)
+
+    def _predict_priced(self, models: Sequence, priced: list) -> np.ndarray:
+        feats = np.array([self._onnx_features(m, p) for m, p in zip(models, priced)], dtype=float).reshape(-1, 3)
         coef = getattr(self, "graph_overhead_", None)
         predicted = design_overhead(feats) @ coef if coef is not None else self._overhead(feats)
         if np.any(predicted <= 0):
@@ -328,13 +342,14 @@ class KernelRFPredictor(LatencyPredictor):
         Predictors saved before ranges were recorded return empty lists.
         """
         self._check_fitted()
+        return self._coverage_priced([self._priced(model) for model in models])
+
+    def _coverage_priced(self, priced: list) -> list[list[str]]:
         ranges, span = getattr(self, "kernel_range_", None), getattr(self, "network_range_", None)
         if not ranges or not span:
-            return [[] for _ in models]
+            return [[] for _ in priced]
         out = []
-        for model in models:
-            kernels = self.onnx_kernels(model)
-            ms = self.kernel_latencies(kernels)
+        for kernels, ms in priced:
             total = float(ms.sum())
             sizes = _prior(np.asarray([k.features for k in kernels], dtype=float).reshape(len(kernels), -1))
             below = sum(t for k, t, z in zip(kernels, ms, sizes) if k.type in ranges and z < ranges[k.type][0])
