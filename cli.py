@@ -106,6 +106,7 @@ def measure(
     executor: Annotated[str, typer.Option(help="Where to measure: local (this process) or ray (the cluster's nodes that host the device; see `hwprof worker`).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Tasks per batch sent to a worker with --executor ray (default 16).")] = None,
+    prepare_workers: Annotated[Optional[int], typer.Option(help="Processes that build, quantize, calibrate and compile the upcoming models on the cores not timing, while this one times (the timing core is pinned; at most twice as many models wait in the queue). Default: one per free core, at most 4; none on a simulated chip, a single core or for fewer than 8 models. 0 prepares each model just before timing it.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Measure latency of sampled or given networks (and their blocks) into a parquet dataset.
@@ -133,7 +134,7 @@ def measure(
                                    "dtype": "float16" if fp16 else dtype, "graph_style": graph_style},
         protocol_name=protocol_name, rounds=rounds, chunk_ms=chunk_ms, min_time_s=min_time, time_cap_s=time_cap,
         target_ci=target_ci, quiet_tol=quiet_tol, pool=pool, drift_every_s=drift_every, per_op=per_op,
-        executor=executor, ray_address=ray_address, batch_size=batch_size,
+        executor=executor, ray_address=ray_address, batch_size=batch_size, prepare_workers=prepare_workers,
         status=make_console(stderr=True).status)
     dev = job.device
     with TaskProgress(f"measuring on {dev.label}", disable=json_out) as progress:
@@ -167,7 +168,7 @@ def _print_verdict(noise, simulated: bool) -> None:
 
 
 def _exit_if_incomplete(summary) -> None:
-    """Exit 1 when an executor left tasks unmeasured (what was measured is saved; a rerun resumes)."""
+    """Exit 1 when tasks were left unmeasured (what was measured is saved; a rerun resumes)."""
     if summary.failed:
         for line in summary.failures[:5]:
             sys.stderr.write(f"not measured: {line}\n")

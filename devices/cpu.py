@@ -54,8 +54,12 @@ class CPUDevice(Device):
             values.update(quantization=QDQ_SCHEME, calibration=dict(CALIBRATION))
         return values
 
+    def prepare(self, model: onnx.ModelProto) -> onnx.ModelProto:
+        """``model`` quantized when the dtype is int8 (the calibration is the expensive part); else as is."""
+        return as_dtype(model, self.dtype)
+
     def load(self, model: onnx.ModelProto) -> OrtSession:
-        model = as_dtype(model, self.dtype)
+        model = self.prepare(model)
         return OrtSession(*create_ort_session(model, ["CPUExecutionProvider"], self.threads, self.opt_level))
 
     def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:

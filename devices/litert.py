@@ -89,6 +89,10 @@ class LiteRTDevice(OptionalRuntimeDevice):
             return model
         return onnx_to_tflite(model, self.dtype)
 
+    def prepare(self, model):
+        """The ``.tflite`` flatbuffer (lowering and int8 calibration are the expensive part; the bytes pickle)."""
+        return self.lower(model)
+
     def load(self, model) -> LiteRTSession:
         self.require_available()
         return LiteRTSession(self.lower(model).content, self.threads)

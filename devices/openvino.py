@@ -17,7 +17,9 @@ third-party device would (see the README's "Add your own device").
 from __future__ import annotations
 
 import io
+import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,20 @@ def _bn_folded(model: onnx.ModelProto) -> onnx.ModelProto:
 
     folds = [r for r in find_rewrites(model) if r.kind == "bn-fold"]
     return apply_rewrites(model, folds) if folds else model
+
+
+@dataclass
+class CompiledOnDisk:
+    """A model :meth:`OpenVINODevice.prepare` compiled into the model cache (what crosses to the timing process).
+
+    Attributes:
+        model: The ONNX model (quantized for int8), for the input feed and the per-op breakdown.
+        path: Its BN-folded ONNX file in the cache directory: ``compile_model(path)`` finds the cached blob by
+            the file, without reading or converting the model.
+    """
+
+    model: onnx.ModelProto
+    path: str
 
 
 class OpenVINOSession(Session):
@@ -67,6 +83,7 @@ class OpenVINODevice(OptionalRuntimeDevice):
     """
 
     name = "openvino-cpu"
+    caches_compiled_models = True  # OpenVINO's model cache (CACHE_DIR): a compiled blob another process imports
     per_op_source = "OpenVINO performance counters"
     distribution, runtime, extra, dtypes = "openvino", "OpenVINO", "openvino", ("float32", "int8")
 
@@ -86,9 +103,41 @@ class OpenVINODevice(OptionalRuntimeDevice):
         return values
 
     def config(self, per_op: bool = False) -> dict[str, Any]:
-        """The CPU plugin configuration every model is compiled with."""
-        return {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": self.threads,
-                "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": per_op}
+        """The CPU plugin configuration every model is compiled with (plus the model cache, when one is set:
+        OpenVINO keeps it out of the compiled model, so a cached blob is the model compiled without it)."""
+        values = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": self.threads,
+                  "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": per_op}
+        if self.compile_cache_dir and not per_op:
+            values["CACHE_DIR"] = self.compile_cache_dir
+        return values
+
+    def prepare(self, model: onnx.ModelProto) -> "onnx.ModelProto | CompiledOnDisk":
+        """``model`` quantized (int8); with a :attr:`compile_cache_dir`, also compiled into it from a file there,
+        so that :meth:`load` in another process imports the compiled blob without reading the model again."""
+        model = as_dtype(model, self.dtype)
+        if not self.compile_cache_dir:
+            return model
+        import hashlib
+        from pathlib import Path
+
+        folded = _bn_folded(model).SerializeToString()
+        path = Path(self.compile_cache_dir) / f"{hashlib.sha256(folded).hexdigest()[:24]}.onnx"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(folded)
+            os.replace(tmp, path)
+        prepared = CompiledOnDisk(model, str(path))
+        self._compile_file(prepared)  # the blob lands in the cache; the compiled model here is dropped
+        return prepared
+
+    def _compile_file(self, prepared: "CompiledOnDisk"):
+        import openvino as ov
+
+        try:
+            return ov.Core().compile_model(prepared.path, "CPU", self.config())
+        except RuntimeError as exc:
+            raise HwprofError(f"OpenVINO cannot compile the model: {str(exc).strip().splitlines()[0]}",
+                              "check the model with onnx.checker, or use another device") from None
 
     def build(self, target) -> onnx.ModelProto:
         from hwprof.graph_styles import build_model
@@ -99,7 +148,7 @@ class OpenVINODevice(OptionalRuntimeDevice):
         self.require_available()
         import openvino as ov
 
-        model = _bn_folded(as_dtype(model, self.dtype))
+        model = _bn_folded(as_dtype(model, self.dtype))  # no-ops on what prepare() returned
         core = ov.Core()
         try:
             compiled = core.compile_model(core.read_model(io.BytesIO(model.SerializeToString())), "CPU",
@@ -109,7 +158,10 @@ class OpenVINODevice(OptionalRuntimeDevice):
                               "check the model with onnx.checker, or use another device") from None
         return compiled, input_feed(model)
 
-    def load(self, model: onnx.ModelProto) -> OpenVINOSession:
+    def load(self, model: "onnx.ModelProto | CompiledOnDisk") -> OpenVINOSession:
+        if isinstance(model, CompiledOnDisk):
+            self.require_available()
+            return OpenVINOSession(self._compile_file(model), input_feed(model.model))
         return OpenVINOSession(*self._compile(model))
 
     def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:
@@ -119,6 +171,8 @@ class OpenVINODevice(OptionalRuntimeDevice):
         the model has (OpenVINO renames fused convolutions); layout reorders it
         inserts keep OpenVINO's name and op ``Reorder``.
         """
+        if isinstance(model, CompiledOnDisk):
+            model = model.model
         session = OpenVINOSession(*self._compile(model, per_op=True))
         graph_names = {n.name for n in model.graph.node} | {o for n in model.graph.node for o in n.output}
         origin = {}

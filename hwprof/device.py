@@ -79,6 +79,8 @@ class Device(ABC):
     simulated: bool = False
     graph_style: str = "hwprof"  # how hwprof's networks are spelled as ONNX (see hwprof.graph_styles)
     model_formats: tuple[str, ...] = ("onnx",)  # files `measure --model` may give it
+    caches_compiled_models: bool = False  # True: load() imports from compile_cache_dir what prepare() compiled there
+    compile_cache_dir: str | None = None  # where prepare() may leave a compiled model for load() (another process)
 
     @abstractmethod
     def is_available(self) -> bool:
@@ -149,9 +151,26 @@ class Device(ABC):
         facts = {k: v for k, v in self.info().items() if k not in ("hostname", "sources", "reason")}
         return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    def prepare(self, model):
+        """The expensive part of :meth:`load` that needs neither the timed core nor this process.
+
+        Quantizing and calibrating, lowering to the runtime's format, and (for a
+        device with ``caches_compiled_models``) compiling into
+        :attr:`compile_cache_dir`. ``hwprof measure --prepare-workers`` runs it in
+        worker processes ahead of timing (:mod:`hwprof.prepare`), so what it returns
+        must pickle, and :meth:`load` must take it and do only the cheap rest.
+
+        Args:
+            model: What :meth:`build` returns, or a model a user gave.
+
+        Returns:
+            What :meth:`load` takes. The default: ``model`` as is (all the work is in :meth:`load`).
+        """
+        return model
+
     @abstractmethod
     def load(self, model: onnx.ModelProto) -> Session:
-        """Compile/load ``model`` for timing."""
+        """Compile/load ``model`` (as :meth:`build` or :meth:`prepare` gives it) for timing."""
 
     def op_times(self, model: onnx.ModelProto, runs: int = 20) -> list[NodeTime]:
         """Median time per graph node over ``runs`` inferences (the per-op breakdown).

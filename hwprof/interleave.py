@@ -142,8 +142,13 @@ class Interleaver(Generic[T]):
         return _Member(item, session, runs_per_chunk(warm, self.protocol), list(warm))
 
     def run(self, items: Iterable[T]) -> Iterator[Finished[T]]:
-        """Measure every item; yields each as it finishes (not in the order given)."""
+        """Measure every item; yields each as it finishes (not in the order given).
+
+        Items that come with a ``ready()`` (models prepared by workers, :mod:`hwprof.prepare`) join the
+        pool when ready: timing starts with what is ready rather than wait to fill the pool.
+        """
         pending = iter(items)
+        ready = getattr(pending, "ready", None)
         active: dict[int, _Member[T]] = {}
         reference_runs = 0
         if self.reference is not None:
@@ -153,6 +158,8 @@ class Interleaver(Generic[T]):
         try:
             while True:
                 while not exhausted and len(active) < self.protocol.pool:
+                    if active and ready is not None and not ready():
+                        break
                     item = next(pending, None)
                     if item is None:
                         exhausted = True

@@ -38,6 +38,8 @@ class MeasureJob:
         device_options: How workers re-create the device.
         batch_size: Tasks per batch for a remote executor.
         chosen: How the networks were chosen from a space, for the summary (None: given).
+        prepare_workers: Processes preparing upcoming models off the timed core (None: the default where the
+            device is, for the models left to measure; see :func:`hwprof.prepare.default_workers`).
     """
 
     device: Device
@@ -51,6 +53,7 @@ class MeasureJob:
     device_options: dict[str, Any]
     batch_size: int | None = None
     chosen: str | None = None
+    prepare_workers: int | None = None
 
 
 @dataclass
@@ -92,14 +95,30 @@ class MeasureReport:
                          f"{low:.2f} / {mid:.2f} / {high:.2f} (speed varied {(high - low) / mid:.0%})"))
         rows += [("inference time recorded, s", f"{s.inference_s:.2f}"), ("wall time, s", f"{s.wall_s:.2f}")]
         if not dev.simulated and s.wall_s > 0:
-            rows.append(("  of which building / loading models, s", f"{s.build_s:.2f} / {s.load_s:.2f}"))
+            if s.prepare_workers:
+                rows.append(("  of which waiting for prepared models / loading them, s",
+                             f"{s.prepare_wait_s:.2f} / {s.load_s:.2f}"))
+            else:
+                rows.append(("  of which building / loading models, s", f"{s.build_s:.2f} / {s.load_s:.2f}"))
             if s.reference_s:
                 rows.append(("  of which drift reference, s", f"{s.reference_s:.2f}"))
             rows.append(("  of which everything else, s", f"{s.other_s:.2f}"))
         rows.append(("dataset", f"{self.job.dataset.path} ({self.dataset_rows} rows for {dev.label})"))
+        if s.prepare_workers:
+            where = (f"on core(s) {_cores(s.worker_cores)}, timing pinned to {_cores(s.timed_cores)}"
+                     if s.worker_cores else "sharing the timed core (no free core; timing not pinned)")
+            rows.append(("models prepared ahead", f"{s.prepare_workers} worker(s) {where}, at most "
+                                                  f"{s.prepare_queue} in the queue; {s.prepare_worker_s:.2f} s of "
+                                                  "preparing overlapped with timing"))
+        elif s.prepare_note:
+            rows.append(("models prepared ahead", f"none: {s.prepare_note}; prepared before timing each"))
         if s.executor != "local":
             rows.append(("executor", s.executor))
         return rows
+
+
+def _cores(cores: list[int]) -> str:
+    return ",".join(str(c) for c in cores)
 
 
 def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: int = 100, seed: int = 0,
@@ -110,7 +129,7 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
                         min_time_s: float | None = None, time_cap_s: float = 5.0, target_ci: float = 0.02,
                         quiet_tol: float = 0.06, pool: int = 12, drift_every_s: float | None = None,
                         per_op: bool = False, executor: str = "local", ray_address: str | None = None,
-                        batch_size: int | None = None,
+                        batch_size: int | None = None, prepare_workers: int | None = None,
                         status: Callable[[str], Any] | None = None) -> MeasureJob:
     """Check every input of a measure run and get it ready; nothing is measured and, on bad input, nothing written.
 
@@ -132,6 +151,9 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
         drift_every_s: Drift reference period (None: the device's default; 0: off).
         per_op: Also break latency down per layer.
         executor, ray_address, batch_size: Where to measure.
+        prepare_workers: Processes that build, quantize and compile upcoming models off the timed core
+            (:mod:`hwprof.prepare`; None: one per free core, at most 4, none on a simulated chip or for
+            fewer than 8 models; with ray, each node's own default).
         status: Shows a line while networks are chosen (a context manager factory, e.g. a spinner).
 
     Raises:
@@ -142,6 +164,7 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
     from devices import resolve
     from hwprof.executors import executor_from_options
     from hwprof.io import read_archs
+    from hwprof.prepare import check_workers
     from hwprof.profiling import check_output_dir, plan
     from hwprof.protocol import measurement_protocol
 
@@ -153,6 +176,7 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
     dev = resolve(device, **dict(options))
     if batch_size is not None and batch_size < 1:
         raise HwprofError(f"--batch-size must be at least 1, got {batch_size}", "e.g. --batch-size 16")
+    check_workers(prepare_workers)
     runner = executor_from_options(executor, ray_address)
     if runner.name == "local":
         dev.require_available()  # with ray the device is on the workers, not necessarily here
@@ -199,7 +223,7 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
     dataset.keys()  # a corrupt dataset is reported before any work starts
     dataset.hold_writer()  # one writer at a time: a second run is refused here, before any work
     return MeasureJob(dev, dataset, networks, mode, protocol, drift_every_s or None, 20 if per_op else 0, runner,
-                      options, batch_size, chosen)
+                      options, batch_size, chosen, prepare_workers)
 
 
 def run_measure_job(job: MeasureJob, on_start: Callable[[int, int], None] | None = None,
@@ -215,7 +239,7 @@ def run_measure_job(job: MeasureJob, on_start: Callable[[int, int], None] | None
         summary = measure_into(job.dataset, job.device, job.networks, job.mode, job.protocol, on_start=on_start,
                                on_progress=on_progress, reference_every_s=job.reference_every_s,
                                per_op_runs=job.per_op_runs, executor=job.runner, device_options=job.device_options,
-                               batch_size=job.batch_size)
+                               batch_size=job.batch_size, prepare_workers=job.prepare_workers)
     finally:
         job.runner.close()
     df = job.dataset.read(columns=["block_key", "median_ms", "device", "settings_hash"])

@@ -161,10 +161,17 @@ class RunSummary:
     build_s: float = 0.0  # building models (IR -> ONNX / TFLite, int8 calibration)
     load_s: float = 0.0  # the runtime loading them (sessions, delegates, OpenVINO's compile)
     reference_s: float = 0.0  # the drift reference: its session and timings
-    failed: int = 0  # tasks an executor could not measure (a rerun retries them)
-    failures: list[str] = field(default_factory=list)  # why, one line per failed batch
+    failed: int = 0  # tasks not measured: a batch an executor lost, a model that could not be prepared (rerun)
+    failures: list[str] = field(default_factory=list)  # why, one line per failed batch or task
     executor: str = "local"
     noise: Verdict | None = None  # how noisy the machine was (chunked protocol; see hwprof.quiet)
+    prepare_wait_s: float = 0.0  # the timing loop waiting for a model the workers had not finished
+    prepare_worker_s: float = 0.0  # the workers' preparing, overlapped with timing
+    prepare_workers: int = 0  # worker processes that prepared models (0: prepared in the timing process)
+    prepare_queue: int = 0  # most models being prepared or waiting to be loaded at once
+    timed_cores: list[int] = field(default_factory=list)  # cores the timing thread was pinned to (empty: not)
+    worker_cores: list[int] = field(default_factory=list)
+    prepare_note: str | None = None  # why no workers were started although asked for
 
     def as_dict(self) -> dict:
         """What ``hwprof measure --json`` prints of the run (seconds rounded to ms)."""
@@ -173,6 +180,10 @@ class RunSummary:
                "e2e_rows": self.e2e_rows, "block_rows": self.block_rows, "unconverged": self.unconverged,
                **{k: round(getattr(self, k), 3) for k in ("inference_s", "wall_s", "build_s", "load_s",
                                                            "reference_s", "other_s")}}
+        out["preparation"] = {"workers": self.prepare_workers, "queue_bound": self.prepare_queue,
+                              "timed_cores": self.timed_cores, "worker_cores": self.worker_cores,
+                              "wait_s": round(self.prepare_wait_s, 3), "worker_s": round(self.prepare_worker_s, 3),
+                              "note": self.prepare_note}
         if self.reference_ms:
             out["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), self.reference_ms)}
         if self.noise is not None:
@@ -181,8 +192,10 @@ class RunSummary:
 
     @property
     def other_s(self) -> float:
-        """Wall time not spent timing, building, loading or on the drift reference (bookkeeping, writes)."""
-        return max(self.wall_s - self.inference_s - self.build_s - self.load_s - self.reference_s, 0.0)
+        """Wall time not spent timing, building, loading, waiting for prepared models or on the drift reference
+        (bookkeeping, writes)."""
+        return max(self.wall_s - self.inference_s - self.build_s - self.load_s - self.reference_s
+                   - self.prepare_wait_s, 0.0)
 
 
 @dataclass
@@ -198,7 +211,19 @@ class TaskStats:
     build_s: float = 0.0
     load_s: float = 0.0
     reference_s: float = 0.0
+    prepare_wait_s: float = 0.0
     noise: Verdict | None = None
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    preparation: Any = None  # hwprof.prepare.PrepareStats
+
+    def take_preparation(self, prep) -> None:
+        """Count a :class:`~hwprof.prepare.Preparer`'s work: time prepared here is building; failures are failures."""
+        self.preparation = prep
+        self.build_s += prep.inline_s
+        self.prepare_wait_s = prep.wait_s
+        self.failed += prep.failed
+        self.failures.extend(prep.failures)
 
     def count(self, task: "Task", m: Measurement) -> None:
         """Count one measured task."""
@@ -216,7 +241,7 @@ def host_json(device: Device) -> str:
 
 def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row: Callable[[dict], None],
                   on_task: Callable[[Task], None] | None = None, reference_every_s: float | None = None,
-                  per_op_runs: int = 0) -> TaskStats:
+                  per_op_runs: int = 0, prepare_workers: int | None = 0) -> TaskStats:
     """Measure ``tasks`` on ``device`` one after another; hand each finished row to ``on_row``.
 
     The core every executor runs where the device is (in-process for
@@ -224,15 +249,49 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
     reference network is timed that often and each row gets the reference
     latency at its moment (``ref_ms``): such a row is handed over after the
     next reference timing. ``per_op_runs`` > 0 adds the per-kernel breakdown
-    of each network and block (``ops_json``).
+    of each network and block (``ops_json``). ``prepare_workers`` > 0 builds,
+    quantizes and compiles the upcoming models in that many processes off the
+    timed core (:mod:`hwprof.prepare`; None: :func:`~hwprof.prepare.default_workers`
+    for these tasks and this machine). A task whose model cannot be prepared
+    is counted in ``failed`` (one line in ``failures``) and left for a rerun.
     """
-    if protocol.chunked:
-        return _measure_chunked(device, tasks, protocol, on_row, on_task, reference_every_s, per_op_runs)
-    host = host_json(device)
+    from hwprof.prepare import Preparer, default_workers
+
+    if prepare_workers is None:
+        prepare_workers = default_workers(device, len(tasks))
     stats = TaskStats()
+    with Preparer(device, prepare_workers, describe=describe_task) as preparer:
+        try:
+            if protocol.chunked:
+                _measure_chunked(device, preparer.stream(tasks, _target), protocol, on_row, on_task,
+                                 reference_every_s, per_op_runs, stats, bool(tasks))
+            else:
+                _measure_contiguous(device, preparer.stream(tasks, _target), protocol, on_row, on_task,
+                                    reference_every_s, per_op_runs, stats, bool(tasks))
+        finally:
+            stats.take_preparation(preparer.stats)
+    return stats
+
+
+def _target(task: Task):
+    return task.target
+
+
+def describe_task(task: Task) -> str:
+    """A task as a failure line names it: the model file, the network's hash, or the block's key."""
+    if isinstance(task.target, ExternalModel):
+        return task.target.path
+    return f"network {task.arch_hash}" if task.is_e2e else f"block {task.block_key}"
+
+
+def _measure_contiguous(device: Device, prepared: Iterable[tuple[Task, Any]], protocol: Protocol,
+                        on_row: Callable[[dict], None], on_task: Callable[[Task], None] | None,
+                        reference_every_s: float | None, per_op_runs: int, stats: TaskStats, any_task: bool) -> None:
+    """:func:`measure_tasks` with the contiguous protocol: each model in one stretch."""
+    host = host_json(device)
     awaiting: list[tuple[dict, float]] = []  # rows waiting for the next reference timing, with their moment
     clock = time.perf_counter()
-    reference = DriftReference(device, reference_every_s) if reference_every_s is not None and tasks else None
+    reference = DriftReference(device, reference_every_s) if reference_every_s is not None and any_task else None
     stats.reference_s += time.perf_counter() - clock
 
     def time_reference() -> None:
@@ -246,7 +305,7 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
         awaiting.clear()
 
     try:
-        _measure_each(device, tasks, protocol, on_row, on_task, per_op_runs, host, stats, reference, awaiting,
+        _measure_each(device, prepared, protocol, on_row, on_task, per_op_runs, host, stats, reference, awaiting,
                       time_reference)
     except KeyboardInterrupt:
         if reference is not None and awaiting and reference.history:  # hand over what was measured
@@ -259,25 +318,21 @@ def measure_tasks(device: Device, tasks: list[Task], protocol: Protocol, on_row:
         time_reference()
         stats.reference_ms = reference.spread()
         reference.close()
-    return stats
 
 
-def _open_task(device: Device, task: Task, stats: TaskStats):
-    """Build ``task``'s model and load it on ``device``, adding the time of each to ``stats``; (model, session)."""
+def _load(device: Device, model, stats: TaskStats):
+    """Load a prepared ``model`` on ``device``, adding the time to ``stats``."""
     began = time.perf_counter()
-    model = task.target.proto if isinstance(task.target, ExternalModel) else device.build(task.target)
-    built = time.perf_counter()
     session = device.load(model)
-    stats.build_s += built - began
-    stats.load_s += time.perf_counter() - built
-    return model, session
+    stats.load_s += time.perf_counter() - began
+    return session
 
 
-def _measure_each(device, tasks, protocol, on_row, on_task, per_op_runs, host, stats, reference, awaiting,
+def _measure_each(device, prepared, protocol, on_row, on_task, per_op_runs, host, stats, reference, awaiting,
                   time_reference) -> None:
-    """The contiguous protocol's loop over tasks (see :func:`measure_tasks`)."""
-    for task in tasks:
-        model, session = _open_task(device, task, stats)
+    """The contiguous protocol's loop over prepared tasks (see :func:`measure_tasks`)."""
+    for task, model in prepared:
+        session = _load(device, model, stats)
         try:
             if reference is not None and reference.due():
                 time_reference()
@@ -299,9 +354,9 @@ def _measure_each(device, tasks, protocol, on_row, on_task, per_op_runs, host, s
             on_task(task)
 
 
-def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_row: Callable[[dict], None],
-                     on_task: Callable[[Task], None] | None, reference_every_s: float | None,
-                     per_op_runs: int) -> TaskStats:
+def _measure_chunked(device: Device, prepared: Iterable[tuple[Task, Any]], protocol: Protocol,
+                     on_row: Callable[[dict], None], on_task: Callable[[Task], None] | None,
+                     reference_every_s: float | None, per_op_runs: int, stats: TaskStats, any_task: bool) -> None:
     """:func:`measure_tasks` with the chunked protocol (:mod:`hwprof.interleave`).
 
     The reference network (unless ``reference_every_s`` is None) is timed in
@@ -310,30 +365,28 @@ def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_r
     """
     from hwprof.interleave import Interleaver
 
+    if not any_task:
+        return
     host = host_json(device)
-    stats = TaskStats()
-    if not tasks:
-        return stats
     clock = time.perf_counter()
     reference = DriftReference(device, reference_every_s or 0.0) if reference_every_s is not None else None
     stats.reference_s += time.perf_counter() - clock
-    models: dict[int, Any] = {}
 
-    def open_task(task: Task):
-        model, session = _open_task(device, task, stats)
-        if per_op_runs:
-            models[id(task)] = model
+    def open_item(item: list):
+        session = _load(device, item[1], stats)
+        if not per_op_runs:
+            item[1] = None  # loaded: the pool keeps the session, not the model too
         return session
 
-    runner = Interleaver(protocol, open_task, reference.session if reference else None,
+    runner = Interleaver(protocol, open_item, reference.session if reference else None,
                          seed=getattr(device, "seed", 0) or 0)
     try:
-        for done in runner.run(tasks):
-            task, m = done.item, done.measurement
+        for done in runner.run(prepared):
+            (task, model), m = done.item, done.measurement
             row = _row(task, m, device, protocol, host, datetime.now(timezone.utc), reference)
             row.update(done.noise.columns(), ref_ms=done.ref_ms)
             if per_op_runs:
-                row["ops_json"] = json.dumps(breakdown(device, models.pop(id(task)), per_op_runs))
+                row["ops_json"] = json.dumps(breakdown(device, model, per_op_runs))
             on_row(row)
             stats.count(task, m)
             if on_task:
@@ -341,10 +394,9 @@ def _measure_chunked(device: Device, tasks: list[Task], protocol: Protocol, on_r
     finally:
         if reference is not None:
             reference.close()
-    stats.inference_s = runner.inference_s
-    stats.reference_ms = runner.reference_spread()
-    stats.noise = runner.verdict()
-    return stats
+        stats.inference_s = runner.inference_s
+        stats.reference_ms = runner.reference_spread()
+        stats.noise = runner.verdict()
 
 
 def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str = "both",
@@ -352,7 +404,8 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
                  on_start: Callable[[int, int], None] | None = None,
                  on_progress: Callable[[Task], None] | None = None,
                  reference_every_s: float | None = None, per_op_runs: int = 0,
-                 executor=None, device_options: dict | None = None, batch_size: int | None = None) -> RunSummary:
+                 executor=None, device_options: dict | None = None, batch_size: int | None = None,
+                 prepare_workers: int | None = 0) -> RunSummary:
     """Measure what ``dataset`` lacks for ``archs`` on ``device`` and append it.
 
     Rows already present for (arch hash, block key, device, settings) are skipped,
@@ -368,6 +421,13 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
     With ``per_op_runs`` > 0, each network and block is also profiled per node
     (after its timed runs, in a separate profiling session) and the
     per-kernel breakdown is stored in ``ops_json`` (see :mod:`hwprof.per_op`).
+
+    With ``prepare_workers`` > 0, that many processes build, quantize and
+    compile the upcoming models off the timed core (:mod:`hwprof.prepare`),
+    where the device is (None: the default there for the tasks to measure; a
+    script that starts workers must guard its entry point with ``if __name__ ==
+    "__main__":``, as the spawned workers import it). A model that cannot be prepared is counted in
+    ``failed`` and left for a rerun; the other rows are written.
 
     With an ``executor`` other than local (see :mod:`hwprof.executors`), the
     tasks go out in batches of ``batch_size`` to where the device is
@@ -411,7 +471,7 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         summary = RunSummary(len(tasks), len(tasks) - len(todo), 0, 0, 0, 0.0, 0.0, 0, executor=executor_name)
         try:
             parts = _run_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs,
-                               executor, device_options, batch_size, summary)
+                               executor, device_options, batch_size, summary, prepare_workers)
         except KeyboardInterrupt:
             flush()  # every finished row is kept; a rerun resumes after them
             raise MeasurementInterrupted(saved[0], len(tasks) - len(todo)) from None
@@ -425,6 +485,17 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         summary.build_s += stats.build_s
         summary.load_s += stats.load_s
         summary.reference_s += stats.reference_s
+        summary.prepare_wait_s += stats.prepare_wait_s
+        summary.failed += stats.failed
+        summary.failures.extend(stats.failures)
+        prep = stats.preparation
+        if prep is not None:
+            summary.prepare_worker_s += prep.worker_s
+            summary.prepare_workers = max(summary.prepare_workers, prep.workers)
+            summary.prepare_queue = max(summary.prepare_queue, prep.queue)
+            summary.timed_cores, summary.worker_cores = prep.timed_cores, prep.worker_cores
+            if prep.unpicklable:
+                summary.prepare_note = f"the device cannot be sent to worker processes ({prep.unpicklable})"
     summary.noise = merged([s.noise for s in parts if s.noise is not None])
     spreads = [s.reference_ms for s in parts if s.reference_ms]
     if spreads:
@@ -436,14 +507,15 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
 
 def _run_tasks(device: Device, todo: list[Task], protocol: Protocol, collect: Callable[[dict], None],
                on_progress, reference_every_s, per_op_runs, executor, device_options, batch_size,
-               summary: RunSummary) -> list[TaskStats]:
+               summary: RunSummary, prepare_workers: int | None = 0) -> list[TaskStats]:
     """Measure ``todo`` here or through ``executor``; rows go to ``collect``; failed batches into ``summary``."""
     if getattr(executor, "name", "local") == "local":
-        return [measure_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs)]
+        return [measure_tasks(device, todo, protocol, collect, on_progress, reference_every_s, per_op_runs,
+                              prepare_workers)]
     parts = []
     options = device.options if device_options is None else device_options
     for batch, outcome in executor.measure(device.name, options, todo, protocol, reference_every_s, per_op_runs,
-                                           batch_size):
+                                           batch_size, prepare_workers=prepare_workers):
         if isinstance(outcome, BaseException):
             summary.failed += len(batch)
             summary.failures.append(f"{len(batch)} task(s): {outcome}")
@@ -473,12 +545,17 @@ class MeasurementInterrupted(KeyboardInterrupt):
 
 
 def measure_batch(device_name: str, device_options: dict, tasks: list[Task], protocol: Protocol,
-                  reference_every_s: float | None = None, per_op_runs: int = 0) -> tuple[list[dict], TaskStats]:
-    """Measure a batch where it runs (an executor's worker): recreate the device, return the rows and counts."""
+                  reference_every_s: float | None = None, per_op_runs: int = 0,
+                  prepare_workers: int | None = 0) -> tuple[list[dict], TaskStats]:
+    """Measure a batch where it runs (an executor's worker): recreate the device, return the rows and counts.
+
+    ``prepare_workers`` None: the default for this machine's cores (:func:`hwprof.prepare.default_workers`).
+    """
     device = resolve(device_name, **device_options)
     device.require_available()
     rows: list[dict] = []
-    stats = measure_tasks(device, tasks, protocol, rows.append, None, reference_every_s, per_op_runs)
+    stats = measure_tasks(device, tasks, protocol, rows.append, None, reference_every_s, per_op_runs,
+                          prepare_workers)
     return rows, stats
 
 

@@ -165,6 +165,19 @@ def check_device(factory: Any, arch: Arch | None = None, **kwargs: Any) -> Contr
                  isinstance(times, np.ndarray) and times.shape == (5,) and times.dtype == np.float64
                  and bool(np.all(np.isfinite(times))) and bool(np.all(times > 0)), repr(times))
     session.close()
+    import pickle
+
+    try:  # measure --prepare-workers sends the device to worker processes and their prepared models back
+        copy = pickle.loads(pickle.dumps(device))
+        prepared = pickle.loads(pickle.dumps(copy.prepare(copy.build(arch))))
+        pickles, why = True, ""
+    except Exception as exc:  # noqa: BLE001 - any failure breaks the promise
+        pickles, why, prepared = False, f"{type(exc).__name__}: {str(exc)[:200]}", None
+    report.check("the device and prepare(build(arch)) pickle (measure --prepare-workers)", pickles, why)
+    if prepared is not None:
+        loaded = device.load(prepared)
+        report.check("load() takes what prepare() returns", isinstance(loaded, Session), type(loaded).__name__)
+        loaded.close()
     if device.simulated:
         again = make(0).run(model, 5)
         report.check("a simulated device is reproducible for a seed", np.array_equal(make(0).run(model, 5), again))

@@ -21,6 +21,12 @@ def _hwprof(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "hwprof"), *args]
 
 
+def default_sigint() -> None:
+    """In a child: Ctrl-C as a terminal delivers it, even where the tests run in a background job (which
+    ignores SIGINT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _no_duplicates(path: Path) -> pd.DataFrame:
     df = Dataset(path).read()
     assert not df.duplicated(list(KEY_COLUMNS)).any(), "duplicate rows"
@@ -58,7 +64,7 @@ def test_ctrl_c_keeps_every_finished_row_and_a_rerun_resumes(tmp_path):
     args = ("measure", "--device", "cpu", "--space", "ofa", "--mode", "e2e", "--min-time", "0.02", "--rounds", "2",
             "--pool", "4", "--out", str(out))
     proc = subprocess.Popen(_hwprof(*args, "--samples", "300"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not Dataset(out).parts():  # the first flush: work is under way
         time.sleep(0.2)

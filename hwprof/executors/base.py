@@ -33,8 +33,11 @@ class Executor(ABC):
     @abstractmethod
     def measure(self, device_name: str, device_options: dict, tasks: list, protocol,
                 reference_every_s: float | None, per_op_runs: int,
-                batch_size: int | None = None) -> Iterator[tuple[list, Any]]:
+                batch_size: int | None = None, prepare_workers: int | None = 0) -> Iterator[tuple[list, Any]]:
         """Measure ``tasks`` on the device, in batches, where the device is.
+
+        ``prepare_workers``: processes that prepare upcoming models off the timed core where the device is
+        (:mod:`hwprof.prepare`; None: the default for that machine's cores).
 
         Yields:
             ``(batch, outcome)`` as batches finish, in any order: ``outcome`` is

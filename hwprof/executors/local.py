@@ -17,13 +17,13 @@ class LocalExecutor(Executor):
 
     def measure(self, device_name: str, device_options: dict, tasks: list, protocol,
                 reference_every_s: float | None, per_op_runs: int,
-                batch_size: int | None = None) -> Iterator[tuple[list, Any]]:
+                batch_size: int | None = None, prepare_workers: int | None = 0) -> Iterator[tuple[list, Any]]:
         from hwprof.profiling import measure_batch
 
         for batch in batched(tasks, batch_size or self.default_batch):
             try:
                 yield batch, measure_batch(device_name, device_options, batch, protocol, reference_every_s,
-                                           per_op_runs)
+                                           per_op_runs, prepare_workers)
             except Exception as exc:  # noqa: BLE001 - reported per batch, as the ray executor does
                 yield batch, exc
 

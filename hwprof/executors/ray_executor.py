@@ -120,7 +120,7 @@ class RayExecutor(Executor):
 
     def measure(self, device_name: str, device_options: dict, tasks: list, protocol,
                 reference_every_s: float | None, per_op_runs: int,
-                batch_size: int | None = None) -> Iterator[tuple[list, Any]]:
+                batch_size: int | None = None, prepare_workers: int | None = 0) -> Iterator[tuple[list, Any]]:
         if not tasks:
             return
         ray = self.ray
@@ -131,7 +131,8 @@ class RayExecutor(Executor):
                               f"{self.address or 'HOST:PORT'}")
         remote = ray.remote(_measure_on_node).options(resources={resource: 1}, num_cpus=0,
                                                    max_retries=self.max_retries, retry_exceptions=False)
-        pending = {remote.remote(device_name, device_options, batch, protocol, reference_every_s, per_op_runs): batch
+        pending = {remote.remote(device_name, device_options, batch, protocol, reference_every_s, per_op_runs,
+                                 prepare_workers): batch
                    for batch in batched(tasks, batch_size or self.default_batch)}
         unhosted_since = None
         while pending:

@@ -1,0 +1,356 @@
+"""Models prepared ahead of the timing loop, in worker processes off the timed core (``measure --prepare-workers``).
+
+Most of a real device's measuring wall time that is not inference goes to work
+that does not need the timed core: building the ONNX graph, quantizing and
+calibrating an int8 model, lowering to LiteRT, OpenVINO's compile. A
+:class:`Preparer` does that work for the upcoming tasks in ``workers``
+processes while the timing loop times the models already prepared:
+
+- **The timed core is pinned.** The timing thread runs on the first
+  ``threads`` cores this process may use; the workers are kept off them (and
+  run at a lower priority). With no core left over, the default is no workers.
+- **Bounded.** At most ``queue`` models are being prepared or waiting to be
+  loaded at any moment (default ``2 * workers``), on top of the models the
+  protocol keeps loaded (``--pool``): memory stays bounded whatever the
+  number of tasks.
+- **What crosses the process boundary** is what :meth:`Device.prepare
+  <hwprof.device.Device.prepare>` returns (an ONNX model, quantized bytes, a
+  ``.tflite`` flatbuffer), pickled. A runtime whose compiled model cannot cross
+  it compiles into :attr:`Device.compile_cache_dir <hwprof.device.Device.compile_cache_dir>`
+  (OpenVINO's model cache), and the timing process's load is then a cheap import.
+- **Errors stay with their task.** A model the worker cannot build or
+  compile, or a worker that dies, becomes that task's one-line failure
+  (:attr:`Preparer.failures`); the run goes on and a rerun retries it.
+- **Ctrl-C** (SIGINT reaches the whole process group) is ignored by the
+  workers; the timing process stops them all when it unwinds, so none is
+  left behind, and every finished row is saved by the caller.
+
+The workers are a neighbour of the timed core, like any other process: the
+chunked protocol (:mod:`hwprof.interleave`) leaves the chunks they disturb out,
+and the run's noise verdict says how disturbed the timing was.
+
+``workers=0`` prepares each model in the timing process just before it is
+loaded, as hwprof always did; a failure is that task's failure all the same.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+from collections import deque
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from hwprof.errors import HwprofError
+
+MAX_DEFAULT_WORKERS = 4  # beyond this the timing loop, not preparation, is the bottleneck
+MIN_TASKS_FOR_WORKERS = 8  # fewer models than this: starting workers (about a second) saves nothing by default
+WORKER_NICE = 10  # workers yield to the timing process wherever they share a core
+
+
+def usable_cores() -> list[int]:
+    """The cores this process may run on, in order (all of them where affinity is not supported)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def split_cores(threads: int = 1, cores: list[int] | None = None) -> tuple[list[int], list[int]]:
+    """(timed cores, free cores): the first ``threads`` usable cores time, the rest may prepare."""
+    cores = usable_cores() if cores is None else list(cores)
+    timed = cores[:max(1, threads)]
+    return timed, cores[len(timed):]
+
+
+def default_workers(device, tasks: int | None = None, cores: list[int] | None = None) -> int:
+    """Workers ``measure`` starts when not told: none on a simulated chip (nothing expensive to prepare),
+    without a free core, or for fewer than ``MIN_TASKS_FOR_WORKERS`` models; otherwise one per free core, at
+    most ``MAX_DEFAULT_WORKERS``."""
+    if device.simulated or (tasks is not None and tasks < MIN_TASKS_FOR_WORKERS):
+        return 0
+    _, free = split_cores(getattr(device, "threads", 1), cores)
+    return min(len(free), MAX_DEFAULT_WORKERS)
+
+
+def check_workers(workers: int | None) -> None:
+    """One-line error for a negative ``--prepare-workers``."""
+    if workers is not None and workers < 0:
+        raise HwprofError(f"--prepare-workers must be 0 (prepare in the timing process) or more, got {workers}",
+                          "e.g. --prepare-workers 1")
+
+
+def source_model(device, target) -> Any:
+    """What :meth:`Device.prepare` starts from: a user's model as given, else the device's build of an Arch/Block."""
+    proto = getattr(target, "proto", None)
+    return proto if proto is not None else device.build(target)
+
+
+def prepare_target(device, target) -> Any:
+    """``target``'s model, prepared for :meth:`Device.load` (build, then the expensive part of loading)."""
+    return device.prepare(source_model(device, target))
+
+
+@dataclass
+class PrepareStats:
+    """Where preparation time went.
+
+    Attributes:
+        workers: Worker processes used (0: prepared in the timing process).
+        timed_cores: Cores the timing thread was pinned to (empty: not pinned).
+        worker_cores: Cores the workers ran on.
+        queue: Most models being prepared or waiting to be loaded at once (the bound).
+        inline_s: Seconds the timing process spent preparing (``workers=0``).
+        worker_s: Seconds the workers spent preparing (overlapped with timing).
+        wait_s: Seconds the timing loop waited for a model to be ready.
+        prepared: Models prepared.
+        failed: Tasks whose model could not be prepared.
+        failures: One line per failed task.
+        peak_outstanding: Most models outstanding at once (never above ``queue``).
+        unpicklable: Why the device could not be sent to workers (then none were started), else None.
+    """
+
+    workers: int = 0
+    timed_cores: list[int] = field(default_factory=list)
+    worker_cores: list[int] = field(default_factory=list)
+    queue: int = 0
+    inline_s: float = 0.0
+    worker_s: float = 0.0
+    wait_s: float = 0.0
+    prepared: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    peak_outstanding: int = 0
+    unpicklable: str | None = None
+
+
+# --- the worker side -------------------------------------------------------------------------------------------
+
+_WORKER_DEVICE = None
+
+
+def _worker_init(device_bytes: bytes, cores: list[int]) -> None:
+    """Each worker: ignore Ctrl-C (the timing process stops the workers), keep off the timed core, yield."""
+    global _WORKER_DEVICE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if cores and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, cores)
+        except OSError:
+            pass  # a cpuset that forbids it: the nice level below still favours the timing process
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
+    _WORKER_DEVICE = pickle.loads(device_bytes)
+    report = os.environ.get("HWPROF_PREPARE_PID_FILE")  # tests: which processes were started
+    if report:
+        with open(report, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+
+def _worker_prepare(target) -> tuple[Any, float]:
+    began = time.perf_counter()
+    return prepare_target(_WORKER_DEVICE, target), time.perf_counter() - began
+
+
+# --- the timing side -------------------------------------------------------------------------------------------
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a task's failure."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, HwprofError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Preparer:
+    """Prepares tasks' models in order, ``workers`` processes ahead of the timing loop.
+
+    Use as a context manager (the workers start on entry and are stopped on
+    exit, Ctrl-C included), then iterate :meth:`stream`.
+
+    Args:
+        device: The device (pickled to the workers; its :attr:`compile_cache_dir` is set for the run when
+            ``workers`` > 0 and it has none).
+        workers: Worker processes (0: prepare in the timing process, just before loading).
+        queue: Most models being prepared or ready but not yet loaded (default ``2 * workers``).
+        pin: Pin the timing thread to the timed cores while the workers run (restored on exit).
+        describe: How a failure names its task (default ``str``).
+        cores: The usable cores (default: this process's affinity); tests pass their own.
+    """
+
+    def __init__(self, device, workers: int = 0, queue: int | None = None, pin: bool = True,
+                 describe: Callable[[Any], str] = str, cores: list[int] | None = None) -> None:
+        check_workers(workers)
+        self.device = device
+        self.workers = int(workers)
+        self.queue = max(1, queue if queue is not None else 2 * self.workers)
+        self.pin = pin
+        self.describe = describe
+        self.cores = cores
+        self.stats = PrepareStats(workers=self.workers, queue=self.queue if self.workers else 0)
+        self._pool = None
+        self._restore_affinity: set[int] | None = None
+        self._cache = None
+
+    def __enter__(self) -> "Preparer":
+        if self.workers:
+            self._start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        import multiprocessing
+        import tempfile
+        from concurrent.futures import ProcessPoolExecutor
+
+        timed, free = split_cores(getattr(self.device, "threads", 1), self.cores)
+        self.stats.timed_cores, self.stats.worker_cores = (timed, free) if free else ([], [])
+        if self.device.compile_cache_dir is None and getattr(self.device, "caches_compiled_models", False):
+            self._cache = tempfile.TemporaryDirectory(prefix="hwprof-compiled-")
+            self.device.compile_cache_dir = self._cache.name
+        try:
+            device_bytes = pickle.dumps(self.device)
+        except Exception as exc:  # noqa: BLE001 - e.g. a device class defined inside a function
+            self.stats.unpicklable = f"{type(exc).__name__}: {exc}"[:200]
+            self.workers = self.stats.workers = self.stats.queue = 0  # prepared in the timing process instead
+            self.stats.timed_cores = self.stats.worker_cores = []
+            return
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_worker_init, initargs=(device_bytes, free))
+        if self.pin and free and hasattr(os, "sched_setaffinity"):
+            self._restore_affinity = os.sched_getaffinity(0)
+            try:
+                os.sched_setaffinity(0, timed)  # this thread; runtime threads created later inherit it
+            except OSError:
+                self._restore_affinity = None
+
+    def close(self) -> None:
+        """Stop the workers at once (a model half-prepared is dropped) and restore the timing thread's affinity."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            processes = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:  # a worker busy compiling would otherwise finish its model first
+                if process.is_alive():
+                    process.kill()
+            for process in processes:
+                process.join(timeout=10)
+        if self._restore_affinity is not None:
+            try:
+                os.sched_setaffinity(0, self._restore_affinity)
+            except OSError:
+                pass
+            self._restore_affinity = None
+        if self._cache is not None:
+            self.device.compile_cache_dir = None
+            self._cache.cleanup()
+            self._cache = None
+
+    def stream(self, targets: Iterable[Any], target_of: Callable[[Any], Any] = lambda item: item,
+               ) -> "PreparedStream":
+        """``[item, prepared model]`` for each item, in order; an item that fails is left out and counted.
+
+        Args:
+            targets: Items (tasks) to prepare.
+            target_of: What of an item is built (e.g. ``task.target``).
+
+        Returns:
+            An iterator whose ``ready()`` says whether the next model can be had without waiting (the
+            chunked protocol starts timing what is ready rather than wait to fill its pool).
+        """
+        return PreparedStream(self, iter(targets), target_of)
+
+    def _submit(self, target):
+        return self._pool.submit(_worker_prepare, target)
+
+    def _restart(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        old = self._pool
+        old.shutdown(wait=False, cancel_futures=True)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_worker_init,
+                                         initargs=(pickle.dumps(self.device), self.stats.worker_cores))
+
+    def _fail(self, item, message: str) -> None:
+        self.stats.failed += 1
+        self.stats.failures.append(f"{self.describe(item)}: {message}"[:400])
+
+
+class PreparedStream:
+    """What :meth:`Preparer.stream` returns: ``[item, prepared model]`` in order, failures left out."""
+
+    def __init__(self, preparer: Preparer, items: Iterator[Any], target_of: Callable[[Any], Any]) -> None:
+        self.preparer = preparer
+        self.items = items
+        self.target_of = target_of
+        self.pending: deque = deque()  # [item, future], in order (workers only)
+        self.exhausted = False
+
+    def __iter__(self) -> "PreparedStream":
+        return self
+
+    def ready(self) -> bool:
+        """Whether :func:`next` would return without waiting for a worker (True without workers)."""
+        if not self.preparer.workers:
+            return True
+        self._top_up()
+        return not self.pending or self.pending[0][1].done()
+
+    def _top_up(self) -> None:
+        p = self.preparer
+        while not self.exhausted and len(self.pending) < p.queue:
+            item = next(self.items, None)
+            if item is None:
+                self.exhausted = True
+                break
+            self.pending.append([item, p._submit(self.target_of(item))])
+        p.stats.peak_outstanding = max(p.stats.peak_outstanding, len(self.pending))
+
+    def __next__(self) -> list:
+        p = self.preparer
+        while True:
+            if not p.workers:
+                item = next(self.items)  # StopIteration ends the stream
+                began = time.perf_counter()
+                try:
+                    return [item, self._counted(prepare_target(p.device, self.target_of(item)))]
+                except Exception as exc:  # noqa: BLE001 - the runtimes raise their own types; one line per task
+                    p._fail(item, one_line(exc))
+                finally:
+                    p.stats.inline_s += time.perf_counter() - began
+                continue
+            self._top_up()
+            if not self.pending:
+                raise StopIteration
+            item, future = self.pending.popleft()
+            began = time.perf_counter()
+            try:
+                prepared, seconds = future.result()
+            except BrokenProcessPool:
+                p._fail(item, "a preparation worker died (the runtime crashed on this or a model prepared beside "
+                              "it); the workers were restarted")
+                p._restart()
+                for entry in self.pending:
+                    entry[1] = p._submit(self.target_of(entry[0]))
+                continue
+            except Exception as exc:  # noqa: BLE001 - the runtimes raise their own types; one line per task
+                p._fail(item, one_line(exc))
+                continue
+            finally:
+                p.stats.wait_s += time.perf_counter() - began
+            p.stats.worker_s += seconds
+            return [item, self._counted(prepared)]
+
+    def _counted(self, prepared: Any) -> Any:
+        self.preparer.stats.prepared += 1
+        return prepared
