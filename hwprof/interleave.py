@@ -102,11 +102,13 @@ class Interleaver(Generic[T]):
         classifier: Quiet/disturbed classification (default from ``protocol.quiet_tol``).
         clock: Seconds clock (monotonic); tests pass a fake one.
         probe: Other processes' CPU use; tests pass a fake one.
+        before_round: Called with each round's number just before its chunks are timed (the preparation
+            workers stop for some rounds: :meth:`hwprof.prepare.Preparer.before_round`).
     """
 
     def __init__(self, protocol: Protocol, open_item: Callable[[T], Session], reference: Session | None = None,
                  seed: int = 0, classifier: Classifier | None = None, clock: Callable[[], float] = time.monotonic,
-                 probe: LoadProbe | None = None) -> None:
+                 probe: LoadProbe | None = None, before_round: Callable[[int], None] | None = None) -> None:
         self.protocol = protocol
         self.open_item = open_item
         self.reference = reference
@@ -114,6 +116,7 @@ class Interleaver(Generic[T]):
         self.classifier = classifier or Classifier(tol=protocol.quiet_tol)
         self.clock = clock
         self.probe = probe or LoadProbe()
+        self.before_round = before_round
         self.trace = Trace()
         self.final_quiet: dict[int, bool] = {}  # chunk index -> quiet, as classified when its member finished
         self.rows = 0
@@ -169,6 +172,8 @@ class Interleaver(Generic[T]):
                 if not active:
                     break
                 order = list(active) + ([-1] if self.reference is not None else [])
+                if self.before_round is not None:
+                    self.before_round(self._round)
                 before = self.probe.read()
                 timed: list[tuple[int, int, np.ndarray]] = []
                 for member_id in self.rng.permutation(order):

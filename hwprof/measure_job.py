@@ -110,6 +110,10 @@ class MeasureReport:
             rows.append(("models prepared ahead", f"{s.prepare_workers} worker(s) {where}, at most "
                                                   f"{s.prepare_queue} in the queue; {s.prepare_worker_s:.2f} s of "
                                                   "preparing overlapped with timing"))
+            stopped, rounds = s.paused_rounds
+            if rounds:
+                rows.append(("  workers stopped for quiet rounds", f"{stopped} of {rounds} rounds (the chunks timed "
+                                                                   "beside running workers count as disturbed)"))
         elif s.prepare_note:
             rows.append(("models prepared ahead", f"none: {s.prepare_note}; prepared before timing each"))
         if s.executor != "local":

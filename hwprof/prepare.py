@@ -25,9 +25,14 @@ processes while the timing loop times the models already prepared:
   workers; the timing process stops them all when it unwinds, so none is
   left behind, and every finished row is saved by the caller.
 
-The workers are a neighbour of the timed core, like any other process: the
-chunked protocol (:mod:`hwprof.interleave`) leaves the chunks they disturb out,
-and the run's noise verdict says how disturbed the timing was.
+The workers are a neighbour of the timed core, like any other process, so
+the timing loop gives itself quiet windows: with the chunked protocol
+(:mod:`hwprof.interleave`) every ``QUIET_ROUND_EVERY``-th round is timed with
+the workers stopped (SIGSTOP), the others with them running. Chunks timed
+beside a running worker are disturbed by definition (another process used a
+core) and left out, like any disturbed chunk; the stopped rounds give every
+model its quiet chunks. The workers also run whenever the timing loop waits
+for a model. The run's noise verdict counts the chunks the workers disturbed.
 
 ``workers=0`` prepares each model in the timing process just before it is
 loaded, as hwprof always did; a failure is that task's failure all the same.
@@ -47,6 +52,7 @@ from typing import Any, Callable, Iterable, Iterator
 from hwprof.errors import HwprofError
 
 MAX_DEFAULT_WORKERS = 4  # beyond this the timing loop, not preparation, is the bottleneck
+QUIET_ROUND_EVERY = 2  # with workers, every other round of the chunked protocol is timed with them stopped
 MIN_TASKS_FOR_WORKERS = 8  # fewer models than this: starting workers (about a second) saves nothing by default
 WORKER_NICE = 10  # workers yield to the timing process wherever they share a core
 
@@ -111,6 +117,8 @@ class PrepareStats:
         failures: One line per failed task.
         peak_outstanding: Most models outstanding at once (never above ``queue``).
         unpicklable: Why the device could not be sent to workers (then none were started), else None.
+        rounds: Rounds of the chunked protocol timed with workers alive.
+        paused_rounds: Of those, rounds timed with the workers stopped.
     """
 
     workers: int = 0
@@ -125,6 +133,8 @@ class PrepareStats:
     failures: list[str] = field(default_factory=list)
     peak_outstanding: int = 0
     unpicklable: str | None = None
+    rounds: int = 0
+    paused_rounds: int = 0
 
 
 # --- the worker side -------------------------------------------------------------------------------------------
@@ -197,6 +207,7 @@ class Preparer:
         self._pool = None
         self._restore_affinity: set[int] | None = None
         self._cache = None
+        self._paused: list[int] = []  # pids stopped by pause()
 
     def __enter__(self) -> "Preparer":
         if self.workers:
@@ -232,8 +243,45 @@ class Preparer:
             except OSError:
                 self._restore_affinity = None
 
+    def _worker_pids(self) -> list[int]:
+        processes = getattr(self._pool, "_processes", None) or {}
+        return [p.pid for p in list(processes.values()) if p.pid is not None and p.is_alive()]
+
+    def pause(self) -> None:
+        """Stop the workers (SIGSTOP) until :meth:`resume`: what is timed meanwhile has no neighbour of ours."""
+        if self._pool is None or self._paused or not hasattr(signal, "SIGSTOP"):
+            return
+        for pid in self._worker_pids():
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                self._paused.append(pid)
+            except ProcessLookupError:
+                pass
+
+    def resume(self) -> None:
+        """Let stopped workers go on (SIGCONT)."""
+        paused, self._paused = self._paused, []
+        for pid in paused:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    def before_round(self, round_index: int) -> None:
+        """Called by the chunked protocol before it times a round: every ``QUIET_ROUND_EVERY``-th round with the
+        workers stopped, the others with them running."""
+        if self._pool is None:
+            return
+        self.stats.rounds += 1
+        if round_index % QUIET_ROUND_EVERY == 0:
+            self.stats.paused_rounds += 1
+            self.pause()
+        else:
+            self.resume()
+
     def close(self) -> None:
         """Stop the workers at once (a model half-prepared is dropped) and restore the timing thread's affinity."""
+        self.resume()
         pool, self._pool = self._pool, None
         if pool is not None:
             processes = list(getattr(pool, "_processes", {}).values())
@@ -333,6 +381,8 @@ class PreparedStream:
             if not self.pending:
                 raise StopIteration
             item, future = self.pending.popleft()
+            if not future.done():
+                p.resume()  # nothing is timed while this waits: let the workers work
             began = time.perf_counter()
             try:
                 prepared, seconds = future.result()

@@ -172,6 +172,7 @@ class RunSummary:
     timed_cores: list[int] = field(default_factory=list)  # cores the timing thread was pinned to (empty: not)
     worker_cores: list[int] = field(default_factory=list)
     prepare_note: str | None = None  # why no workers were started although asked for
+    paused_rounds: tuple[int, int] = (0, 0)  # rounds timed with the workers stopped, of rounds timed with workers
 
     def as_dict(self) -> dict:
         """What ``hwprof measure --json`` prints of the run (seconds rounded to ms)."""
@@ -183,7 +184,8 @@ class RunSummary:
         out["preparation"] = {"workers": self.prepare_workers, "queue_bound": self.prepare_queue,
                               "timed_cores": self.timed_cores, "worker_cores": self.worker_cores,
                               "wait_s": round(self.prepare_wait_s, 3), "worker_s": round(self.prepare_worker_s, 3),
-                              "note": self.prepare_note}
+                              "note": self.prepare_note, "rounds_with_workers_stopped": self.paused_rounds[0],
+                              "rounds_with_workers": self.paused_rounds[1]}
         if self.reference_ms:
             out["reference_ms"] = {k: round(v, 4) for k, v in zip(("min", "median", "max"), self.reference_ms)}
         if self.noise is not None:
@@ -378,8 +380,10 @@ def _measure_chunked(device: Device, prepared: Iterable[tuple[Task, Any]], proto
             item[1] = None  # loaded: the pool keeps the session, not the model too
         return session
 
+    preparer = getattr(prepared, "preparer", None)
     runner = Interleaver(protocol, open_item, reference.session if reference else None,
-                         seed=getattr(device, "seed", 0) or 0)
+                         seed=getattr(device, "seed", 0) or 0,
+                         before_round=preparer.before_round if preparer is not None and preparer.workers else None)
     try:
         for done in runner.run(prepared):
             (task, model), m = done.item, done.measurement
@@ -494,6 +498,8 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
             summary.prepare_workers = max(summary.prepare_workers, prep.workers)
             summary.prepare_queue = max(summary.prepare_queue, prep.queue)
             summary.timed_cores, summary.worker_cores = prep.timed_cores, prep.worker_cores
+            summary.paused_rounds = (summary.paused_rounds[0] + prep.paused_rounds,
+                                     summary.paused_rounds[1] + prep.rounds)
             if prep.unpicklable:
                 summary.prepare_note = f"the device cannot be sent to worker processes ({prep.unpicklable})"
     summary.noise = merged([s.noise for s in parts if s.noise is not None])

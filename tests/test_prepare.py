@@ -163,3 +163,43 @@ def test_openvino_loads_what_a_worker_compiled_from_its_model_cache():
             session.close()
         assert len(list(cache.glob("*.blob"))) >= 2  # the blobs the worker compiled
     assert not cache.exists() and device.compile_cache_dir is None  # the run's cache is removed with it
+
+
+def _state(pid: int, settled: str | None = None) -> str:
+    """The process's state letter (waiting up to a second for it to become ``settled``: signals are asynchronous)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        with open(f"/proc/{pid}/status") as fh:
+            state = next(line.split()[1] for line in fh if line.startswith("State:"))
+        if settled is None or state == settled or time.monotonic() > deadline:
+            return state
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_are_stopped_for_every_other_round_and_run_while_the_loop_waits():
+    with Preparer(SlowPrepDevice(delay_s=0.05), workers=1) as preparer:
+        stream = preparer.stream(NAMES)
+        next(stream)  # the workers have started
+        (pid,) = preparer._worker_pids()
+        preparer.before_round(0)
+        assert _state(pid, "T") == "T"  # stopped: round 0 is timed without them
+        preparer.before_round(1)
+        time.sleep(0.2)
+        assert _state(pid) != "T"
+        preparer.before_round(2)
+        assert _state(pid, "T") == "T"
+        assert [item for item, _ in stream] == NAMES[1:]  # waiting for a model lets them go on
+        assert (preparer.stats.paused_rounds, preparer.stats.rounds) == (2, 3)
+    assert not _alive(pid)
+
+
+def test_the_chunked_protocol_tells_the_workers_each_round(tmp_path):
+    from hwprof.profiling import measure_into
+
+    archs = samples("ofa", 8, seed=4)
+    protocol = measurement_protocol(False, rounds=2, min_time_s=0.01)
+    summary = measure_into(Dataset(tmp_path / "d"), SlowPrepDevice(), archs, mode="e2e", protocol=protocol,
+                           reference_every_s=0.0, prepare_workers=1)
+    stopped, rounds = summary.paused_rounds
+    assert rounds >= 2 and stopped == (rounds + 1) // 2  # rounds 0, 2, 4, ... are timed with the workers stopped
