@@ -106,9 +106,11 @@ def run_measure(target: str, nets: int, seed: int, workers: int, out: Path) -> d
     return summary
 
 
-def medians(out: Path) -> pd.Series:
-    df = pd.read_parquet(out, columns=["arch_hash", "block_key", "median_ms"])
-    return df[df["block_key"] == "e2e"].set_index("arch_hash")["median_ms"]
+def medians(out: Path, drift_corrected: bool = False) -> pd.Series:
+    """Each network's median, ms (drift-corrected: over its row's ``ref_ms``, as predictors see it)."""
+    df = pd.read_parquet(out, columns=["arch_hash", "block_key", "median_ms", "ref_ms"])
+    df = df[df["block_key"] == "e2e"].set_index("arch_hash")
+    return df["median_ms"] / df["ref_ms"] if drift_corrected else df["median_ms"]
 
 
 def within(a: pd.Series, b: pd.Series, tol: float = 0.10) -> float:
@@ -132,7 +134,10 @@ def wall_ratios(targets: list[str], nets: int, seed: int, tmp: Path) -> dict:
                   f" = {s['ratio']:.2f}x; peak memory {s['peak_rss_mb']:.0f} MB; waiting for models "
                   f"{s['preparation']['wait_s']:.1f} s, building {s['build_s']:.1f} s, loading {s['load_s']:.1f} s",
                   flush=True)
-            print(f"      noise: {_verdict(s)}", flush=True)
+            prep, noise = s["preparation"], s.get("noise") or {}
+            print(f"      {noise.get('rows_quiet')} of {noise.get('rows')} rows timed quiet; rounds with the workers "
+                  f"stopped: {prep.get('rounds_with_workers_stopped')} of {prep.get('rounds_with_workers')}; noise: "
+                  f"{_verdict(s)}", flush=True)
         before, after = runs[0], runs[1]
         results[target] = {
             "ratio_without": before["ratio"], "ratio_with": after["ratio"], "target": TARGETS.get(target, 1.3),
@@ -151,9 +156,11 @@ def agreement(target: str, nets: int, seed: int, tmp: Path) -> dict:
         s = run_measure(target, nets, seed, workers, outs[name])
         print(f"  {target} {name:8s}: {s['measured']} networks, wall {s['wall_s']:.1f} s; noise: {_verdict(s)}",
               flush=True)
-    base = medians(outs["without"])
+    base, corrected = medians(outs["without"]), medians(outs["without"], True)
     return {"target": target, "networks": nets, "with_vs_without": within(base, medians(outs["with"])),
-            "test_retest": within(base, medians(outs["retest"]))}
+            "test_retest": within(base, medians(outs["retest"])),
+            "with_vs_without_drift_corrected": within(corrected, medians(outs["with"], True)),
+            "test_retest_drift_corrected": within(corrected, medians(outs["retest"], True))}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     if agree:
         print(f"  agreement on {agree['target']}, {agree['networks']} networks: with vs without workers "
               f"{agree['with_vs_without']:.0%} within +-10% (target >= {AGREE_TARGET:.0%}); test-retest without "
-              f"workers {agree['test_retest']:.0%}")
+              f"workers {agree['test_retest']:.0%}; drift-corrected (median / ref_ms): "
+              f"{agree['with_vs_without_drift_corrected']:.0%} vs test-retest {agree['test_retest_drift_corrected']:.0%}")
     emit("bench_prepare", {"wall": walls, "agreement": agree}, args.json)
 
 
