@@ -102,8 +102,8 @@ class Interleaver(Generic[T]):
         classifier: Quiet/disturbed classification (default from ``protocol.quiet_tol``).
         clock: Seconds clock (monotonic); tests pass a fake one.
         probe: Other processes' CPU use; tests pass a fake one.
-        before_round: Called with each round's number just before its chunks are timed (the preparation
-            workers stop for some rounds: :meth:`hwprof.prepare.Preparer.before_round`).
+        before_round: Called with each round's number and chunk count just before its chunks are timed (the
+            preparation workers stop for some rounds: :meth:`hwprof.prepare.Preparer.before_round`).
     """
 
     def __init__(self, protocol: Protocol, open_item: Callable[[T], Session], reference: Session | None = None,
@@ -173,7 +173,7 @@ class Interleaver(Generic[T]):
                     break
                 order = list(active) + ([-1] if self.reference is not None else [])
                 if self.before_round is not None:
-                    self.before_round(self._round)
+                    self.before_round(self._round, len(order))
                 before = self.probe.read()
                 timed: list[tuple[int, int, np.ndarray]] = []
                 for member_id in self.rng.permutation(order):

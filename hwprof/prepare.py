@@ -26,13 +26,17 @@ processes while the timing loop times the models already prepared:
   left behind, and every finished row is saved by the caller.
 
 The workers are a neighbour of the timed core, like any other process, so
-the timing loop gives itself quiet windows: with the chunked protocol
-(:mod:`hwprof.interleave`) every ``QUIET_ROUND_EVERY``-th round is timed with
-the workers stopped (SIGSTOP), the others with them running. Chunks timed
-beside a running worker are disturbed by definition (another process used a
-core) and left out, like any disturbed chunk; the stopped rounds give every
-model its quiet chunks. The workers also run whenever the timing loop waits
-for a model. The run's noise verdict counts the chunks the workers disturbed.
+the timing loop gives itself quiet windows: the chunked protocol
+(:mod:`hwprof.interleave`) times stretches of rounds with the workers stopped
+(SIGSTOP) and stretches with them running, in turn, each stretch at least
+``PHASE_CHUNKS`` chunks long (one round of a full pool; several rounds when
+few models are loaded), so that a chunk in a stopped stretch has quiet chunks
+around it, which is what the classifier (:mod:`hwprof.quiet`) looks at.
+Chunks timed beside a running worker are disturbed by definition (another
+process used a core) and left out, like any disturbed chunk; the stopped
+stretches give every model its quiet chunks. The workers also run whenever
+the timing loop waits for a model. The run's noise verdict counts the chunks
+the workers disturbed.
 
 ``workers=0`` prepares each model in the timing process just before it is
 loaded, as hwprof always did; a failure is that task's failure all the same.
@@ -50,9 +54,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from hwprof.errors import HwprofError
+from hwprof.quiet import NEIGHBOURS
 
 MAX_DEFAULT_WORKERS = 4  # beyond this the timing loop, not preparation, is the bottleneck
-QUIET_ROUND_EVERY = 2  # with workers, every other round of the chunked protocol is timed with them stopped
+PHASE_CHUNKS = 4 * NEIGHBOURS  # chunks at least in each stretch timed with the workers stopped, or running
 MIN_TASKS_FOR_WORKERS = 8  # fewer models than this: starting workers (about a second) saves nothing by default
 WORKER_NICE = 10  # workers yield to the timing process wherever they share a core
 
@@ -208,6 +213,8 @@ class Preparer:
         self._restore_affinity: set[int] | None = None
         self._cache = None
         self._paused: list[int] = []  # pids stopped by pause()
+        self._phase_chunks = 0  # chunks timed in the current stretch (workers stopped, or running)
+        self._stopped_phase = False
 
     def __enter__(self) -> "Preparer":
         if self.workers:
@@ -245,7 +252,7 @@ class Preparer:
 
     def _worker_pids(self) -> list[int]:
         processes = getattr(self._pool, "_processes", None) or {}
-        return [p.pid for p in list(processes.values()) if p.pid is not None and p.is_alive()]
+        return [p.pid for p in list(processes.values()) if p.pid is not None]  # a dead one: kill() says so
 
     def pause(self) -> None:
         """Stop the workers (SIGSTOP) until :meth:`resume`: what is timed meanwhile has no neighbour of ours."""
@@ -267,13 +274,18 @@ class Preparer:
             except ProcessLookupError:
                 pass
 
-    def before_round(self, round_index: int) -> None:
-        """Called by the chunked protocol before it times a round: every ``QUIET_ROUND_EVERY``-th round with the
-        workers stopped, the others with them running."""
+    def before_round(self, round_index: int, chunks: int = PHASE_CHUNKS) -> None:
+        """Called by the chunked protocol before it times a round of ``chunks`` chunks: stretches of rounds with
+        the workers stopped and with them running, in turn, each of at least ``PHASE_CHUNKS`` chunks (the first
+        stretch stopped)."""
         if self._pool is None:
             return
+        if self.stats.rounds == 0 or self._phase_chunks >= PHASE_CHUNKS:
+            self._stopped_phase = not self._stopped_phase or self.stats.rounds == 0
+            self._phase_chunks = 0
         self.stats.rounds += 1
-        if round_index % QUIET_ROUND_EVERY == 0:
+        self._phase_chunks += chunks
+        if self._stopped_phase:
             self.stats.paused_rounds += 1
             self.pause()
         else:
