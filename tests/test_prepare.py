@@ -206,4 +206,4 @@ def test_the_chunked_protocol_tells_the_workers_each_round(tmp_path):
     summary = measure_into(Dataset(tmp_path / "d"), SlowPrepDevice(), archs, mode="e2e", protocol=protocol,
                            reference_every_s=0.0, prepare_workers=1)
     stopped, rounds = summary.paused_rounds
-    assert rounds >= 4 and 0 < stopped < rounds and abs(stopped - rounds / 2) <= 2  # stretches in turn
+    assert rounds >= 4 and 0 < stopped < rounds  # stretches with the workers stopped and running, in turn
