@@ -45,7 +45,6 @@ loaded, as hwprof always did; a failure is that task's failure all the same.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import time
 from collections import deque
@@ -147,7 +146,21 @@ class PrepareStats:
 _WORKER_DEVICE = None
 
 
-def _worker_init(device_bytes: bytes, cores: list[int]) -> None:
+def crosses_processes(value: Any) -> str | None:
+    """Why ``value`` cannot be sent to a worker process (the executor's own serializer refuses it), else None.
+
+    Only for in-memory hand-over between hwprof's own processes: nothing a user loads is read this way.
+    """
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        ForkingPickler.dumps(value)
+    except Exception as exc:  # noqa: BLE001 - e.g. a device class defined inside a function
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return None
+
+
+def _worker_init(device, cores: list[int]) -> None:
     """Each worker: ignore Ctrl-C (the timing process stops the workers), keep off the timed core, yield."""
     global _WORKER_DEVICE
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -160,7 +173,7 @@ def _worker_init(device_bytes: bytes, cores: list[int]) -> None:
         os.nice(WORKER_NICE)
     except OSError:
         pass
-    _WORKER_DEVICE = pickle.loads(device_bytes)
+    _WORKER_DEVICE = device
     report = os.environ.get("HWPROF_PREPARE_PID_FILE")  # tests: which processes were started
     if report:
         with open(report, "a") as fh:
@@ -225,24 +238,19 @@ class Preparer:
         self.close()
 
     def _start(self) -> None:
-        import multiprocessing
         import tempfile
-        from concurrent.futures import ProcessPoolExecutor
 
         timed, free = split_cores(getattr(self.device, "threads", 1), self.cores)
         self.stats.timed_cores, self.stats.worker_cores = (timed, free) if free else ([], [])
         if self.device.compile_cache_dir is None and getattr(self.device, "caches_compiled_models", False):
             self._cache = tempfile.TemporaryDirectory(prefix="hwprof-compiled-")
             self.device.compile_cache_dir = self._cache.name
-        try:
-            device_bytes = pickle.dumps(self.device)
-        except Exception as exc:  # noqa: BLE001 - e.g. a device class defined inside a function
-            self.stats.unpicklable = f"{type(exc).__name__}: {exc}"[:200]
+        self.stats.unpicklable = crosses_processes(self.device)
+        if self.stats.unpicklable:
             self.workers = self.stats.workers = self.stats.queue = 0  # prepared in the timing process instead
-            self.stats.timed_cores = self.stats.worker_cores = []
+            self.stats.timed_cores, self.stats.worker_cores = [], []
             return
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_worker_init, initargs=(device_bytes, free))
+        self._pool = self._new_pool()
         if self.pin and free and hasattr(os, "sched_setaffinity"):
             self._restore_affinity = os.sched_getaffinity(0)
             try:
@@ -331,15 +339,17 @@ class Preparer:
     def _submit(self, target):
         return self._pool.submit(_worker_prepare, target)
 
-    def _restart(self) -> None:
+    def _new_pool(self):
+        """Spawned workers (never forked: the runtimes' threads do not survive a fork), kept off the timed core."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        old = self._pool
-        old.shutdown(wait=False, cancel_futures=True)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_worker_init,
-                                         initargs=(pickle.dumps(self.device), self.stats.worker_cores))
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(self.device, self.stats.worker_cores))
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
 
     def _fail(self, item, message: str) -> None:
         self.stats.failed += 1

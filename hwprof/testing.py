@@ -165,15 +165,13 @@ def check_device(factory: Any, arch: Arch | None = None, **kwargs: Any) -> Contr
                  isinstance(times, np.ndarray) and times.shape == (5,) and times.dtype == np.float64
                  and bool(np.all(np.isfinite(times))) and bool(np.all(times > 0)), repr(times))
     session.close()
-    import pickle
+    from hwprof.prepare import crosses_processes
 
-    try:  # measure --prepare-workers sends the device to worker processes and their prepared models back
-        copy = pickle.loads(pickle.dumps(device))
-        prepared = pickle.loads(pickle.dumps(copy.prepare(copy.build(arch))))
-        pickles, why = True, ""
-    except Exception as exc:  # noqa: BLE001 - any failure breaks the promise
-        pickles, why, prepared = False, f"{type(exc).__name__}: {str(exc)[:200]}", None
-    report.check("the device and prepare(build(arch)) pickle (measure --prepare-workers)", pickles, why)
+    # measure --prepare-workers hands the device to worker processes and their prepared models back
+    prepared = device.prepare(device.build(arch))
+    why = crosses_processes(device) or crosses_processes(prepared)
+    report.check("the device and prepare(build(arch)) can be sent to a worker process (measure --prepare-workers)",
+                 why is None, why or "")
     if prepared is not None:
         loaded = device.load(prepared)
         report.check("load() takes what prepare() returns", isinstance(loaded, Session), type(loaded).__name__)
