@@ -333,13 +333,20 @@ def _load(device: Device, model, stats: TaskStats):
 def _measure_each(device, prepared, protocol, on_row, on_task, per_op_runs, host, stats, reference, awaiting,
                   time_reference) -> None:
     """The contiguous protocol's loop over prepared tasks (see :func:`measure_tasks`)."""
+    preparer = getattr(prepared, "preparer", None)
     for task, model in prepared:
         session = _load(device, model, stats)
         try:
             if reference is not None and reference.due():
                 time_reference()
             began = time.monotonic()
-            m = measure_session(session, protocol)
+            if preparer is not None:
+                preparer.pause()  # no protocol here to leave disturbed samples out: time without our workers
+            try:
+                m = measure_session(session, protocol)
+            finally:
+                if preparer is not None:
+                    preparer.resume()
             moment = (began + time.monotonic()) / 2
         finally:
             session.close()
