@@ -27,9 +27,13 @@ demo: $(STAMP)
 	HWPROF_CACHE=$(DEMO)/cache $(BIN)/nas search --space ofa --target kirin-npu --predictor $(DEMO)/npu.pred \
 		--latency-ms 4 --out $(DEMO)/search
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test file to each at a time, every process with a
+# hwprof cache of its own (tests/conftest.py); TEST_WORKERS=0 runs it in this one process. One OpenMP thread
+# per process: two processes' torch and LightGBM threads spinning for 2 cores made some tests 10x slower.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache  # the layers of pyproject.toml's [tool.importlinter]
-	$(BIN)/python -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

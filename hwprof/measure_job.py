@@ -96,8 +96,8 @@ class MeasureReport:
         rows += [("inference time recorded, s", f"{s.inference_s:.2f}"), ("wall time, s", f"{s.wall_s:.2f}")]
         if not dev.simulated and s.wall_s > 0:
             if s.prepare_workers:
-                rows.append(("  of which waiting for prepared models / loading them, s",
-                             f"{s.prepare_wait_s:.2f} / {s.load_s:.2f}"))
+                rows.append(("  of which waiting for prepared models / preparing here / loading them, s",
+                             f"{s.prepare_wait_s:.2f} / {s.build_s:.2f} / {s.load_s:.2f}"))
             else:
                 rows.append(("  of which building / loading models, s", f"{s.build_s:.2f} / {s.load_s:.2f}"))
             if s.reference_s:
@@ -109,7 +109,9 @@ class MeasureReport:
                      if s.worker_cores else "sharing the timed core (no free core; timing not pinned)")
             rows.append(("models prepared ahead", f"{s.prepare_workers} worker(s) {where}, at most "
                                                   f"{s.prepare_queue} in the queue; {s.prepare_worker_s:.2f} s of "
-                                                  "preparing overlapped with timing"))
+                                                  "preparing overlapped with timing"
+                                                  + (f"; {s.prepared_here} prepared here rather than wait for a "
+                                                     "worker" if s.prepared_here else "")))
             stopped, rounds = s.paused_rounds
             if rounds:
                 rows.append(("  workers stopped for quiet rounds", f"{stopped} of {rounds} rounds (the chunks timed "

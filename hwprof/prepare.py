@@ -59,6 +59,7 @@ MAX_DEFAULT_WORKERS = 4  # beyond this the timing loop, not preparation, is the 
 PHASE_CHUNKS = 4 * NEIGHBOURS  # chunks at least in each stretch timed with the workers stopped, or running
 MIN_TASKS_FOR_WORKERS = 8  # fewer models than this: starting workers (about a second) saves nothing by default
 WORKER_NICE = 10  # workers yield to the timing process wherever they share a core
+WORKER_CHECK_S = 1.0  # how often a wait for a worker's model checks that no worker died half-way through sending
 
 
 def usable_cores() -> list[int]:
@@ -113,7 +114,10 @@ class PrepareStats:
         timed_cores: Cores the timing thread was pinned to (empty: not pinned).
         worker_cores: Cores the workers ran on.
         queue: Most models being prepared or waiting to be loaded at once (the bound).
-        inline_s: Seconds the timing process spent preparing (``workers=0``).
+        inline_s: Seconds the timing process spent preparing (every model with ``workers=0``; with workers,
+            the models it took on rather than wait for a worker: see ``stolen``).
+        stolen: Models the timing process prepared itself because the next one was not ready and no worker had
+            started the one after (its core would otherwise sit idle).
         worker_s: Seconds the workers spent preparing (overlapped with timing).
         wait_s: Seconds the timing loop waited for a model to be ready.
         prepared: Models prepared.
@@ -133,6 +137,7 @@ class PrepareStats:
     worker_s: float = 0.0
     wait_s: float = 0.0
     prepared: int = 0
+    stolen: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     peak_outstanding: int = 0
@@ -197,7 +202,8 @@ def one_line(exc: BaseException) -> str:
 
 
 class Preparer:
-    """Prepares tasks' models in order, ``workers`` processes ahead of the timing loop.
+    """Prepares tasks' models in order, ``workers`` processes ahead of the timing loop (which prepares one itself
+    rather than wait for them).
 
     Use as a context manager (the workers start on entry and are stopped on
     exit, Ctrl-C included), then iterate :meth:`stream`.
@@ -210,11 +216,14 @@ class Preparer:
         pin: Pin the timing thread to the timed cores while the workers run (restored on exit).
         describe: How a failure names its task (default ``str``).
         cores: The usable cores (default: this process's affinity); tests pass their own.
+        steal: When the timing loop asks for a model no worker has finished, prepare the next one no worker
+            has started in the timing process rather than wait (see :meth:`stream`).
     """
 
     def __init__(self, device, workers: int = 0, queue: int | None = None, pin: bool = True,
-                 describe: Callable[[Any], str] = str, cores: list[int] | None = None) -> None:
+                 describe: Callable[[Any], str] = str, cores: list[int] | None = None, steal: bool = True) -> None:
         check_workers(workers)
+        self.steal = steal
         self.device = device
         self.workers = int(workers)
         self.queue = max(1, queue if queue is not None else 2 * self.workers)
@@ -305,12 +314,14 @@ class Preparer:
         pool, self._pool = self._pool, None
         if pool is not None:
             processes = list(getattr(pool, "_processes", {}).values())
+            results = getattr(pool, "_result_queue", None)
             pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:  # a worker busy compiling would otherwise finish its model first
                 if process.is_alive():
                     process.kill()
             for process in processes:
                 process.join(timeout=10)
+            _end_results_pipe(results)
         if self._restore_affinity is not None:
             try:
                 os.sched_setaffinity(0, self._restore_affinity)
@@ -324,7 +335,11 @@ class Preparer:
 
     def stream(self, targets: Iterable[Any], target_of: Callable[[Any], Any] = lambda item: item,
                ) -> "PreparedStream":
-        """``[item, prepared model]`` for each item, in order; an item that fails is left out and counted.
+        """``[item, prepared model]`` for each item; an item that fails is left out and counted.
+
+        Items come in order, except that when the timing loop asks for a model no worker has finished, it
+        prepares the next one no worker has started itself (its core would otherwise sit idle), and that one
+        comes first.
 
         Args:
             targets: Items (tasks) to prepare.
@@ -347,6 +362,17 @@ class Preparer:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_init, initargs=(self.device, self.stats.worker_cores))
 
+    def _result(self, future):
+        """``future.result()``, except that a worker that died half-way through sending a result (which the pool
+        would wait on for ever) breaks the pool instead, as any other dead worker does."""
+        from concurrent.futures import wait
+
+        while not wait([future], timeout=WORKER_CHECK_S).done:
+            processes = list(getattr(self._pool, "_processes", {}).values())
+            if any(process.exitcode is not None for process in processes):
+                _end_results_pipe(getattr(self._pool, "_result_queue", None))
+        return future.result()
+
     def _restart(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
@@ -356,8 +382,24 @@ class Preparer:
         self.stats.failures.append(f"{self.describe(item)}: {message}"[:400])
 
 
+def _end_results_pipe(results) -> None:
+    """Close this process's end of a pool's results pipe once its workers are dead.
+
+    A worker killed while sending a model leaves half a message in the pipe. The pool's manager thread then
+    waits for the rest for ever, and the interpreter joins that thread at exit: the process would hang
+    after Ctrl-C. With every writer closed the read ends, the thread sees a broken pool, and exits.
+    """
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        try:
+            writer.close()
+        except OSError:
+            pass
+
+
 class PreparedStream:
-    """What :meth:`Preparer.stream` returns: ``[item, prepared model]`` in order, failures left out."""
+    """What :meth:`Preparer.stream` returns: ``[item, prepared model]``, failures left out (order: see
+    :meth:`Preparer.stream`)."""
 
     def __init__(self, preparer: Preparer, items: Iterator[Any], target_of: Callable[[Any], Any]) -> None:
         self.preparer = preparer
@@ -378,10 +420,9 @@ class PreparedStream:
 
     def _top_up(self) -> None:
         p = self.preparer
-        while not self.exhausted and len(self.pending) < p.queue:
-            item = next(self.items, None)
+        while len(self.pending) < p.queue:
+            item = self._next_unstarted()
             if item is None:
-                self.exhausted = True
                 break
             self.pending.append([item, p._submit(self.target_of(item))])
         p.stats.peak_outstanding = max(p.stats.peak_outstanding, len(self.pending))
@@ -390,24 +431,28 @@ class PreparedStream:
         p = self.preparer
         while True:
             if not p.workers:
-                item = next(self.items)  # StopIteration ends the stream
-                began = time.perf_counter()
-                try:
-                    return [item, self._counted(prepare_target(p.device, self.target_of(item)))]
-                except Exception as exc:  # noqa: BLE001 - the runtimes raise their own types; one line per task
-                    p._fail(item, one_line(exc))
-                finally:
-                    p.stats.inline_s += time.perf_counter() - began
+                prepared = self._prepare_here(next(self.items))  # StopIteration ends the stream
+                if prepared is not None:
+                    return prepared
                 continue
             self._top_up()
             if not self.pending:
                 raise StopIteration
+            if p.steal and not self.pending[0][1].done():
+                p.resume()  # nothing is timed while this waits: let the workers work
+                item = self._next_unstarted()
+                if item is not None:  # no worker has started it: prepare it here rather than sit idle
+                    p.stats.stolen += 1
+                    prepared = self._prepare_here(item)
+                    if prepared is not None:
+                        return prepared
+                    continue
             item, future = self.pending.popleft()
             if not future.done():
-                p.resume()  # nothing is timed while this waits: let the workers work
+                p.resume()
             began = time.perf_counter()
             try:
-                prepared, seconds = future.result()
+                prepared, seconds = p._result(future)
             except BrokenProcessPool:
                 p._fail(item, "a preparation worker died (the runtime crashed on this or a model prepared beside "
                               "it); the workers were restarted")
@@ -422,6 +467,24 @@ class PreparedStream:
                 p.stats.wait_s += time.perf_counter() - began
             p.stats.worker_s += seconds
             return [item, self._counted(prepared)]
+
+    def _next_unstarted(self) -> Any:
+        """The next item not yet handed to a worker, or None when there is none."""
+        item = None if self.exhausted else next(self.items, None)
+        self.exhausted = item is None
+        return item
+
+    def _prepare_here(self, item) -> list | None:
+        """``[item, prepared model]`` prepared in the timing process, or None when it failed (counted)."""
+        p = self.preparer
+        began = time.perf_counter()
+        try:
+            return [item, self._counted(prepare_target(p.device, self.target_of(item)))]
+        except Exception as exc:  # noqa: BLE001 - the runtimes raise their own types; one line per task
+            p._fail(item, one_line(exc))
+            return None
+        finally:
+            p.stats.inline_s += time.perf_counter() - began
 
     def _counted(self, prepared: Any) -> Any:
         self.preparer.stats.prepared += 1

@@ -167,6 +167,7 @@ class RunSummary:
     noise: Verdict | None = None  # how noisy the machine was (chunked protocol; see hwprof.quiet)
     prepare_wait_s: float = 0.0  # the timing loop waiting for a model the workers had not finished
     prepare_worker_s: float = 0.0  # the workers' preparing, overlapped with timing
+    prepared_here: int = 0  # models the timing process prepared itself rather than wait for the workers
     prepare_workers: int = 0  # worker processes that prepared models (0: prepared in the timing process)
     prepare_queue: int = 0  # most models being prepared or waiting to be loaded at once
     timed_cores: list[int] = field(default_factory=list)  # cores the timing thread was pinned to (empty: not)
@@ -184,6 +185,7 @@ class RunSummary:
         out["preparation"] = {"workers": self.prepare_workers, "queue_bound": self.prepare_queue,
                               "timed_cores": self.timed_cores, "worker_cores": self.worker_cores,
                               "wait_s": round(self.prepare_wait_s, 3), "worker_s": round(self.prepare_worker_s, 3),
+                              "prepared_here": self.prepared_here,
                               "note": self.prepare_note, "rounds_with_workers_stopped": self.paused_rounds[0],
                               "rounds_with_workers": self.paused_rounds[1]}
         if self.reference_ms:
@@ -502,6 +504,7 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         prep = stats.preparation
         if prep is not None:
             summary.prepare_worker_s += prep.worker_s
+            summary.prepared_here += prep.stolen
             summary.prepare_workers = max(summary.prepare_workers, prep.workers)
             summary.prepare_queue = max(summary.prepare_queue, prep.queue)
             summary.timed_cores, summary.worker_cores = prep.timed_cores, prep.worker_cores

@@ -45,5 +45,17 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = False) -> subproc
 
 
 @pytest.fixture(scope="session")
+def _test_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hwprof-cache")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(_test_cache, monkeypatch):
+    """Tests never read or fill the user's hwprof cache, and two test processes (``make test`` runs the suite
+    in several) never share one: each process has its own, which a test may replace with its own again."""
+    monkeypatch.setenv("HWPROF_CACHE", str(_test_cache))
+
+
+@pytest.fixture(scope="session")
 def all_space_names():
     return space_names()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 from tests.conftest import run_cli
 
@@ -25,14 +24,11 @@ def test_lut_falls_back_by_default_and_says_how_often(tmp_path):
     assert "distinct blocks were not in the lookup table" in evaluated.stdout
 
 
-def test_impossible_target_refused_before_a_predictor_is_built(tmp_path):
+def test_impossible_target_refused_before_a_predictor_is_built(tmp_path, monkeypatch):
     env_cache = tmp_path / "cache"
-    os.environ["HWPROF_CACHE"] = str(env_cache)
-    try:
-        proc = run_cli("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--latency-ms", "0.01",
-                       "--out", str(tmp_path / "s"))
-    finally:
-        del os.environ["HWPROF_CACHE"]
+    monkeypatch.setenv("HWPROF_CACHE", str(env_cache))
+    proc = run_cli("nas", "search", "--space", "ofa", "--target", "kirin-npu", "--latency-ms", "0.01",
+                   "--out", str(tmp_path / "s"))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "no network meets 0.01 ms" in lines[0] and "smallest network of ofa" in lines[0]

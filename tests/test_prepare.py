@@ -23,20 +23,32 @@ NAMES = [f"m{i}" for i in range(10)]
 
 
 def test_workers_hand_back_every_model_in_order():
-    with Preparer(SlowPrepDevice(), workers=2) as preparer:
+    with Preparer(SlowPrepDevice(), workers=2, steal=False) as preparer:
         got = list(preparer.stream(NAMES))
     assert [item for item, _ in got] == NAMES
     assert [model for _, model in got] == [f"prepared:{n}" for n in NAMES]
     assert preparer.stats.prepared == 10 and preparer.stats.failed == 0
 
 
+def test_the_timing_process_prepares_a_model_itself_rather_than_wait(tmp_path):
+    log = tmp_path / "prepared.txt"
+    with Preparer(SlowPrepDevice(delay_s=0.3, log=str(log)), workers=1, queue=2) as preparer:
+        got = list(preparer.stream(NAMES))
+    here = [line.split()[0] for line in log.read_text().splitlines() if line.split()[1] == str(os.getpid())]
+    assert sorted(item for item, _ in got) == NAMES  # each model once, none lost
+    assert [model for _, model in got] == [f"prepared:{item}" for item, _ in got]
+    assert preparer.stats.stolen == len(here) >= 1  # the first request finds no worker done: m2 is taken here
+    assert here[0] == "m2" and got[0][0] == "m2"  # m0 and m1 went to the worker; m2 comes out first
+    assert preparer.stats.prepared == 10 and preparer.stats.inline_s > 0
+
+
 def test_the_queue_bounds_how_far_the_workers_run_ahead(tmp_path):
     log = tmp_path / "prepared.txt"
-    with Preparer(SlowPrepDevice(delay_s=0.01, log=str(log)), workers=2, queue=3) as preparer:
+    with Preparer(SlowPrepDevice(delay_s=0.01, log=str(log)), workers=2, queue=3, steal=False) as preparer:
         stream = preparer.stream(NAMES)
         first = [next(stream), next(stream)]
         time.sleep(1.5)  # the consumer stalls: the workers must stop at the bound, not prepare everything
-        prepared_while_stalled = log.read_text().split()
+        prepared_while_stalled = log.read_text().splitlines()
     assert [item for item, _ in first] == ["m0", "m1"]
     assert len(prepared_while_stalled) <= 2 + 3  # the two taken, plus at most the queue
     assert preparer.stats.peak_outstanding <= 3
@@ -44,15 +56,35 @@ def test_the_queue_bounds_how_far_the_workers_run_ahead(tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_model_that_cannot_be_prepared_is_that_items_one_line_failure(workers):
-    with Preparer(SlowPrepDevice(bad=("m3",)), workers=workers) as preparer:
+    with Preparer(SlowPrepDevice(bad=("m3",)), workers=workers, steal=False) as preparer:
         got = [item for item, _ in preparer.stream(NAMES)]
     assert got == [n for n in NAMES if n != "m3"]
     assert preparer.stats.failed == 1
     assert preparer.stats.failures == ["m3: the runtime cannot compile m3"]
 
 
+def test_a_worker_killed_half_way_through_sending_a_model_fails_that_item_and_the_rest_go_on(tmp_path):
+    import threading
+
+    log = tmp_path / "prepared.txt"
+
+    def kill_the_worker_once_it_hangs():
+        while "m1" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.01)
+        pid = int(log.read_text().split("m1 ")[1].split()[0])
+        time.sleep(0.3)  # it has written the start of its message
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+
+    killer = threading.Thread(target=kill_the_worker_once_it_hangs, daemon=True)
+    killer.start()
+    with Preparer(SlowPrepDevice(log=str(log), half_sent=("m1",)), workers=1, steal=False) as preparer:
+        got = [item for item, _ in preparer.stream(NAMES[:4])]
+    assert "m1" not in got and got[-2:] == ["m2", "m3"]  # the pool was restarted: the rest were prepared
+    assert preparer.stats.failed == 1 and "worker died" in preparer.stats.failures[0]
+
+
 def test_a_worker_that_dies_fails_one_item_and_the_rest_go_on():
-    with Preparer(SlowPrepDevice(crash=("m2",)), workers=1) as preparer:
+    with Preparer(SlowPrepDevice(crash=("m2",)), workers=1, steal=False) as preparer:
         got = [item for item, _ in preparer.stream(NAMES)]
     assert preparer.stats.failed >= 1 and "worker died" in preparer.stats.failures[0]
     assert "m2" not in got
@@ -165,6 +197,32 @@ def test_openvino_loads_what_a_worker_compiled_from_its_model_cache():
     assert not cache.exists() and device.compile_cache_dir is None  # the run's cache is removed with it
 
 
+HALF_SENT = """
+import os, sys, time
+from hwprof.prepare import Preparer
+from tests.prepare_devices import SlowPrepDevice
+
+if __name__ == "__main__":
+    log = sys.argv[1]
+    with Preparer(SlowPrepDevice(log=log, half_sent=("m0",)), workers=1, steal=False) as preparer:
+        preparer.stream(["m0", "m1"]).ready()  # hands m0 to the worker
+        while not (os.path.exists(log) and open(log).read()):
+            time.sleep(0.01)
+        time.sleep(0.5)  # the pool's manager thread is now waiting for the rest of m0's message
+    print("closed", flush=True)
+"""
+
+
+def test_closing_with_a_worker_caught_half_way_through_sending_does_not_hang_the_exit(tmp_path):
+    script = tmp_path / "half_sent.py"
+    script.write_text(HALF_SENT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "log")], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "closed", proc.stderr
+
+
 def _state(pid: int, settled: str | None = None) -> str:
     """The process's state letter (waiting up to a second for it to become ``settled``: signals are asynchronous)."""
     deadline = time.monotonic() + 1.0
@@ -182,7 +240,7 @@ def test_workers_are_stopped_for_stretches_of_rounds_and_run_while_the_loop_wait
 
     with Preparer(SlowPrepDevice(delay_s=0.05), workers=1) as preparer:
         stream = preparer.stream(NAMES)
-        next(stream)  # the workers have started
+        first = next(stream)  # the workers have started
         (pid,) = preparer._worker_pids()
         preparer.before_round(0, PHASE_CHUNKS // 2)
         assert _state(pid, "T") == "T"  # stopped: the first stretch is timed without them
@@ -193,7 +251,8 @@ def test_workers_are_stopped_for_stretches_of_rounds_and_run_while_the_loop_wait
         assert _state(pid) != "T"
         preparer.before_round(3, PHASE_CHUNKS)
         assert _state(pid, "T") == "T"
-        assert [item for item, _ in stream] == NAMES[1:]  # waiting for a model lets them go on
+        rest = [item for item, _ in stream]  # waiting for a model lets them go on (or this would hang)
+        assert sorted([first[0], *rest]) == NAMES
         assert (preparer.stats.paused_rounds, preparer.stats.rounds) == (3, 4)
     assert not _alive(pid)
 
