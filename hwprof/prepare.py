@@ -115,9 +115,9 @@ class PrepareStats:
         worker_cores: Cores the workers ran on.
         queue: Most models being prepared or waiting to be loaded at once (the bound).
         inline_s: Seconds the timing process spent preparing (every model with ``workers=0``; with workers,
-            the models it took on rather than wait for a worker: see ``stolen``).
-        stolen: Models the timing process prepared itself because the next one was not ready and no worker had
-            started the one after (its core would otherwise sit idle).
+            the models it took on rather than wait for a worker: see ``prepared_here``).
+        prepared_here: Models the timing process prepared itself because the next one was not ready and no
+            worker had started the one after (its core would otherwise sit idle).
         worker_s: Seconds the workers spent preparing (overlapped with timing).
         wait_s: Seconds the timing loop waited for a model to be ready.
         prepared: Models prepared.
@@ -137,7 +137,7 @@ class PrepareStats:
     worker_s: float = 0.0
     wait_s: float = 0.0
     prepared: int = 0
-    stolen: int = 0
+    prepared_here: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     peak_outstanding: int = 0
@@ -442,7 +442,7 @@ class PreparedStream:
                 p.resume()  # nothing is timed while this waits: let the workers work
                 item = self._next_unstarted()
                 if item is not None:  # no worker has started it: prepare it here rather than sit idle
-                    p.stats.stolen += 1
+                    p.stats.prepared_here += 1
                     prepared = self._prepare_here(item)
                     if prepared is not None:
                         return prepared

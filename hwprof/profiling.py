@@ -504,7 +504,7 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         prep = stats.preparation
         if prep is not None:
             summary.prepare_worker_s += prep.worker_s
-            summary.prepared_here += prep.stolen
+            summary.prepared_here += prep.prepared_here
             summary.prepare_workers = max(summary.prepare_workers, prep.workers)
             summary.prepare_queue = max(summary.prepare_queue, prep.queue)
             summary.timed_cores, summary.worker_cores = prep.timed_cores, prep.worker_cores

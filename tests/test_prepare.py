@@ -37,7 +37,7 @@ def test_the_timing_process_prepares_a_model_itself_rather_than_wait(tmp_path):
     here = [line.split()[0] for line in log.read_text().splitlines() if line.split()[1] == str(os.getpid())]
     assert sorted(item for item, _ in got) == NAMES  # each model once, none lost
     assert [model for _, model in got] == [f"prepared:{item}" for item, _ in got]
-    assert preparer.stats.stolen == len(here) >= 1  # the first request finds no worker done: m2 is taken here
+    assert preparer.stats.prepared_here == len(here) >= 1  # the first request finds no worker done: m2 is taken here
     assert here[0] == "m2" and got[0][0] == "m2"  # m0 and m1 went to the worker; m2 comes out first
     assert preparer.stats.prepared == 10 and preparer.stats.inline_s > 0
 
