@@ -107,14 +107,18 @@ def measure(
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address HOST:PORT for --executor ray (default: a Ray instance on this machine).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Tasks per batch sent to a worker with --executor ray (default 16).")] = None,
     prepare_workers: Annotated[Optional[int], typer.Option(help="Processes that build, quantize, calibrate and compile the upcoming models on the cores not timing, while this one times (the timing core is pinned; at most twice as many models wait in the queue). Default: one per free core, at most 4; none on a simulated chip, a single core or for fewer than 8 models. 0 prepares each model just before timing it.")] = None,
+    trace: Annotated[Optional[Path], typer.Option(help="Also write every chunk the chunked protocol timed (model, round, start, median, other processes' load, whether it counted as quiet, samples) to this JSON Lines file when the run ends: how the noise verdict was reached.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Measure latency of sampled or given networks (and their blocks) into a parquet dataset.
 
     Rerunning the same command resumes: rows already in the dataset are skipped.
-    On real devices a reference network is timed between tasks (--drift-every)
-    and each row records its latency (column ref_ms); predictors use it to
-    remove drift in machine speed. Keep other work off the machine while it measures.
+    On real devices each model is timed in short chunks, interleaved with other
+    models and a reference network (--protocol chunked); chunks timed while the
+    machine was disturbed are left out, each row records how disturbed it was
+    (columns quiet, chunks_quiet, slowdown) and the reference's quiet latency (ref_ms, which predictors
+    use to remove drift), and the run ends with a verdict on how noisy the
+    machine was. `hwprof doctor --device D` checks a machine before a long run.
 
     With --executor ray the tasks run in batches on the Ray nodes that host the
     device (started with `hwprof worker`) and stream back into the dataset.
@@ -135,7 +139,7 @@ def measure(
         protocol_name=protocol_name, rounds=rounds, chunk_ms=chunk_ms, min_time_s=min_time, time_cap_s=time_cap,
         target_ci=target_ci, quiet_tol=quiet_tol, pool=pool, drift_every_s=drift_every, per_op=per_op,
         executor=executor, ray_address=ray_address, batch_size=batch_size, prepare_workers=prepare_workers,
-        status=make_console(stderr=True).status)
+        trace=trace, status=make_console(stderr=True).status)
     dev = job.device
     with TaskProgress(f"measuring on {dev.label}", disable=json_out) as progress:
         try:

@@ -13,7 +13,8 @@ core(s):
 It prints one table row per condition: test-retest within +-10% (MAPE), the
 lut within +-10% of the quiet latency (MAPE, tau), how close the test
 measurements came to the quiet ones, wall time against the quiet run's, and
-the run's noise verdict. ``--protocol contiguous`` runs the same with the
+the run's noise verdict. Each chunked run's chunks are kept beside its dataset
+(``<dataset>.chunks.jsonl``, ``hwprof measure --trace``). ``--protocol contiguous`` runs the same with the
 protocol hwprof used before (each model in one stretch) for comparison.
 
     python -m benchmarks.bench_noise --networks 100 --test 60
@@ -55,7 +56,8 @@ def hwprof(*args: str) -> dict:
 
 def measure(out: Path, seed: int, samples: int, mode: str, protocol: str) -> dict:
     return hwprof("measure", "--device", "cpu", "--space", "ofa", "--samples", str(samples), "--seed", str(seed),
-                  "--mode", mode, "--out", str(out), "--protocol", protocol)
+                  "--mode", mode, "--out", str(out), "--protocol", protocol,
+                  *(["--trace", f"{out}.chunks.jsonl"] if protocol == "chunked" else []))
 
 
 def e2e(path: Path) -> dict[str, tuple[float, float]]:

@@ -73,6 +73,7 @@ class Finished(Generic[T]):
         chunk_medians_ms: Median of each kept chunk, in the order timed.
         chunk_log: Every chunk timed, kept or not: (round, median ms, quiet). Models in one pool share
             round numbers, so two of them can be compared round by round (:mod:`hwprof.regression`).
+        chunk_index: Where its chunks are in the run's trace (:meth:`Interleaver.chunk_records`).
     """
 
     item: T
@@ -82,6 +83,7 @@ class Finished(Generic[T]):
     inference_s: float
     chunk_medians_ms: list[float] = field(default_factory=list)
     chunk_log: list[tuple[int, float, bool]] = field(default_factory=list)
+    chunk_index: list[int] = field(default_factory=list)
 
 
 def runs_per_chunk(warmup_s: np.ndarray, protocol: Protocol) -> int:
@@ -126,6 +128,8 @@ class Interleaver(Generic[T]):
         self._next_id = 0
         self._round = 0
         self._reference_chunk: dict[int, int] = {}  # round -> the reference's chunk (trace index) in it
+        self._chunk_round: list[int] = []  # trace index -> its round
+        self._chunk_samples: list[np.ndarray] = []  # trace index -> its timed samples, seconds
         self._started = self.clock()
         self._last_quiet = self._started
 
@@ -136,6 +140,8 @@ class Interleaver(Generic[T]):
         self.inference_s += float(times.sum())
         timed = times[1:]
         index = self.trace.add(member_id, start, end, float(np.median(timed)) * 1e3, load)
+        self._chunk_round.append(self._round)
+        self._chunk_samples.append(timed)
         return index, timed
 
     def _open(self, item: T) -> _Member[T]:
@@ -242,7 +248,7 @@ class Interleaver(Generic[T]):
         inference = float(sum(member.warmup_s)) + member.spent_s
         kept_medians = [self.trace.median_ms[i] for i, k in zip(member.chunks, keep) if k]
         log = [(r, float(self.trace.median_ms[i]), bool(q)) for r, i, q in zip(member.rounds, member.chunks, quiet)]
-        return Finished(member.item, stats, noise, ref_ms, inference, kept_medians, log)
+        return Finished(member.item, stats, noise, ref_ms, inference, kept_medians, log, list(member.chunks))
 
     def _kept_samples(self, member: _Member[T], keep: np.ndarray, ref_ms: float | None) -> list[np.ndarray]:
         """The samples of the kept chunks, each paired with the reference chunk of its round.
@@ -264,6 +270,33 @@ class Interleaver(Generic[T]):
         if not ms:
             return None
         return float(np.min(ms)), float(np.median(ms)), float(np.max(ms))
+
+    def chunk_records(self, owners: dict[int, dict]) -> list[dict]:
+        """Every chunk timed, in order, as JSON-ready records (what ``hwprof measure --trace`` writes).
+
+        Args:
+            owners: Trace index -> what identifies the row it belongs to (e.g. its arch hash and block
+                key); the reference's chunks are ``{"model": "reference"}``, and a chunk of a model
+                that never finished (the run was stopped) ``{"model": null}``.
+
+        Each record: ``chunk`` (its index), ``round``, the owner's fields, ``start_s`` and ``end_s``
+        (seconds since the run began), ``median_ms``, ``load_cores`` (other processes' CPU use in
+        its round, null if unknown), ``quiet`` (whether it was classified quiet when its model
+        finished: the chunks a row with ``estimate`` quiet kept; null for the reference and
+        unfinished models) and ``samples_ms``.
+        """
+        records = []
+        for i in range(len(self.trace)):
+            owner = {"model": "reference"} if self.trace.member[i] < 0 else owners.get(i, {"model": None})
+            load = self.trace.load[i]
+            records.append({"chunk": i, "round": self._chunk_round[i], **owner,
+                            "start_s": round(self.trace.start[i] - self._started, 6),
+                            "end_s": round(self.trace.end[i] - self._started, 6),
+                            "median_ms": round(self.trace.median_ms[i], 6),
+                            "load_cores": None if np.isnan(load) else round(float(load), 4),
+                            "quiet": self.final_quiet.get(i),
+                            "samples_ms": [round(float(x) * 1e3, 6) for x in self._chunk_samples[i]]})
+        return records
 
     def verdict(self) -> Verdict:
         """How noisy the run was: every model chunk as classified when its model finished, plus the reference's."""

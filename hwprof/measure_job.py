@@ -40,6 +40,7 @@ class MeasureJob:
         chosen: How the networks were chosen from a space, for the summary (None: given).
         prepare_workers: Processes preparing upcoming models off the timed core (None: the default where the
             device is, for the models left to measure; see :func:`hwprof.prepare.default_workers`).
+        trace_path: Where to write every timed chunk as JSON Lines when the run ends (None: not written).
     """
 
     device: Device
@@ -54,6 +55,10 @@ class MeasureJob:
     batch_size: int | None = None
     chosen: str | None = None
     prepare_workers: int | None = None
+    trace_path: Path | None = None
+
+
+TRACE_KEYS = {"chunk", "round", "model", "median_ms"}  # what every record of a --trace file has
 
 
 @dataclass
@@ -104,6 +109,8 @@ class MeasureReport:
                 rows.append(("  of which drift reference, s", f"{s.reference_s:.2f}"))
             rows.append(("  of which everything else, s", f"{s.other_s:.2f}"))
         rows.append(("dataset", f"{self.job.dataset.path} ({self.dataset_rows} rows for {dev.label})"))
+        if self.job.trace_path is not None:
+            rows.append(("chunk trace", f"{self.job.trace_path} ({len(s.chunks)} chunks)"))
         if s.prepare_workers:
             where = (f"on core(s) {_cores(s.worker_cores)}, timing pinned to {_cores(s.timed_cores)}"
                      if s.worker_cores else "sharing the timed core (no free core; timing not pinned)")
@@ -136,7 +143,7 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
                         quiet_tol: float = 0.06, pool: int = 12, drift_every_s: float | None = None,
                         per_op: bool = False, executor: str = "local", ray_address: str | None = None,
                         batch_size: int | None = None, prepare_workers: int | None = None,
-                        status: Callable[[str], Any] | None = None) -> MeasureJob:
+                        trace: str | Path | None = None, status: Callable[[str], Any] | None = None) -> MeasureJob:
     """Check every input of a measure run and get it ready; nothing is measured and, on bad input, nothing written.
 
     Args:
@@ -160,6 +167,9 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
         prepare_workers: Processes that build, quantize and compile upcoming models off the timed core
             (:mod:`hwprof.prepare`; None: one per free core, at most 4, none on a simulated chip or for
             fewer than 8 models; with ray, each node's own default).
+        trace: Also write every chunk the chunked protocol timed (model, round, times, median, other
+            processes' load, whether it was classified quiet, samples) to this JSON Lines file when the run
+            ends: how the run's noise verdict was reached, readable with ``pandas.read_json(lines=True)``.
         status: Shows a line while networks are chosen (a context manager factory, e.g. a spinner).
 
     Raises:
@@ -223,13 +233,21 @@ def prepare_measure_job(device: str, out: str | Path, *, space=None, samples: in
     if drift_every_s < 0:
         raise HwprofError(f"--drift-every must be 0 (off) or a number of seconds, got {drift_every_s}",
                           "e.g. --drift-every 2")
+    if trace is not None:
+        from hwprof.outputs import guard_output, is_json_records
+
+        if not protocol.chunked:
+            raise HwprofError("--trace records the chunks of the chunked protocol, and this run times each model "
+                              "in one stretch", "leave out --trace, or use --protocol chunked on a real device")
+        guard_output(trace, "--trace", "chunk trace",
+                     lambda p: p.stat().st_size == 0 or is_json_records(p, TRACE_KEYS))  # empty: nothing timed
     out = Path(out)
     check_output_dir(out)  # after the inputs are known good: bad input leaves nothing behind
     dataset = Dataset(out)
     dataset.keys()  # a corrupt dataset is reported before any work starts
     dataset.hold_writer()  # one writer at a time: a second run is refused here, before any work
     return MeasureJob(dev, dataset, networks, mode, protocol, drift_every_s or None, 20 if per_op else 0, runner,
-                      options, batch_size, chosen, prepare_workers)
+                      options, batch_size, chosen, prepare_workers, Path(trace) if trace is not None else None)
 
 
 def run_measure_job(job: MeasureJob, on_start: Callable[[int, int], None] | None = None,
@@ -248,6 +266,17 @@ def run_measure_job(job: MeasureJob, on_start: Callable[[int, int], None] | None
                                batch_size=job.batch_size, prepare_workers=job.prepare_workers)
     finally:
         job.runner.close()
+    if job.trace_path is not None:
+        write_trace(job.trace_path, summary.chunks)
     df = job.dataset.read(columns=["block_key", "median_ms", "device", "settings_hash"])
     df = df[(df["device"] == job.device.name) & (df["settings_hash"] == job.device.settings_hash())]
     return MeasureReport(job, summary, len(df), [float(x) for x in df[df["block_key"] == "e2e"]["median_ms"]])
+
+
+def write_trace(path: str | Path, chunks: list[dict]) -> None:
+    """Write chunk records (:meth:`hwprof.interleave.Interleaver.chunk_records`) as JSON Lines, atomically."""
+    import json
+
+    from hwprof.io import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(c) + "\n" for c in chunks))

@@ -174,6 +174,7 @@ class RunSummary:
     worker_cores: list[int] = field(default_factory=list)
     prepare_note: str | None = None  # why no workers were started although asked for
     paused_rounds: tuple[int, int] = (0, 0)  # rounds timed with the workers stopped, of rounds timed with workers
+    chunks: list[dict] = field(default_factory=list, repr=False)  # every chunk timed (`hwprof measure --trace`)
 
     def as_dict(self) -> dict:
         """What ``hwprof measure --json`` prints of the run (seconds rounded to ms)."""
@@ -220,6 +221,7 @@ class TaskStats:
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     preparation: Any = None  # hwprof.prepare.PrepareStats
+    chunks: list[dict] = field(default_factory=list)  # every chunk timed (chunked protocol; Interleaver.chunk_records)
 
     def take_preparation(self, prep) -> None:
         """Count a :class:`~hwprof.prepare.Preparer`'s work: time prepared here is building; failures are failures."""
@@ -393,9 +395,11 @@ def _measure_chunked(device: Device, prepared: Iterable[tuple[Task, Any]], proto
     runner = Interleaver(protocol, open_item, reference.session if reference else None,
                          seed=getattr(device, "seed", 0) or 0,
                          before_round=preparer.before_round if preparer is not None and preparer.workers else None)
+    owners: dict[int, dict] = {}
     try:
         for done in runner.run(prepared):
             (task, model), m = done.item, done.measurement
+            owners.update({i: {"model": task.arch_hash, "block_key": task.block_key} for i in done.chunk_index})
             row = _row(task, m, device, protocol, host, datetime.now(timezone.utc), reference)
             row.update(done.noise.columns(), ref_ms=done.ref_ms)
             if per_op_runs:
@@ -410,6 +414,7 @@ def _measure_chunked(device: Device, prepared: Iterable[tuple[Task, Any]], proto
         stats.inference_s = runner.inference_s
         stats.reference_ms = runner.reference_spread()
         stats.noise = runner.verdict()
+        stats.chunks = runner.chunk_records(owners)
 
 
 def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str = "both",
@@ -501,6 +506,7 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         summary.prepare_wait_s += stats.prepare_wait_s
         summary.failed += stats.failed
         summary.failures.extend(stats.failures)
+        summary.chunks.extend(stats.chunks)
         prep = stats.preparation
         if prep is not None:
             summary.prepare_worker_s += prep.worker_s

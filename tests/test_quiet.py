@@ -238,6 +238,38 @@ def test_chunked_rows_record_their_noise_fields(tmp_path):
     assert protocol["rounds"] == 2
 
 
+def test_trace_records_every_chunk_of_every_row_and_the_reference(tmp_path):
+    out, trace = tmp_path / "d", tmp_path / "chunks.jsonl"
+    proc = run_cli("hwprof", "measure", "--device", "cpu", "--space", "ofa", "--samples", "2", "--mode", "e2e",
+                   "--rounds", "2", "--min-time", "0.02", "--out", str(out), "--trace", str(trace))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{trace}" in proc.stdout
+    chunks = pd.read_json(trace, lines=True)
+    df = pd.read_parquet(out)
+    assert list(chunks["chunk"]) == list(range(len(chunks)))
+    assert (chunks["end_s"] >= chunks["start_s"]).all() and chunks["start_s"].is_monotonic_increasing
+    models = chunks[chunks["model"] != "reference"]
+    for row in df.itertuples():  # each row's chunks, as many as it records, with its quiet ones flagged
+        mine = models[(models["model"] == row.arch_hash) & (models["block_key"] == row.block_key)]
+        assert len(mine) == row.chunks and int(mine["quiet"].sum()) == row.chunks_quiet
+        assert all(len(s) >= 1 for s in mine["samples_ms"])
+    reference = chunks[chunks["model"] == "reference"]
+    assert set(reference["round"]) == set(chunks["round"])  # the reference is timed in every round
+    assert reference["quiet"].isna().all()
+
+
+def test_trace_is_refused_before_any_work_where_it_cannot_be_written_or_would_mean_nothing(tmp_path):
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("my notes\n")
+    for device, trace, fragment in (("cpu", foreign, "--trace"), ("kirin-npu", tmp_path / "t.jsonl", "--trace")):
+        out = tmp_path / f"never-{device}"
+        proc = run_cli("hwprof", "measure", "--device", device, "--space", "ofa", "--samples", "1", "--out", str(out),
+                       "--trace", str(trace))
+        assert proc.returncode == 2 and fragment in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert foreign.read_text() == "my notes\n"
+
+
 def test_simulated_rows_keep_the_contiguous_protocol_and_null_noise_fields(tmp_path):
     out = tmp_path / "d"
     proc = run_cli("hwprof", "measure", "--device", "kirin-npu", "--space", "ofa", "--samples", "2", "--mode", "e2e",
