@@ -1,12 +1,10 @@
 """Device adapters (CPU, GPU, simulated NPU/DSP/VPU) and their profiles.
 
 :func:`resolve` turns a target token (``cpu``, ``cpu:int8``, ``kirin-npu``,
-``my-chip.toml``) into its :class:`~hwprof.device.Device`.
+``my-chip.toml``) into its :class:`~hwprof.device.Device`
+(:mod:`devices.targets`).
 """
 
+from devices.targets import resolve
 
-def resolve(name: str, **options):
-    """The device of a target token; see :func:`devices.targets.resolve`."""
-    from devices.targets import resolve as _resolve
-
-    return _resolve(name, **options)
+__all__ = ["resolve"]

@@ -40,6 +40,7 @@ from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from hwprof.arch import Arch
 from hwprof.device import Session
 from hwprof.protocol import Measurement, Protocol, summarize
 from hwprof.quiet import Classifier, LoadProbe, RowNoise, Trace, Verdict, verdict
@@ -336,6 +337,21 @@ def measure_one(device, model, min_time_s: float | None = None, seed: int = 0) -
             session.close()
     (done,), verdict = measure_models_chunked(device, [model], protocol, seed)
     return OneModel(done.measurement, done.ref_ms, done.noise, verdict)
+
+
+def network_timer(device, min_time_s: float | None = None) -> Callable[[Arch], float]:
+    """A function timing networks on ``device`` in its graph style (median ms, cached by network hash).
+
+    Each network is timed by :func:`measure_one`: on a real device its quiet latency.
+    """
+    cache: dict[str, float] = {}
+
+    def latency_ms(arch: Arch) -> float:
+        if arch.hash not in cache:
+            cache[arch.hash] = measure_one(device, device.build(arch), min_time_s).measurement.median_ms
+        return cache[arch.hash]
+
+    return latency_ms
 
 
 def measure_models_chunked(device, models: list, protocol: Protocol,

@@ -2,8 +2,8 @@
 
 The scaled and post-processed networks leave the search space the latency
 predictor was fitted on (new widths, depths, resolutions and blocks), so their
-latency is taken on the target itself (:func:`measured_latency`); on a
-simulated device that is the simulator.
+latency is taken on the target itself (:func:`hwprof.interleave.network_timer`);
+on a simulated device that is the simulator.
 """
 
 from __future__ import annotations
@@ -14,23 +14,6 @@ from typing import Any, Callable
 from hwprof.arch import Arch
 from nas.postprocess import PostprocessResult, postprocess
 from nas.scaling import ScalingResult, compound_scale
-
-
-def measured_latency(device, min_time_s: float | None = None) -> Callable[[Arch], float]:
-    """A function timing networks on ``device`` in its graph style (median ms, cached by network hash).
-
-    Real devices use the chunked protocol (:func:`hwprof.interleave.measure_one`): the quiet latency.
-    """
-    from hwprof.interleave import measure_one
-
-    cache: dict[str, float] = {}
-
-    def latency_ms(arch: Arch) -> float:
-        if arch.hash not in cache:
-            cache[arch.hash] = measure_one(device, device.build(arch), min_time_s).measurement.median_ms
-        return cache[arch.hash]
-
-    return latency_ms
 
 
 def short_training_score(data, epochs: int = 3, batch: int = 64, seed: int = 0) -> Callable[[Arch], float]:

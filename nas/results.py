@@ -106,11 +106,11 @@ def precheck_constraint(latency_ms: float | None, space, device) -> float | None
         return None
     if latency_ms <= 0:
         raise HwprofError(f"--latency-ms must be positive, got {latency_ms}")
-    from nas.refine import measured_latency
+    from hwprof.interleave import measure_one
 
     device.require_available()
     smallest = smallest_network(space)
-    ms = measured_latency(device, min_time_s=device.min_time_s(quick=True))(smallest)
+    ms = measure_one(device, device.build(smallest), device.min_time_s(quick=True)).measurement.median_ms
     if latency_ms < QUICK_BOUND_MARGIN * ms:
         raise HwprofError(f"no network meets {latency_ms:g} ms on {device.label}: the smallest network of {space.name} "
                           f"(fewest MACs) measures {ms:.3f} ms", f"choose --latency-ms of at least about {ms:.2f}")

@@ -270,11 +270,12 @@ def _finish_best(summary: dict, result: SearchResult, sp, dev, label: str, laten
     final_arch, final = best.arch, None
     if do_scale or do_post:
         from nas.datasets import load_training_data
-        from nas.refine import measured_latency, refine, short_training_score
+        from hwprof.interleave import network_timer
+        from nas.refine import refine, short_training_score
 
         dev.require_available()
         images = getattr(search_impl, "data_", None) or load_training_data(data, 32, seed=seed)
-        refined = refine(best.arch, latency_ms, measured_latency(dev), short_training_score(images, seed=seed),
+        refined = refine(best.arch, latency_ms, network_timer(dev), short_training_score(images, seed=seed),
                          do_scale, do_post, status=say)
         summary["refined"] = refined.to_dict() | {"latency_source": f"measured on {label}",
                                                   "score": f"top-1 after 3 epochs on {images.description}"}
@@ -286,11 +287,11 @@ def _finish_best(summary: dict, result: SearchResult, sp, dev, label: str, laten
     if final is None:
         summary["best"]["genes"] = sp.describe(best.arch)
     if measure_best:
-        from nas.refine import measured_latency
+        from hwprof.interleave import network_timer
 
         say(f"measuring the best network on {label}")
         dev.require_available()
-        timer = measured_latency(dev)
+        timer = network_timer(dev)
         measured = timer(final_arch)
         if final is not None:  # the searched network too: its prediction is checked there
             summary["searched"]["measured_latency_ms"] = timer(best.arch)

@@ -17,7 +17,7 @@ from hwprof.predictors.training import fit_on
 from hwprof.profiling import measure_into
 from nas.datasets import digits
 from nas.postprocess import postprocess, with_hswish, with_se
-from nas.refine import measured_latency
+from hwprof.interleave import network_timer
 from nas.scaling import compound_scale, scale_arch, stages
 from nas.searchers import Constraint, create_searcher
 from nas.spaces import get_space
@@ -105,7 +105,7 @@ def test_single_path_search_trains_and_is_reproducible(s3nas_lut):
 
 
 def test_compound_scaling_grows_within_headroom_only():
-    kirin = measured_latency(resolve("kirin-npu", seed=0))
+    kirin = network_timer(resolve("kirin-npu", seed=0))
     arch = get_space("s3nas").to_arch(get_space("s3nas").sample_genes(np.random.default_rng(4)))
     bigger = scale_arch(arch, 1.5, 1.2, 1.2)
     assert len(bigger.blocks) > len(arch.blocks) and bigger.resolution > arch.resolution
@@ -126,7 +126,7 @@ def test_postprocess_is_device_aware_and_needs_headroom():
     def prefers_se(a):
         return sum(b.se for b in a.blocks) + 0.5 * sum(b.act == "hswish" for b in a.blocks)
 
-    kirin = measured_latency(resolve("kirin-npu", seed=0))
+    kirin = network_timer(resolve("kirin-npu", seed=0))
     base = kirin(arch)
     roomy = postprocess(arch, kirin, prefers_se, 2 * base)
     assert roomy.changed and roomy.applied == "se+hswish" and kirin(roomy.arch) <= 2 * base
@@ -134,7 +134,7 @@ def test_postprocess_is_device_aware_and_needs_headroom():
     at_limit = postprocess(arch, kirin, prefers_se, base)  # only what costs (next to) nothing may be added
     assert at_limit.applied in (None, "hswish") and kirin(at_limit.arch) <= base
     # on the DSP, SE's pooling and h-sigmoid and h-swish fall back to the CPU: far costlier than on the NPU
-    dsp = measured_latency(resolve("hexagon-dsp", seed=0))
+    dsp = network_timer(resolve("hexagon-dsp", seed=0))
     assert dsp(with_se(arch)) / dsp(arch) > 1.5 * kirin(with_se(arch)) / base
 
 
