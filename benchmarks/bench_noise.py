@@ -14,7 +14,9 @@ It prints one table row per condition: test-retest within +-10% (MAPE), the
 lut within +-10% of the quiet latency (MAPE, tau), how close the test
 measurements came to the quiet ones, wall time against the quiet run's, and
 the run's noise verdict. Each chunked run's chunks are kept beside its dataset
-(``<dataset>.chunks.jsonl``, ``hwprof measure --trace``). ``--protocol contiguous`` runs the same with the
+(``<dataset>.chunks.jsonl``, ``hwprof measure --trace``), and when the
+neighbour was on (``neighbour.json``, on the same monotonic clock as the
+chunks' ``clock_s``). ``--protocol contiguous`` runs the same with the
 protocol hwprof used before (each model in one stretch) for comparison.
 
     python -m benchmarks.bench_noise --networks 100 --test 60
@@ -97,6 +99,7 @@ def run_condition(name: str, root: Path, args, quiet_test: Path | None) -> dict:
         second = measure(here / "test-b", 1, args.test, "e2e", args.protocol)
         ended = time.monotonic()
         result["neighbour_on_share"] = round(neighbour.on_share(began, ended), 3) if name != "quiet" else 0.0
+    (here / "neighbour.json").write_text(json.dumps(neighbour.timeline()))  # when it was on, monotonic seconds
     result.update(train_wall_s=round(train_wall, 1), train_rows=train["measured"],
                   test_wall_s=round(first["wall_s"] + second["wall_s"], 1),
                   verdict=(train.get("noise") or {}).get("line", "n/a"),

@@ -281,7 +281,8 @@ class Interleaver(Generic[T]):
                 that never finished (the run was stopped) ``{"model": null}``.
 
         Each record: ``chunk`` (its index), ``round``, the owner's fields, ``start_s`` and ``end_s``
-        (seconds since the run began), ``median_ms``, ``load_cores`` (other processes' CPU use in
+        (seconds since the run began), ``clock_s`` (its start on the run's clock, by default
+        ``time.monotonic``, to line it up with other processes' logs), ``median_ms``, ``load_cores`` (other processes' CPU use in
         its round, null if unknown), ``quiet`` (whether it was classified quiet when its model
         finished: the chunks a row with ``estimate`` quiet kept; null for the reference and
         unfinished models) and ``samples_ms``.
@@ -293,6 +294,7 @@ class Interleaver(Generic[T]):
             records.append({"chunk": i, "round": self._chunk_round[i], **owner,
                             "start_s": round(self.trace.start[i] - self._started, 6),
                             "end_s": round(self.trace.end[i] - self._started, 6),
+                            "clock_s": round(self.trace.start[i], 6),
                             "median_ms": round(self.trace.median_ms[i], 6),
                             "load_cores": None if np.isnan(load) else round(float(load), 4),
                             "quiet": self.final_quiet.get(i),
