@@ -130,6 +130,14 @@ def probe(device: Device, seconds: float = 20.0, on_progress: Callable[[float], 
     if not seconds >= 5:
         raise HwprofError(f"--seconds must be at least 5, got {seconds}", "e.g. --seconds 20")
     device.require_available()
+    from hwprof.affinity import pinned_timing, usable_cores
+
+    allowed = usable_cores() if hasattr(os, "sched_getaffinity") else []
+    with pinned_timing(device):  # the reference is timed where hwprof measure would time
+        return _probe(device, seconds, on_progress, clock, allowed)
+
+
+def _probe(device: Device, seconds: float, on_progress, clock, allowed: list[int]) -> DoctorReport:
     from hwprof.build_onnx import build_onnx
     from hwprof.drift import reference_arch
     from hwprof.interleave import runs_per_chunk
@@ -175,7 +183,7 @@ def probe(device: Device, seconds: float = 20.0, on_progress: Callable[[float], 
         quiet_stretch_s=_stretches(classes.quiet, start, end, True),
         disturbed_stretch_s=_stretches(classes.quiet, start, end, False),
         foreign_load=float(loads_known.mean()) if len(loads_known) else None, steal_share=steal,
-        governor=governor(), affinity=sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [],
+        governor=governor(), affinity=allowed,
         threads=getattr(device, "threads", None),
         thread_env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                     if k in os.environ},
@@ -201,8 +209,9 @@ def _verdict_and_advice(r: DoctorReport) -> tuple[str, list[str]]:
         verdict = ("never quiet: the reference never settled at one speed; measurements here describe a loaded "
                    "machine")
     if len(r.affinity) > 1 and cores > 1:
-        advice.append(f"pin the measurement to one core, e.g. `taskset -c {r.affinity[-1]} hwprof measure ...` "
-                      "(an unpinned process migrates between cores and their caches)")
+        advice.append(f"hwprof measure times on core {r.affinity[0]} (pinned; its preparation workers run on the "
+                      "others): if other work is tied to that core, give it another one, e.g. "
+                      f"`taskset -c {r.affinity[-1]} hwprof measure ...`")
     if r.foreign_load is not None and r.foreign_load > load_threshold():
         advice.append(f"other processes used {r.foreign_load:.2f} cores during the probe: stop what you can "
                       "(`top` shows them); the chunked protocol leaves out the chunks they disturb")

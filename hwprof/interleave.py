@@ -362,12 +362,14 @@ def measure_models_chunked(device, models: list, protocol: Protocol,
 
     Returns each model's :class:`Finished`, in the order given, and the run's verdict.
     """
+    from hwprof.affinity import pinned_timing
     from hwprof.drift import DriftReference
 
-    reference = DriftReference(device, 0.0)
-    try:
-        runner = Interleaver(protocol, lambda i: device.load(models[i]), reference.session, seed=seed)
-        done = {f.item: f for f in runner.run(range(len(models)))}
-    finally:
-        reference.close()
+    with pinned_timing(device):
+        reference = DriftReference(device, 0.0)
+        try:
+            runner = Interleaver(protocol, lambda i: device.load(models[i]), reference.session, seed=seed)
+            done = {f.item: f for f in runner.run(range(len(models)))}
+        finally:
+            reference.close()
     return [done[i] for i in range(len(models))], runner.verdict()

@@ -112,8 +112,9 @@ class MeasureReport:
         if self.job.trace_path is not None:
             rows.append(("chunk trace", f"{self.job.trace_path} ({len(s.chunks)} chunks)"))
         if s.prepare_workers:
-            where = (f"on core(s) {_cores(s.worker_cores)}, timing pinned to {_cores(s.timed_cores)}"
-                     if s.worker_cores else "sharing the timed core (no free core; timing not pinned)")
+            where = ("sharing the timed core (no free core; timing not pinned)" if not s.worker_cores
+                     else f"on core(s) {_cores(s.worker_cores)}, timing "
+                     + (f"pinned to {_cores(s.timed_cores)}" if s.timed_cores else "not pinned"))
             rows.append(("models prepared ahead", f"{s.prepare_workers} worker(s) {where}, at most "
                                                   f"{s.prepare_queue} in the queue; {s.prepare_worker_s:.2f} s of "
                                                   "preparing overlapped with timing"
@@ -125,6 +126,8 @@ class MeasureReport:
                                                                    "beside running workers count as disturbed)"))
         elif s.prepare_note:
             rows.append(("models prepared ahead", f"none: {s.prepare_note}; prepared before timing each"))
+        if s.timed_cores and not s.prepare_workers:
+            rows.append(("timing pinned to core(s)", _cores(s.timed_cores)))
         if s.executor != "local":
             rows.append(("executor", s.executor))
         return rows

@@ -52,6 +52,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+from hwprof.affinity import pin_timing_thread, split_cores, unpin
 from hwprof.errors import HwprofError
 from hwprof.quiet import NEIGHBOURS
 
@@ -60,21 +61,6 @@ PHASE_CHUNKS = 4 * NEIGHBOURS  # chunks at least in each stretch timed with the 
 MIN_TASKS_FOR_WORKERS = 8  # fewer models than this: starting workers (about a second) saves nothing by default
 WORKER_NICE = 10  # workers yield to the timing process wherever they share a core
 WORKER_CHECK_S = 1.0  # how often a wait for a worker's model checks that no worker died half-way through sending
-
-
-def usable_cores() -> list[int]:
-    """The cores this process may run on, in order (all of them where affinity is not supported)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return list(range(os.cpu_count() or 1))
-
-
-def split_cores(threads: int = 1, cores: list[int] | None = None) -> tuple[list[int], list[int]]:
-    """(timed cores, free cores): the first ``threads`` usable cores time, the rest may prepare."""
-    cores = usable_cores() if cores is None else list(cores)
-    timed = cores[:max(1, threads)]
-    return timed, cores[len(timed):]
 
 
 def default_workers(device, tasks: int | None = None, cores: list[int] | None = None) -> int:
@@ -213,7 +199,8 @@ class Preparer:
             ``workers`` > 0 and it has none).
         workers: Worker processes (0: prepare in the timing process, just before loading).
         queue: Most models being prepared or ready but not yet loaded (default ``2 * workers``).
-        pin: Pin the timing thread to the timed cores while the workers run (restored on exit).
+        pin: Pin the timing thread to the timed cores (the first ``device.threads`` usable ones) for the run,
+            workers or not, on a real device (restored on exit; see :mod:`hwprof.affinity`).
         describe: How a failure names its task (default ``str``).
         cores: The usable cores (default: this process's affinity); tests pass their own.
         steal: When the timing loop asks for a model no worker has finished, prepare the next one no worker
@@ -239,9 +226,15 @@ class Preparer:
         self._stopped_phase = False
 
     def __enter__(self) -> "Preparer":
+        if self.pin and not getattr(self.device, "simulated", False):
+            self._pin()
         if self.workers:
             self._start()
         return self
+
+    def _pin(self) -> None:
+        self.stats.timed_cores, self._restore_affinity = pin_timing_thread(getattr(self.device, "threads", 1),
+                                                                           self.cores)
 
     def __exit__(self, *exc_info) -> None:
         self.close()
@@ -249,23 +242,17 @@ class Preparer:
     def _start(self) -> None:
         import tempfile
 
-        timed, free = split_cores(getattr(self.device, "threads", 1), self.cores)
-        self.stats.timed_cores, self.stats.worker_cores = (timed, free) if free else ([], [])
+        _, free = split_cores(getattr(self.device, "threads", 1), self.cores)
+        self.stats.worker_cores = free
         if self.device.compile_cache_dir is None and getattr(self.device, "caches_compiled_models", False):
             self._cache = tempfile.TemporaryDirectory(prefix="hwprof-compiled-")
             self.device.compile_cache_dir = self._cache.name
         self.stats.unpicklable = crosses_processes(self.device)
         if self.stats.unpicklable:
             self.workers = self.stats.workers = self.stats.queue = 0  # prepared in the timing process instead
-            self.stats.timed_cores, self.stats.worker_cores = [], []
+            self.stats.worker_cores = []
             return
         self._pool = self._new_pool()
-        if self.pin and free and hasattr(os, "sched_setaffinity"):
-            self._restore_affinity = os.sched_getaffinity(0)
-            try:
-                os.sched_setaffinity(0, timed)  # this thread; runtime threads created later inherit it
-            except OSError:
-                self._restore_affinity = None
 
     def _worker_pids(self) -> list[int]:
         processes = getattr(self._pool, "_processes", None) or {}
@@ -322,12 +309,8 @@ class Preparer:
             for process in processes:
                 process.join(timeout=10)
             _end_results_pipe(results)
-        if self._restore_affinity is not None:
-            try:
-                os.sched_setaffinity(0, self._restore_affinity)
-            except OSError:
-                pass
-            self._restore_affinity = None
+        unpin(self._restore_affinity)
+        self._restore_affinity = None
         if self._cache is not None:
             self.device.compile_cache_dir = None
             self._cache.cleanup()

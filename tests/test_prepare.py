@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hwprof.affinity import split_cores
 from hwprof.dataset import Dataset
-from hwprof.prepare import Preparer, default_workers, split_cores
+from hwprof.prepare import Preparer, default_workers
 from hwprof.protocol import measurement_protocol
 from tests.conftest import run_cli, samples
 from tests.test_data_safety import default_sigint
