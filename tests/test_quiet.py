@@ -350,3 +350,22 @@ def test_models_of_one_pool_share_round_numbers_and_compare_round_by_round():
         assert not (always and same[2])  # never quiet: every round paired, none called quiet
         assert compare_paired(same[0], same[1]).verdict == NO_CHANGE
         assert compare_paired(slower[0], slower[1]).verdict == REGRESSION
+
+
+def test_a_few_quiet_chunks_out_of_many_are_no_quiet_window_and_every_chunk_is_paired_instead():
+    # slowed 1.5x but for a short quiet moment every 3 s: models that wait for quiet windows take extra rounds and
+    # collect a few quiet chunks among many; those few are not used alone (paired with the reference, the chunks
+    # picked for running fast sit beside reference chunks that were not picked), every chunk is paired instead
+    levels = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 2.5, 3.5]
+    machine = Machine([(s + 0.35, s + 3.0) for s in np.arange(0.0, 1000, 3.0)], factor=1.5)
+    finished, runner = run_pool(levels, machine, PROTOCOL)
+    few = [f for f in finished.values() if f.noise.chunks_quiet >= PROTOCOL.min_quiet
+           and 3 * f.noise.chunks_quiet < f.noise.chunks]
+    assert few, [(f.noise.chunks_quiet, f.noise.chunks) for f in finished.values()]
+    for f in few:
+        assert not f.noise.quiet and f.noise.estimate == "reference-corrected"
+        assert f.measurement.median_ms == pytest.approx(levels[f.item], rel=0.03)  # not 1.5x
+    for f in finished.values():
+        assert f.noise.quiet == (f.noise.estimate == "quiet")
+        assert not f.noise.quiet or 3 * f.noise.chunks_quiet >= f.noise.chunks
+    assert runner.verdict().rows_quiet == sum(f.noise.quiet for f in finished.values())
