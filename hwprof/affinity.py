@@ -4,8 +4,8 @@ On a real device hwprof times on the first ``threads`` cores this process
 may use and keeps everything else (preparation workers) off them. The timing
 thread is pinned there for the whole run: left to move between cores, a
 thread timing LiteRT int8 networks on a 2-core VM ran them 17-37% slower
-than pinned while the reference network ran only 9% slower, so drift
-correction could not undo it.
+than pinned in one of two runs, while the reference network ran only 9%
+slower, so drift correction could not undo it.
 """
 
 from __future__ import annotations
