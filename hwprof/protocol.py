@@ -77,7 +77,8 @@ class Protocol:
 
     @property
     def min_quiet(self) -> int:
-        """Quiet chunks a model needs for a quiet latency: a third of ``rounds``, at least 1."""
+        """Quiet chunks a model needs before it may finish: a third of ``rounds``, at least 1 (its latency comes from
+        them alone only when they are also a third of the chunks it took; see :mod:`hwprof.interleave`)."""
         return max(-(-self.rounds // 3), 1)
 
     @property
