@@ -292,12 +292,13 @@ class Interleaver(Generic[T]):
                 key); the reference's chunks are ``{"model": "reference"}``, and a chunk of a model
                 that never finished (the run was stopped) ``{"model": null}``.
 
-        Each record: ``chunk`` (its index), ``round``, the owner's fields, ``start_s`` and ``end_s``
-        (seconds since the run began), ``clock_s`` (its start on the run's clock, by default
-        ``time.monotonic``, to line it up with other processes' logs), ``median_ms``, ``load_cores`` (other processes' CPU use in
-        its round, null if unknown), ``quiet`` (whether it was classified quiet when its model
-        finished: the chunks a row with ``estimate`` quiet kept; null for the reference and
-        unfinished models) and ``samples_ms``.
+        Each record: ``chunk`` (its index), ``round``, the owner's fields, ``start_s`` and
+        ``end_s`` (seconds since the run began), ``clock_s`` (its start on the run's clock, by
+        default ``time.monotonic``, to line it up with other processes' logs), ``median_ms``,
+        ``load_cores`` (other processes' CPU use in its round, null if unknown), ``quiet``
+        (whether it was classified quiet when its model finished; null for the reference and
+        unfinished models) and ``samples_ms``. A run with preparation workers adds ``workers``
+        (``running`` or ``stopped`` in the chunk's round; see :mod:`hwprof.profiling`).
         """
         records = []
         for i in range(len(self.trace)):

@@ -113,6 +113,7 @@ class PrepareStats:
         unpicklable: Why the device could not be sent to workers (then none were started), else None.
         rounds: Rounds of the chunked protocol timed with workers alive.
         paused_rounds: Of those, rounds timed with the workers stopped.
+        stopped_rounds: Which rounds (their numbers in the chunked protocol) those were.
     """
 
     workers: int = 0
@@ -130,6 +131,7 @@ class PrepareStats:
     unpicklable: str | None = None
     rounds: int = 0
     paused_rounds: int = 0
+    stopped_rounds: set[int] = field(default_factory=set)
 
 
 # --- the worker side -------------------------------------------------------------------------------------------
@@ -291,6 +293,7 @@ class Preparer:
         self._phase_chunks += chunks
         if self._stopped_phase:
             self.stats.paused_rounds += 1
+            self.stats.stopped_rounds.add(round_index)
             self.pause()
         else:
             self.resume()

@@ -415,6 +415,9 @@ def _measure_chunked(device: Device, prepared: Iterable[tuple[Task, Any]], proto
         stats.reference_ms = runner.reference_spread()
         stats.noise = runner.verdict()
         stats.chunks = runner.chunk_records(owners)
+        if preparer is not None and preparer.workers:  # which chunks had the workers beside them
+            for chunk in stats.chunks:
+                chunk["workers"] = "stopped" if chunk["round"] in preparer.stats.stopped_rounds else "running"
 
 
 def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str = "both",

@@ -369,3 +369,19 @@ def test_a_few_quiet_chunks_out_of_many_are_no_quiet_window_and_every_chunk_is_p
         assert f.noise.quiet == (f.noise.estimate == "quiet")
         assert not f.noise.quiet or 3 * f.noise.chunks_quiet >= f.noise.chunks
     assert runner.verdict().rows_quiet == sum(f.noise.quiet for f in finished.values())
+
+
+def test_trace_of_a_run_with_workers_says_whether_they_ran_beside_each_chunk(tmp_path):
+    out, trace = tmp_path / "d", tmp_path / "chunks.jsonl"
+    proc = run_cli("hwprof", "measure", "--device", "cpu", "--space", "ofa", "--samples", "3", "--mode", "e2e",
+                   "--rounds", "2", "--min-time", "0.02", "--prepare-workers", "1", "--out", str(out),
+                   "--trace", str(trace), "--json")
+    assert proc.returncode == 0, proc.stderr
+    preparation = json.loads(proc.stdout)["preparation"]
+    chunks = pd.read_json(trace, lines=True)
+    if preparation["workers"] == 0:  # a single usable core: no worker was started, and nothing to say
+        assert "workers" not in chunks
+        return
+    assert set(chunks["workers"]) <= {"running", "stopped"}
+    stopped_rounds = chunks.loc[chunks["workers"] == "stopped", "round"].nunique()
+    assert stopped_rounds == preparation["rounds_with_workers_stopped"]
