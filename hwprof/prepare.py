@@ -112,8 +112,8 @@ class PrepareStats:
         peak_outstanding: Most models outstanding at once (never above ``queue``).
         unpicklable: Why the device could not be sent to workers (then none were started), else None.
         rounds: Rounds of the chunked protocol timed with workers alive.
-        paused_rounds: Of those, rounds timed with the workers stopped.
-        stopped_rounds: Which rounds (their numbers in the chunked protocol) those were.
+        stopped_rounds: Of those, the rounds (their numbers in the chunked protocol) timed with the workers
+            stopped; ``paused_rounds`` counts them.
     """
 
     workers: int = 0
@@ -130,8 +130,12 @@ class PrepareStats:
     peak_outstanding: int = 0
     unpicklable: str | None = None
     rounds: int = 0
-    paused_rounds: int = 0
     stopped_rounds: set[int] = field(default_factory=set)
+
+    @property
+    def paused_rounds(self) -> int:
+        """Rounds timed with the workers stopped."""
+        return len(self.stopped_rounds)
 
 
 # --- the worker side -------------------------------------------------------------------------------------------
@@ -292,7 +296,6 @@ class Preparer:
         self.stats.rounds += 1
         self._phase_chunks += chunks
         if self._stopped_phase:
-            self.stats.paused_rounds += 1
             self.stats.stopped_rounds.add(round_index)
             self.pause()
         else:
