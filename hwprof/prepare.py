@@ -341,7 +341,17 @@ class Preparer:
         return PreparedStream(self, iter(targets), target_of)
 
     def _submit(self, target):
-        return self._pool.submit(_worker_prepare, target)
+        """The pool's future for ``target``; a pool a worker broke since it was last looked at gives a future that
+        fails the same way, so the item first in line (the one being prepared when it broke) takes the failure,
+        the pool is restarted once and this one is submitted again."""
+        try:
+            return self._pool.submit(_worker_prepare, target)
+        except BrokenProcessPool as exc:
+            from concurrent.futures import Future
+
+            broken: Future = Future()
+            broken.set_exception(exc)
+            return broken
 
     def _new_pool(self):
         """Spawned workers (never forked: the runtimes' threads do not survive a fork), kept off the timed core."""

@@ -93,6 +93,19 @@ def test_a_worker_that_dies_fails_one_item_and_the_rest_go_on():
     assert got[-3:] == NAMES[-3:]  # the workers were restarted
 
 
+def test_a_worker_that_dies_while_the_timing_loop_is_busy_fails_only_its_item():
+    """The pool breaks between two calls for a model: the next submission must not raise (a race CI once lost)."""
+    with Preparer(SlowPrepDevice(crash=("m1",)), workers=1, queue=2, steal=False) as preparer:
+        stream = preparer.stream(NAMES)
+        first, _ = next(stream)  # m1 is now with the worker, m2 not yet submitted
+        deadline = time.monotonic() + 30
+        while not preparer._pool._broken and time.monotonic() < deadline:  # the worker crashes on m1
+            time.sleep(0.05)
+        got = [first] + [item for item, _ in stream]
+    assert got == [n for n in NAMES if n != "m1"]
+    assert preparer.stats.failed == 1 and "worker died" in preparer.stats.failures[0]
+
+
 def test_measure_into_writes_every_other_row_and_counts_the_failure(tmp_path):
     from hwprof.profiling import measure_into
 
