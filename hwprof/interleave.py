@@ -115,12 +115,15 @@ class Interleaver(Generic[T]):
         clock: Seconds clock (monotonic); tests pass a fake one.
         probe: Other processes' CPU use; tests pass a fake one.
         before_round: Called with each round's number and chunk count just before its chunks are timed (the
-            preparation workers stop for some rounds: :meth:`hwprof.prepare.Preparer.before_round`).
+            preparation workers stop for some rounds: :meth:`hwprof.prepare.PreparedStream.before_round`). When
+            it returns False it used the time otherwise (prepared a model): the round is not timed, the pool is
+            topped up and it is called again.
     """
 
     def __init__(self, protocol: Protocol, open_item: Callable[[T], Session], reference: Session | None = None,
                  seed: int = 0, classifier: Classifier | None = None, clock: Callable[[], float] = time.monotonic,
-                 probe: LoadProbe | None = None, before_round: Callable[[int], None] | None = None) -> None:
+                 probe: LoadProbe | None = None,
+                 before_round: Callable[[int, int], bool | None] | None = None) -> None:
         self.protocol = protocol
         self.open_item = open_item
         self.reference = reference
@@ -192,8 +195,8 @@ class Interleaver(Generic[T]):
                 if not active:
                     break
                 order = list(active) + ([-1] if self.reference is not None else [])
-                if self.before_round is not None:
-                    self.before_round(self._round, len(order))
+                if self.before_round is not None and self.before_round(self._round, len(order)) is False:
+                    continue  # its time went to preparing a model
                 before = self.probe.read()
                 timed: list[tuple[int, int, np.ndarray]] = []
                 for member_id in self.rng.permutation(order):

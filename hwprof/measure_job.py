@@ -119,7 +119,10 @@ class MeasureReport:
                                                   f"{s.prepare_queue} in the queue; {s.prepare_worker_s:.2f} s of "
                                                   "preparing overlapped with timing"
                                                   + (f"; {s.prepared_here} prepared here rather than wait for a "
-                                                     "worker" if s.prepared_here else "")))
+                                                     "worker" if s.prepared_here else "")
+                                                  + (f"; {s.prepared_ahead} prepared here beside the running "
+                                                     "workers rather than time disturbed chunks"
+                                                     if s.prepared_ahead else "")))
             stopped, rounds = s.paused_rounds
             if rounds:
                 rows.append(("  workers stopped for quiet rounds", f"{stopped} of {rounds} rounds (the chunks timed "

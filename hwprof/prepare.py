@@ -34,9 +34,14 @@ few models are loaded), so that a chunk in a stopped stretch has quiet chunks
 around it, which is what the classifier (:mod:`hwprof.quiet`) looks at.
 Chunks timed beside a running worker are disturbed by definition (another
 process used a core) and left out, like any disturbed chunk; the stopped
-stretches give every model its quiet chunks. The workers also run whenever
-the timing loop waits for a model. The run's noise verdict counts the chunks
-the workers disturbed.
+stretches give every model its quiet chunks. So a stretch with the workers
+running is not spent timing while a model is left to start and the queue has
+room: the timing process prepares that model beside the workers instead
+(:meth:`PreparedStream.before_round`), then the workers stop and timing goes
+on. On a 2-core machine both cores prepare, then one times alone. Otherwise
+(the queue full, everything started) the stretch is timed as before. The
+workers also run whenever the timing loop waits for a model. The run's noise
+verdict counts the chunks the workers disturbed.
 
 ``workers=0`` prepares each model in the timing process just before it is
 loaded, as hwprof always did; a failure is that task's failure all the same.
@@ -101,9 +106,12 @@ class PrepareStats:
         worker_cores: Cores the workers ran on.
         queue: Most models being prepared or waiting to be loaded at once (the bound).
         inline_s: Seconds the timing process spent preparing (every model with ``workers=0``; with workers,
-            the models it took on rather than wait for a worker: see ``prepared_here``).
+            the models it took on rather than wait for a worker or in place of disturbed chunks: see
+            ``prepared_here`` and ``prepared_ahead``).
         prepared_here: Models the timing process prepared itself because the next one was not ready and no
             worker had started the one after (its core would otherwise sit idle).
+        prepared_ahead: Models the timing process prepared itself in a stretch with the workers running, in
+            place of timing chunks that a running worker would have disturbed.
         worker_s: Seconds the workers spent preparing (overlapped with timing).
         wait_s: Seconds the timing loop waited for a model to be ready.
         prepared: Models prepared.
@@ -111,7 +119,8 @@ class PrepareStats:
         failures: One line per failed task.
         peak_outstanding: Most models outstanding at once (never above ``queue``).
         unpicklable: Why the device could not be sent to workers (then none were started), else None.
-        rounds: Rounds of the chunked protocol timed with workers alive.
+        rounds: Rounds of the chunked protocol timed with workers alive (a stretch given to preparing
+            instead is not a round).
         stopped_rounds: Of those, the rounds (their numbers in the chunked protocol) timed with the workers
             stopped; ``paused_rounds`` counts them.
     """
@@ -125,6 +134,7 @@ class PrepareStats:
     wait_s: float = 0.0
     prepared: int = 0
     prepared_here: int = 0
+    prepared_ahead: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     peak_outstanding: int = 0
@@ -287,7 +297,7 @@ class Preparer:
     def before_round(self, round_index: int, chunks: int = PHASE_CHUNKS) -> None:
         """Called by the chunked protocol before it times a round of ``chunks`` chunks: stretches of rounds with
         the workers stopped and with them running, in turn, each of at least ``PHASE_CHUNKS`` chunks (the first
-        stretch stopped)."""
+        stretch stopped). :meth:`PreparedStream.before_round` may give a running stretch to preparing instead."""
         if self._pool is None:
             return
         if self.stats.rounds == 0 or self._phase_chunks >= PHASE_CHUNKS:
@@ -300,6 +310,17 @@ class Preparer:
             self.pause()
         else:
             self.resume()
+
+    @property
+    def running_stretch(self) -> bool:
+        """Whether the round :meth:`before_round` was last called for falls in a stretch with the workers running."""
+        return self._pool is not None and self.stats.rounds > 0 and not self._stopped_phase
+
+    def end_running_stretch(self) -> None:
+        """The running stretch was spent preparing, not timing: its round is not counted, and the next round
+        starts a stretch with the workers stopped."""
+        self.stats.rounds -= 1
+        self._phase_chunks = PHASE_CHUNKS
 
     def close(self) -> None:
         """Stop the workers at once (a model half-prepared is dropped) and restore the timing thread's affinity."""
@@ -405,6 +426,7 @@ class PreparedStream:
         self.items = items
         self.target_of = target_of
         self.pending: deque = deque()  # [item, future], in order (workers only)
+        self.ahead: deque = deque()  # [item, prepared model] the timing process prepared in a running stretch
         self.exhausted = False
 
     def __iter__(self) -> "PreparedStream":
@@ -412,14 +434,37 @@ class PreparedStream:
 
     def ready(self) -> bool:
         """Whether :func:`next` would return without waiting for a worker (True without workers)."""
-        if not self.preparer.workers:
+        if not self.preparer.workers or self.ahead:
             return True
         self._top_up()
         return not self.pending or self.pending[0][1].done()
 
+    def before_round(self, round_index: int, chunks: int) -> bool:
+        """What the chunked protocol calls before each round (:meth:`Preparer.before_round`); False when the
+        round was not timed because the timing process prepared a model instead (then it asks again).
+
+        In a stretch with the workers running, every chunk timed is disturbed by them and left out: on a
+        machine with as many free cores as workers, the timing core's time is better spent preparing the next
+        model beside them (then the workers stop and timing goes on). Nothing is prepared here when the queue
+        is full or no model is left to start: the round is timed as before.
+        """
+        p = self.preparer
+        p.before_round(round_index, chunks)
+        if not (p.running_stretch and p.steal and len(self.pending) + len(self.ahead) < p.queue):
+            return True
+        item = self._next_unstarted()
+        if item is None:
+            return True
+        p.end_running_stretch()
+        p.stats.prepared_ahead += 1
+        prepared = self._prepare_here(item)
+        if prepared is not None:
+            self.ahead.append(prepared)
+        return False
+
     def _top_up(self) -> None:
         p = self.preparer
-        while len(self.pending) < p.queue:
+        while len(self.pending) + len(self.ahead) < p.queue:
             item = self._next_unstarted()
             if item is None:
                 break
@@ -434,6 +479,8 @@ class PreparedStream:
                 if prepared is not None:
                     return prepared
                 continue
+            if self.ahead:
+                return self.ahead.popleft()
             self._top_up()
             if not self.pending:
                 raise StopIteration

@@ -168,6 +168,7 @@ class RunSummary:
     prepare_wait_s: float = 0.0  # the timing loop waiting for a model the workers had not finished
     prepare_worker_s: float = 0.0  # the workers' preparing, overlapped with timing
     prepared_here: int = 0  # models the timing process prepared itself rather than wait for the workers
+    prepared_ahead: int = 0  # models it prepared beside running workers, in place of disturbed chunks
     prepare_workers: int = 0  # worker processes that prepared models (0: prepared in the timing process)
     prepare_queue: int = 0  # most models being prepared or waiting to be loaded at once
     timed_cores: list[int] = field(default_factory=list)  # cores the timing thread was pinned to (empty: not)
@@ -186,7 +187,7 @@ class RunSummary:
         out["preparation"] = {"workers": self.prepare_workers, "queue_bound": self.prepare_queue,
                               "timed_cores": self.timed_cores, "worker_cores": self.worker_cores,
                               "wait_s": round(self.prepare_wait_s, 3), "worker_s": round(self.prepare_worker_s, 3),
-                              "prepared_here": self.prepared_here,
+                              "prepared_here": self.prepared_here, "prepared_ahead": self.prepared_ahead,
                               "note": self.prepare_note, "rounds_with_workers_stopped": self.paused_rounds[0],
                               "rounds_with_workers": self.paused_rounds[1]}
         if self.reference_ms:
@@ -394,7 +395,7 @@ def _measure_chunked(device: Device, prepared: Iterable[tuple[Task, Any]], proto
     preparer = getattr(prepared, "preparer", None)
     runner = Interleaver(protocol, open_item, reference.session if reference else None,
                          seed=getattr(device, "seed", 0) or 0,
-                         before_round=preparer.before_round if preparer is not None and preparer.workers else None)
+                         before_round=prepared.before_round if preparer is not None and preparer.workers else None)
     owners: dict[int, dict] = {}
     try:
         for done in runner.run(prepared):
@@ -514,6 +515,7 @@ def measure_into(dataset: Dataset, device: Device, archs: list[Arch], mode: str 
         if prep is not None:
             summary.prepare_worker_s += prep.worker_s
             summary.prepared_here += prep.prepared_here
+            summary.prepared_ahead += prep.prepared_ahead
             summary.prepare_workers = max(summary.prepare_workers, prep.workers)
             summary.prepare_queue = max(summary.prepare_queue, prep.queue)
             summary.timed_cores, summary.worker_cores = prep.timed_cores, prep.worker_cores

@@ -271,6 +271,32 @@ def test_workers_are_stopped_for_stretches_of_rounds_and_run_while_the_loop_wait
     assert not _alive(pid)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_running_stretch_goes_to_preparing_a_model_here_rather_than_to_disturbed_chunks():
+    from hwprof.prepare import PHASE_CHUNKS
+
+    with Preparer(SlowPrepDevice(delay_s=0.05), workers=1, queue=3) as preparer:
+        stream = preparer.stream(NAMES)
+        taken = [next(stream)[0]]  # m0-m2 go to the worker; m3 is prepared here rather than wait
+        deadline = time.monotonic() + 30
+        while not all(future.done() for _, future in stream.pending) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        taken.append(next(stream)[0])  # m0: the queue now has room for one
+        (pid,) = preparer._worker_pids()
+        assert stream.before_round(0, PHASE_CHUNKS) is True  # the first stretch is timed, workers stopped
+        assert _state(pid, "T") == "T"
+        assert stream.before_round(1, PHASE_CHUNKS) is False  # running: m4 was prepared here, nothing timed
+        assert preparer.stats.prepared_ahead == 1 and preparer.stats.rounds == 1
+        assert stream.ready()
+        taken.append(next(stream)[0])
+        assert stream.before_round(1, PHASE_CHUNKS) is True  # asked again: a stopped stretch, timed
+        assert _state(pid, "T") == "T"
+        assert (preparer.stats.paused_rounds, preparer.stats.rounds) == (2, 2)
+        taken += [item for item, _ in stream]
+    assert taken[:3] == ["m3", "m0", "m4"]
+    assert sorted(taken) == NAMES  # each model once, none lost
+
+
 def test_the_chunked_protocol_tells_the_workers_each_round(tmp_path):
     from hwprof.profiling import measure_into
 
@@ -279,4 +305,6 @@ def test_the_chunked_protocol_tells_the_workers_each_round(tmp_path):
     summary = measure_into(Dataset(tmp_path / "d"), SlowPrepDevice(), archs, mode="e2e", protocol=protocol,
                            reference_every_s=0.0, prepare_workers=1)
     stopped, rounds = summary.paused_rounds
-    assert rounds >= 4 and 0 < stopped < rounds  # stretches with the workers stopped and running, in turn
+    # stretches with the workers stopped and running, in turn; a running one is timed, or given to preparing
+    assert rounds >= 2 and stopped > 0 and (rounds - stopped) + summary.prepared_ahead > 0
+    assert summary.measured == len(archs)

@@ -352,6 +352,26 @@ def test_models_of_one_pool_share_round_numbers_and_compare_round_by_round():
         assert compare_paired(slower[0], slower[1]).verdict == REGRESSION
 
 
+def test_a_round_whose_time_went_to_preparing_is_not_timed_and_is_asked_for_again():
+    clock, machine = Clock(), Machine([])
+    rng = np.random.default_rng(0)
+    sessions = {i: NoisySession(3e-3, clock, machine, rng) for i in range(3)}
+    calls: list[int] = []
+
+    def before_round(round_index: int, chunks: int) -> bool:
+        calls.append(round_index)
+        return not (round_index == 1 and calls.count(1) == 1)  # round 1's first call prepared a model instead
+
+    runner = Interleaver(PROTOCOL, lambda i: sessions[i], NoisySession(8e-3, clock, machine, rng), clock=clock,
+                         probe=FakeProbe(clock, machine), before_round=before_round)
+    finished = list(runner.run(list(sessions)))
+    assert len(finished) == 3
+    assert calls[:4] == [0, 1, 1, 2]
+    rounds = [r for f in finished for r, _, _ in f.chunk_log]
+    assert sorted(set(rounds)) == list(range(max(rounds) + 1))  # no round number skipped
+    assert len(calls) == max(rounds) + 2  # every round timed was asked for once, round 1 twice
+
+
 def test_a_few_quiet_chunks_out_of_many_are_no_quiet_window_and_every_chunk_is_paired_instead():
     # slowed 1.5x but for a short quiet moment every 3 s: models that wait for quiet windows take extra rounds and
     # collect a few quiet chunks among many; those few are not used alone (paired with the reference, the chunks
