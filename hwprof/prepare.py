@@ -9,10 +9,11 @@ processes while the timing loop times the models already prepared:
 - **The timed core is pinned.** The timing thread runs on the first
   ``threads`` cores this process may use; the workers are kept off them (and
   run at a lower priority). With no core left over, the default is no workers.
-- **Bounded.** At most ``queue`` models are being prepared or waiting to be
-  loaded at any moment (default ``2 * workers``), on top of the models the
-  protocol keeps loaded (``--pool``): memory stays bounded whatever the
-  number of tasks.
+- **Bounded.** At most ``queue`` models are being prepared by the workers or
+  waiting to be loaded at any moment (default ``2 * workers``), and at most
+  ``queue`` more that the timing process prepared beside them (below), on top
+  of the models the protocol keeps loaded (``--pool``): memory stays bounded
+  whatever the number of tasks.
 - **What crosses the process boundary** is what :meth:`Device.prepare
   <hwprof.device.Device.prepare>` returns (an ONNX model, quantized bytes, a
   ``.tflite`` flatbuffer), pickled. A runtime whose compiled model cannot cross
@@ -104,7 +105,8 @@ class PrepareStats:
         workers: Worker processes used (0: prepared in the timing process).
         timed_cores: Cores the timing thread was pinned to (empty: not pinned).
         worker_cores: Cores the workers ran on.
-        queue: Most models being prepared or waiting to be loaded at once (the bound).
+        queue: Most models being prepared by the workers or waiting to be loaded at once (the bound; as many
+            again may wait that the timing process prepared beside running workers).
         inline_s: Seconds the timing process spent preparing (every model with ``workers=0``; with workers,
             the models it took on rather than wait for a worker or in place of disturbed chunks: see
             ``prepared_here`` and ``prepared_ahead``).
@@ -117,7 +119,8 @@ class PrepareStats:
         prepared: Models prepared.
         failed: Tasks whose model could not be prepared.
         failures: One line per failed task.
-        peak_outstanding: Most models outstanding at once (never above ``queue``).
+        peak_outstanding: Most models outstanding at once, with the workers or prepared ahead (never above
+            ``2 * queue``; above ``queue`` only with ``prepared_ahead``).
         unpicklable: Why the device could not be sent to workers (then none were started), else None.
         rounds: Rounds of the chunked protocol timed with workers alive (a stretch given to preparing
             instead is not a round).
@@ -214,7 +217,8 @@ class Preparer:
         device: The device (pickled to the workers; its :attr:`compile_cache_dir` is set for the run when
             ``workers`` > 0 and it has none).
         workers: Worker processes (0: prepare in the timing process, just before loading).
-        queue: Most models being prepared or ready but not yet loaded (default ``2 * workers``).
+        queue: Most models being prepared by the workers or ready but not yet loaded (default
+            ``2 * workers``); as many again may be prepared ahead by the timing process (:meth:`stream`).
         pin: Pin the timing thread to the timed cores (the first ``device.threads`` usable ones) for the run,
             workers or not, on a real device (restored on exit; see :mod:`hwprof.affinity`).
         describe: How a failure names its task (default ``str``).
@@ -445,12 +449,13 @@ class PreparedStream:
 
         In a stretch with the workers running, every chunk timed is disturbed by them and left out: on a
         machine with as many free cores as workers, the timing core's time is better spent preparing the next
-        model beside them (then the workers stop and timing goes on). Nothing is prepared here when the queue
-        is full or no model is left to start: the round is timed as before.
+        model beside them (then the workers stop and timing goes on). Nothing is prepared here when ``queue``
+        models prepared here already wait to be loaded, or no model is left to start: the round is timed as
+        before.
         """
         p = self.preparer
         p.before_round(round_index, chunks)
-        if not (p.running_stretch and p.steal and len(self.pending) + len(self.ahead) < p.queue):
+        if not (p.running_stretch and p.steal and len(self.ahead) < p.queue):
             return True
         item = self._next_unstarted()
         if item is None:
@@ -464,12 +469,12 @@ class PreparedStream:
 
     def _top_up(self) -> None:
         p = self.preparer
-        while len(self.pending) + len(self.ahead) < p.queue:
+        while len(self.pending) < p.queue:
             item = self._next_unstarted()
             if item is None:
                 break
             self.pending.append([item, p._submit(self.target_of(item))])
-        p.stats.peak_outstanding = max(p.stats.peak_outstanding, len(self.pending))
+        p.stats.peak_outstanding = max(p.stats.peak_outstanding, len(self.pending) + len(self.ahead))
 
     def __next__(self) -> list:
         p = self.preparer
