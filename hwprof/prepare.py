@@ -484,9 +484,9 @@ class PreparedStream:
                 if prepared is not None:
                     return prepared
                 continue
-            if self.ahead:
-                return self.ahead.popleft()
             self._top_up()
+            if self.ahead and not (self.pending and self.pending[0][1].done()):
+                return self.ahead.popleft()  # a model a worker finished goes first: its queue then has room
             if not self.pending:
                 raise StopIteration
             if p.steal and not self.pending[0][1].done():

@@ -288,12 +288,12 @@ def test_a_running_stretch_goes_to_preparing_a_model_here_rather_than_to_disturb
         assert stream.before_round(1, PHASE_CHUNKS) is False  # running: m4 was prepared here, nothing timed
         assert preparer.stats.prepared_ahead == 1 and preparer.stats.rounds == 1
         assert stream.ready()
-        taken.append(next(stream)[0])
+        taken.append(next(stream)[0])  # m1, which the worker finished, goes before m4 (its queue gets room)
         assert stream.before_round(1, PHASE_CHUNKS) is True  # asked again: a stopped stretch, timed
         assert _state(pid, "T") == "T"
         assert (preparer.stats.paused_rounds, preparer.stats.rounds) == (2, 2)
         taken += [item for item, _ in stream]
-    assert taken[:3] == ["m3", "m0", "m4"]
+    assert taken[:3] == ["m3", "m0", "m1"] and "m4" in taken
     assert sorted(taken) == NAMES  # each model once, none lost
 
 
