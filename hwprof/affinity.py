@@ -11,12 +11,23 @@ slower, so drift correction could not undo it.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+_PINNED_FROM: dict[int, list[set[int]]] = {}  # thread id -> the affinities it was pinned from, outermost first
+
 
 def usable_cores() -> list[int]:
-    """The cores this process may run on, in order (all of them where affinity is not supported)."""
+    """The cores this process may run on, in order (all of them where affinity is not supported).
+
+    A thread pinned by :func:`pin_timing_thread` still gets the cores it was pinned from: asked from the
+    timing thread, the affinity call alone would name only the timed core, and the workers would be put on
+    it too.
+    """
+    pinned_from = _PINNED_FROM.get(threading.get_ident())
+    if pinned_from:
+        return sorted(pinned_from[0])
     try:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -45,6 +56,7 @@ def pin_timing_thread(threads: int = 1, cores: list[int] | None = None) -> tuple
         os.sched_setaffinity(0, timed)
     except OSError:
         return [], None
+    _PINNED_FROM.setdefault(threading.get_ident(), []).append(set(cores) if cores is not None else restore)
     return timed, restore
 
 
@@ -56,6 +68,11 @@ def unpin(restore: set[int] | None) -> None:
         os.sched_setaffinity(0, restore)
     except OSError:
         pass
+    stack = _PINNED_FROM.get(threading.get_ident())
+    if stack:
+        stack.pop()
+        if not stack:
+            del _PINNED_FROM[threading.get_ident()]
 
 
 @contextmanager

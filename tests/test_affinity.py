@@ -51,3 +51,30 @@ def test_measure_pins_its_timing_without_workers_and_gives_the_affinity_back(tmp
     assert summary.measured == 2 and summary.prepare_workers == 0
     assert summary.timed_cores == [sorted(before)[0]]
     assert os.sched_getaffinity(0) == before
+
+
+@needs_two_cores
+def test_a_pinned_thread_still_sees_the_cores_it_was_pinned_from_so_workers_go_elsewhere():
+    before = sorted(os.sched_getaffinity(0))
+    with pinned_timing(resolve("cpu")) as timed:
+        assert usable_cores() == before  # not just the timed core
+        assert split_cores(1) == (timed, before[1:])
+        with pinned_timing(resolve("cpu")) as again:  # nested: the same split
+            assert again == timed and usable_cores() == before
+        assert os.sched_getaffinity(0) == set(timed)
+    assert usable_cores() == before
+
+
+@needs_two_cores
+def test_preparation_workers_run_off_the_timed_core():
+    from hwprof.prepare import Preparer
+    from tests.prepare_devices import SlowPrepDevice
+
+    with Preparer(SlowPrepDevice(), workers=1) as preparer:
+        stream = preparer.stream([f"m{i}" for i in range(4)])
+        assert len(list(stream)) == 4
+        (pid,) = preparer._worker_pids()
+        worker_affinity = os.sched_getaffinity(pid)
+        assert preparer.stats.timed_cores and preparer.stats.worker_cores
+        assert worker_affinity == set(preparer.stats.worker_cores)
+        assert not worker_affinity & set(preparer.stats.timed_cores)
