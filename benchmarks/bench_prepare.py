@@ -173,10 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agree-nets", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--out", default=None, help="keep the datasets here (default: a temporary folder)")
     args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores; one timing, the rest preparing", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
-        tmp = Path(tmp)
+        tmp = Path(args.out or tmp)
         print(f"wall / recorded inference, {args.nets} ofa networks (e2e) per run:", flush=True)
         walls = wall_ratios([t for t in args.targets.split(",") if t], args.nets, args.seed, tmp)
         print(f"agreement, {args.agree_nets} networks on {args.agree_target}:", flush=True)

@@ -36,6 +36,13 @@ sit beside reference chunks that were not picked, so their ratios run low
 with the quiet machine's for 100% under a switching memory-streaming
 neighbour, against 88.3%).
 
+Chunks timed beside our own preparation workers (:mod:`hwprof.prepare`) are
+left out of every estimate, a reference-corrected one included: a worker on
+the other core slowed LiteRT int8 networks 15-30% more than the reference,
+so rows estimated from every chunk disagreed with a run without workers
+(litert-cpu:int8, 60 networks: 85% within ±10% against a test-retest of
+100%).
+
 Simulated devices keep the contiguous protocol (:func:`hwprof.protocol.measure_session`):
 their noise is drawn, not caused by a neighbour.
 """
@@ -118,12 +125,17 @@ class Interleaver(Generic[T]):
             preparation workers stop for some rounds: :meth:`hwprof.prepare.PreparedStream.before_round`). When
             it returns False it used the time otherwise (prepared a model): the round is not timed, the pool is
             topped up and it is called again.
+        beside_own_work: Whether work of our own (preparation workers) runs beside the round about to be
+            timed (asked after ``before_round``). Its chunks are never quiet and are left out of every
+            estimate, a reference-corrected one included: pairing with the reference does not cancel a
+            neighbour that slows the models more than the reference.
     """
 
     def __init__(self, protocol: Protocol, open_item: Callable[[T], Session], reference: Session | None = None,
                  seed: int = 0, classifier: Classifier | None = None, clock: Callable[[], float] = time.monotonic,
                  probe: LoadProbe | None = None,
-                 before_round: Callable[[int, int], bool | None] | None = None) -> None:
+                 before_round: Callable[[int, int], bool | None] | None = None,
+                 beside_own_work: Callable[[], bool] | None = None) -> None:
         self.protocol = protocol
         self.open_item = open_item
         self.reference = reference
@@ -132,6 +144,8 @@ class Interleaver(Generic[T]):
         self.clock = clock
         self.probe = probe or LoadProbe()
         self.before_round = before_round
+        self.beside_own_work = beside_own_work
+        self._own_rounds: set[int] = set()  # rounds timed beside our own workers
         self.trace = Trace()
         self.final_quiet: dict[int, bool] = {}  # chunk index -> quiet, as classified when its member finished
         self.rows = 0
@@ -197,6 +211,8 @@ class Interleaver(Generic[T]):
                 order = list(active) + ([-1] if self.reference is not None else [])
                 if self.before_round is not None and self.before_round(self._round, len(order)) is False:
                     continue  # its time went to preparing a model
+                if self.beside_own_work is not None and self.beside_own_work():
+                    self._own_rounds.add(self._round)
                 before = self.probe.read()
                 timed: list[tuple[int, int, np.ndarray]] = []
                 for member_id in self.rng.permutation(order):
@@ -230,7 +246,10 @@ class Interleaver(Generic[T]):
     def _finish_if_done(self, member_id: int, member: _Member[T]) -> Finished[T] | None:
         p = self.protocol
         classes = self.classifier.classify(self.trace, member.chunks)
-        quiet = classes.quiet
+        usable = np.array([r not in self._own_rounds for r in member.rounds], dtype=bool)
+        if not usable.any():  # cannot happen with stretches of stopped workers; keep every chunk rather than none
+            usable[:] = True
+        quiet = classes.quiet & usable
         if quiet.any():
             self._last_quiet = max(self._last_quiet, self.trace.end[member.chunks[int(np.flatnonzero(quiet)[-1])]])
         enough = int(quiet.sum()) >= p.min_quiet
@@ -243,13 +262,14 @@ class Interleaver(Generic[T]):
         # Paired with the reference, a few quiet chunks picked out of many are the ones that happened to run
         # fast beside reference chunks that were not picked: their ratios run low. A quiet window is at least a
         # third of the chunks taken; with fewer, every chunk paired with its round's reference is the estimate.
-        window = enough and (not ref_ms or 3 * int(quiet.sum()) >= len(member.chunks))
+        window = enough and (not ref_ms or 3 * int(quiet.sum()) >= int(usable.sum()))
         if window:
             keep, estimate = quiet, "quiet"
-        elif ref_ms:  # no quiet window for it: every chunk, flagged (each is paired with the reference below)
-            keep, estimate = np.ones(len(quiet), dtype=bool), "reference-corrected"
+        elif ref_ms:  # no quiet window for it: every usable chunk, flagged (each paired with the reference below)
+            keep, estimate = usable, "reference-corrected"
         else:
-            keep, estimate = classes.slowdown <= 1 + self.classifier.tol, "fastest-chunks"
+            fastest = (classes.slowdown <= 1 + self.classifier.tol) & usable
+            keep, estimate = (fastest if fastest.any() else usable), "fastest-chunks"
         stats = summarize(np.concatenate(self._kept_samples(member, keep, ref_ms)), np.asarray(member.warmup_s), p,
                           converged=False)
         if enough and stats.ci_rel > p.target_ci and not out_of_rounds:

@@ -158,6 +158,44 @@ def test_a_model_with_no_quiet_window_is_corrected_by_the_reference_beside_each_
     assert "scaled by the reference network" in v.warning()
 
 
+class BesideWorkers(Session):
+    """A model slowed ``factor`` more while our own workers run beside it (the reference is not)."""
+
+    def __init__(self, inner: NoisySession, own: dict, factor: float) -> None:
+        self.inner, self.own, self.factor = inner, own, factor
+
+    def run(self, n: int) -> np.ndarray:
+        slow = self.factor if self.own["on"] else 1.0
+        out = self.inner.run(n) * slow
+        self.inner.clock.now += float(out.sum()) - float(out.sum()) / slow  # the extra time passes too
+        return out
+
+
+def test_chunks_timed_beside_our_own_workers_are_left_out_of_a_reference_corrected_row():
+    # as above, the late models never see a quiet chunk; in every other stretch of two rounds our own workers run
+    # and slow the models 1.3x but not the reference: pairing with the reference cannot undo that, leaving out can
+    levels = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    clock, machine = Clock(), Machine([(2.0, 1e9)], factor=1.5)
+    rng = np.random.default_rng(0)
+    own = {"on": False}
+    sessions = {i: BesideWorkers(NoisySession(ms / 1e3, clock, machine, rng), own, 1.3) for i, ms in enumerate(levels)}
+
+    def before_round(round_index: int, chunks: int) -> bool:
+        own["on"] = (round_index // 2) % 2 == 1
+        return True
+
+    protocol = Protocol(rounds=8, chunk_s=0.03, pool=2, warmup=2, target_ci=0.05)
+    runner = Interleaver(protocol, lambda i: sessions[i], NoisySession(8e-3, clock, machine, rng), clock=clock,
+                         probe=FakeProbe(clock, machine), before_round=before_round,
+                         beside_own_work=lambda: own["on"])
+    finished = {f.item: f for f in runner.run(list(sessions))}
+    late = [f for f in finished.values() if f.noise.estimate == "reference-corrected"]
+    assert late
+    for f in finished.values():
+        assert f.measurement.median_ms == pytest.approx(levels[f.item], rel=0.03)  # not up to 1.3x
+        assert not any(q for r, _, q in f.chunk_log if (r // 2) % 2 == 1)  # never quiet beside our workers
+
+
 def test_every_chunk_is_paired_with_the_reference_so_a_shift_of_the_machines_speed_cancels():
     # the whole machine runs 12% slower after 3 s (another VM on the host), on no neighbour's account: the models
     # that enter the pool late see only that speed, agree with each other and look quiet, but each chunk is paired
