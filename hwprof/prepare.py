@@ -35,14 +35,15 @@ few models are loaded), so that a chunk in a stopped stretch has quiet chunks
 around it, which is what the classifier (:mod:`hwprof.quiet`) looks at.
 Chunks timed beside a running worker are disturbed by definition (another
 process used a core) and left out, like any disturbed chunk; the stopped
-stretches give every model its quiet chunks. So a stretch with the workers
-running is not spent timing while a model is left to start and the queue has
-room: the timing process prepares that model beside the workers instead
-(:meth:`PreparedStream.before_round`), then the workers stop and timing goes
-on. On a 2-core machine both cores prepare, then one times alone. Otherwise
-(the queue full, everything started) the stretch is timed as before. The
-workers also run whenever the timing loop waits for a model. The run's noise
-verdict counts the chunks the workers disturbed.
+stretches give every model its quiet chunks, and those chunks are left out
+of a row estimated without a quiet window too. So a stretch with the workers
+running is not spent timing while a model is left to start and fewer than
+``queue`` models the timing process prepared wait: it prepares that model
+beside the workers instead (:meth:`PreparedStream.before_round`), then the
+workers stop and timing goes on. On a 2-core machine both cores prepare,
+then one times alone. Otherwise the stretch is timed as before. The workers
+also run whenever the timing loop waits for a model. The run's noise verdict
+counts the chunks the workers disturbed.
 
 ``workers=0`` prepares each model in the timing process just before it is
 loaded, as hwprof always did; a failure is that task's failure all the same.
@@ -461,9 +462,9 @@ class PreparedStream:
         if item is None:
             return True
         p.end_running_stretch()
-        p.stats.prepared_ahead += 1
-        prepared = self._prepare_here(item)
+        prepared = self._prepare_here(item)  # a failure is counted as that task's
         if prepared is not None:
+            p.stats.prepared_ahead += 1
             self.ahead.append(prepared)
         return False
 
