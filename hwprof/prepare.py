@@ -468,6 +468,11 @@ class PreparedStream:
             self.ahead.append(prepared)
         return False
 
+    def workers_busy(self) -> bool:
+        """Whether a worker is preparing a model now (one submitted and not finished): a running stretch whose
+        workers have nothing to do disturbs nothing."""
+        return any(not future.done() for _, future in self.pending)
+
     def _top_up(self) -> None:
         p = self.preparer
         while len(self.pending) < p.queue:

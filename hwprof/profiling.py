@@ -396,7 +396,8 @@ def _measure_chunked(device: Device, prepared: Iterable[tuple[Task, Any]], proto
     runner = Interleaver(protocol, open_item, reference.session if reference else None,
                          seed=getattr(device, "seed", 0) or 0,
                          before_round=prepared.before_round if preparer is not None and preparer.workers else None,
-                         beside_own_work=(lambda: preparer.running_stretch) if preparer is not None else None)
+                         beside_own_work=(lambda: preparer.running_stretch and prepared.workers_busy())
+                         if preparer is not None and preparer.workers else None)
     owners: dict[int, dict] = {}
     try:
         for done in runner.run(prepared):

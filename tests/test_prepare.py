@@ -278,9 +278,11 @@ def test_a_running_stretch_goes_to_preparing_a_model_here_rather_than_to_disturb
     with Preparer(SlowPrepDevice(delay_s=0.05), workers=1, queue=3) as preparer:
         stream = preparer.stream(NAMES)
         taken = [next(stream)[0]]  # m0-m2 go to the worker; m3 is prepared here rather than wait
+        assert stream.workers_busy()  # the worker is still starting: m0 is not ready
         deadline = time.monotonic() + 30
         while not all(future.done() for _, future in stream.pending) and time.monotonic() < deadline:
             time.sleep(0.02)
+        assert not stream.workers_busy()  # all three done: a stretch beside it would disturb nothing
         taken.append(next(stream)[0])  # m0: the queue now has room for one
         (pid,) = preparer._worker_pids()
         assert stream.before_round(0, PHASE_CHUNKS) is True  # the first stretch is timed, workers stopped
